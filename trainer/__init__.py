@@ -1,0 +1,1 @@
+"""Research toolkit: data import, SFT, RL, evaluation and GGUF export for the app's models."""
