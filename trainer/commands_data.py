@@ -1,0 +1,112 @@
+"""`therapist-trainer import` and `split`: bring data into the normalised JSONL schema."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from trainer.data.app_export import import_app_export
+from trainer.data.counselchat import import_counselchat
+from trainer.data.dedup import deduplicate
+from trainer.data.empathetic import import_empathetic
+from trainer.data.esconv import import_esconv
+from trainer.data.generic import EMOTION_SCHEMES, import_table, parse_mapping
+from trainer.data.hub import import_hub
+from trainer.data.records import DataError, read_jsonl, write_jsonl
+from trainer.data.split import SPLITS, SplitFractions, split_examples
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("esconv", "empathetic", "counselchat", "table", "hub", "app-export", "jsonl")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    imp = subparsers.add_parser(
+        "import",
+        help="convert data files (or a hub dataset) into the normalised JSONL schema",
+        description="Validate, convert and deduplicate examples into one JSONL file. "
+        "Bad rows are reported with their line numbers.",
+    )
+    imp.add_argument("inputs", nargs="+", help="input files (for --format hub: dataset names or folders)")
+    imp.add_argument("--format", required=True, choices=FORMATS, help="the inputs' format")
+    imp.add_argument("-o", "--output", required=True, type=Path, help="the JSONL file to write")
+    imp.add_argument(
+        "--map", action="append", default=[], metavar="FIELD=COLUMN",
+        help="for table and hub: the column holding a field (client_words, reply, context, "
+        "emotion, strategy, conversation_id, id); repeat per field",
+    )
+    imp.add_argument(
+        "--emotion-labels", choices=EMOTION_SCHEMES, default="ours",
+        help="for table and hub: which label set the emotion column uses",
+    )
+    imp.add_argument("--source", help="for table: the source name recorded on each example")
+    imp.add_argument("--split", default="train", help="for hub: the dataset split to read")
+    imp.add_argument("--subset", help="for hub: the dataset configuration name")
+    imp.add_argument("--max-context-turns", type=int, default=8, help="for esconv and empathetic: earlier turns kept as context")
+    imp.add_argument("--skip-invalid", action="store_true", help="import the valid rows and report the bad ones instead of failing")
+    imp.add_argument("--keep-duplicates", action="store_true", help="do not drop repeated exchanges")
+    imp.set_defaults(func=run_import)
+
+    split = subparsers.add_parser(
+        "split",
+        help="split a normalised JSONL file into train/validation/test, conversations kept whole",
+        description="Write train.jsonl, validation.jsonl and test.jsonl into a folder.",
+    )
+    split.add_argument("input", type=Path, help="a normalised JSONL file")
+    split.add_argument("-o", "--output-dir", required=True, type=Path, help="folder for the split files")
+    split.add_argument("--fractions", default="0.8,0.1,0.1", help="train,validation,test fractions (sum to 1)")
+    split.add_argument("--seed", type=int, default=0, help="shuffle seed")
+    split.set_defaults(func=run_split)
+
+
+def _read(fmt: str, path: str, args: argparse.Namespace):
+    if fmt == "esconv":
+        return import_esconv(path, args.max_context_turns, args.skip_invalid)
+    if fmt == "empathetic":
+        return import_empathetic(path, args.max_context_turns, args.skip_invalid)
+    if fmt == "counselchat":
+        return import_counselchat(path, args.skip_invalid)
+    if fmt == "table":
+        return import_table(path, parse_mapping(args.map), args.source, args.emotion_labels, args.skip_invalid)
+    if fmt == "hub":
+        return import_hub(path, parse_mapping(args.map), args.split, args.subset, args.emotion_labels, args.skip_invalid)
+    if fmt == "app-export":
+        return import_app_export(path, args.skip_invalid)
+    return read_jsonl(path, args.skip_invalid)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    examples, skipped = [], 0
+    try:
+        for path in args.inputs:
+            result = _read(args.format, path, args)
+            examples.extend(result.examples)
+            skipped += len(result.errors)
+    except DataError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    dropped = 0
+    if not args.keep_duplicates:
+        examples, dropped = deduplicate(examples)
+    count = write_jsonl(examples, args.output)
+    print(f"wrote {count} examples to {args.output} ({dropped} duplicates dropped, {skipped} invalid rows skipped)")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    try:
+        parts = [float(p) for p in args.fractions.split(",")]
+        if len(parts) != 3:
+            raise ValueError("--fractions needs three numbers: train,validation,test")
+        fractions = SplitFractions(*parts)
+        examples = read_jsonl(args.input).examples
+    except (ValueError, DataError) as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    splits = split_examples(examples, fractions, args.seed)
+    for name in SPLITS:
+        write_jsonl(splits[name], args.output_dir / f"{name}.jsonl")
+    print(", ".join(f"{name}: {len(splits[name])}" for name in SPLITS) + f" examples in {args.output_dir}")
+    return 0
