@@ -1,0 +1,30 @@
+"""The encrypted session store (SQLCipher 4). See docs/store.md for key management,
+the file layout and what each check does."""
+
+from therapist_app.core.store.errors import (
+    Conflict,
+    DatabaseCorrupt,
+    DatabaseInUse,
+    ExportRefused,
+    KeychainUnavailable,
+    KeyFileMissing,
+    NotEncrypted,
+    NotFound,
+    PassphraseTooShort,
+    SchemaTooNew,
+    StorageFailure,
+    StorageFull,
+    StoreError,
+    StoreExists,
+    StoreLocked,
+    WrongPassphrase,
+)
+from therapist_app.core.store.keys import KdfParams
+from therapist_app.core.store.store import Store, restore
+
+__all__ = [
+    "Conflict", "DatabaseCorrupt", "DatabaseInUse", "ExportRefused", "KdfParams",
+    "KeyFileMissing", "KeychainUnavailable", "NotEncrypted", "NotFound", "PassphraseTooShort",
+    "SchemaTooNew", "StorageFailure", "StorageFull", "Store", "StoreError", "StoreExists",
+    "StoreLocked", "WrongPassphrase", "restore",
+]

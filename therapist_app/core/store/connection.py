@@ -1,0 +1,219 @@
+"""Opening one SQLCipher file safely: key, prove the key, check the settings, check pages.
+
+Nothing here creates, re-initialises or writes to a file that fails a check: a wrong
+key or a damaged page raises before any pragma that could write runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import closing
+from pathlib import Path
+
+import sqlcipher3
+
+from therapist_app.core.store.errors import (
+    Conflict,
+    DatabaseCorrupt,
+    DatabaseInUse,
+    NotEncrypted,
+    StorageFailure,
+    StorageFull,
+    StoreError,
+    StoreExists,
+)
+
+log = logging.getLogger(__name__)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+# SQLCipher 4 defaults. Any other value means a compatibility mode or a weakened file.
+EXPECTED_CIPHER = "AES-256-CBC"
+EXPECTED_SETTINGS = {
+    "kdf_iter": "256000",
+    "cipher_page_size": "4096",
+    "cipher_use_hmac": "1",
+    "cipher_plaintext_header_size": "0",
+    "cipher_hmac_algorithm": "HMAC_SHA512",
+    "cipher_kdf_algorithm": "PBKDF2_HMAC_SHA512",
+}
+
+_CODES = {"BUSY": 5, "LOCKED": 6, "READONLY": 8, "IOERR": 10, "CORRUPT": 11, "FULL": 13,
+          "CANTOPEN": 14, "CONSTRAINT": 19, "NOTADB": 26}
+
+RESTORE_HINT = "It was not changed. Restore it from a backup (therapist-app store restore)."
+
+
+def primary_code(error: sqlcipher3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def translate(error: sqlcipher3.Error, path: Path) -> StoreError:
+    """Map a SQLite error to the store's exception with a message a therapist can act on.
+
+    SQLite's own message is kept out of it: it can quote SQL but never client text,
+    and the error code says all we need.
+    """
+    code = primary_code(error)
+    name = path.name
+    if code == _CODES["FULL"]:
+        return StorageFull(f"the disk is full: the last change to {name} was not saved; "
+                           "earlier data is intact. Free some space and try again.")
+    if code == _CODES["IOERR"]:
+        return StorageFailure(f"the system reported a read/write error on {name}: the last "
+                              "change was not saved; earlier data is intact.")
+    if code in (_CODES["CORRUPT"], _CODES["NOTADB"]):
+        return DatabaseCorrupt(f"{name} is damaged or was altered (its pages fail "
+                               f"authentication). {RESTORE_HINT}")
+    if code in (_CODES["BUSY"], _CODES["LOCKED"]):
+        return DatabaseInUse(f"{name} is busy in another process")
+    if code == _CODES["READONLY"]:
+        return StorageFailure(f"{name} or its folder is read-only: nothing was saved")
+    if code == _CODES["CONSTRAINT"]:
+        return Conflict(f"the change conflicts with an existing record or a rule of {name} "
+                        "(a client code already in use, or the append-only audit log); "
+                        "it was not saved")
+    if code == _CODES["CANTOPEN"]:
+        return StorageFailure(f"{name} cannot be opened (missing, or its folder is not writable)")
+    return StoreError(f"database error on {name} ({type(error).__name__}, code {code})")
+
+
+def check_file_before_open(path: Path) -> None:
+    """Refuse a missing, empty or plaintext file before SQLCipher sees it: given an
+    empty file, SQLCipher would quietly start a new database in it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        raise StoreError(f"no store at {path}") from None
+    if not head:
+        raise DatabaseCorrupt(f"{path.name} is empty (zero bytes). {RESTORE_HINT}")
+    if head == SQLITE_HEADER:
+        raise NotEncrypted(f"{path.name} is a plaintext SQLite database, not an encrypted "
+                           "store; refusing to open or change it")
+    if os.path.getsize(path) < 1024:
+        raise DatabaseCorrupt(f"{path.name} is truncated. {RESTORE_HINT}")
+
+
+def _key(conn: sqlcipher3.Connection, data_key: bytes, schema: str = "main") -> None:
+    # Raw hex key: SQLCipher skips its own KDF; the hex string holds no quotes.
+    conn.execute(f"PRAGMA {schema}.key = \"x'{bytes(data_key).hex()}'\"")
+
+
+def attach_sql(alias: str, data_key: bytes) -> str:
+    """ATTACH statement keyed like `_key`; the path is bound as a parameter."""
+    return f"ATTACH DATABASE ? AS {alias} KEY \"x'{bytes(data_key).hex()}'\""
+
+
+def _check_cipher(conn: sqlcipher3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA cipher_version").fetchone()
+    if not version or not version[0]:
+        raise StoreError("this SQLite build has no SQLCipher: refusing to store data unencrypted")
+    cipher = conn.execute("PRAGMA cipher").fetchone()[0]
+    settings = {}
+    for (line,) in conn.execute("PRAGMA cipher_settings"):
+        name, _, value = line.removeprefix("PRAGMA ").rstrip(";").partition(" = ")
+        settings[name.strip()] = value.strip()
+    wrong = {k: settings.get(k) for k, v in EXPECTED_SETTINGS.items() if settings.get(k) != v}
+    if cipher != EXPECTED_CIPHER or wrong:
+        raise StoreError(f"{path.name} is not using SQLCipher 4 default settings "
+                         f"(cipher {cipher}, differing: {sorted(wrong)}); refusing it")
+
+
+def _apply_pragmas(conn: sqlcipher3.Connection) -> None:
+    if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+        raise StoreError("the database could not switch to WAL journaling")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # Temp files are not encrypted: keep sorts, temp tables and VACUUM's copy in memory.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    # Freed pages are zeroed, so deleted rows do not linger until the next VACUUM.
+    conn.execute("PRAGMA secure_delete = ON")
+    checks = {
+        "synchronous": 2, "foreign_keys": 1, "temp_store": 2, "secure_delete": 1,
+    }
+    for pragma, expected in checks.items():
+        if conn.execute(f"PRAGMA {pragma}").fetchone()[0] != expected:
+            raise StoreError(f"PRAGMA {pragma} did not take effect")
+
+
+def _connect(path: Path, mode: str) -> sqlcipher3.Connection:
+    conn = sqlcipher3.connect(f"file:{path.as_posix()}?mode={mode}", uri=True,
+                              isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    # Wipe SQLCipher's key material and page buffers when they are freed.
+    conn.execute("PRAGMA cipher_memory_security = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
+
+
+def open_existing(path: Path, data_key: bytes) -> sqlcipher3.Connection:
+    """Open and verify an existing store file. Raises DatabaseCorrupt when the key
+    does not authenticate page 1 (the caller has already proved the passphrase) or a
+    page fails quick_check; the file is left byte for byte as it was."""
+    check_file_before_open(path)
+    try:
+        conn = _connect(path, "rw")
+    except sqlcipher3.Error as error:
+        raise translate(error, path) from None
+    try:
+        _key(conn, data_key)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _check_cipher(conn, path)
+        problems = conn.execute("PRAGMA quick_check").fetchall()
+        if problems != [("ok",)]:
+            raise DatabaseCorrupt(f"{path.name} failed its integrity check "
+                                  f"({len(problems)} problems). {RESTORE_HINT}")
+        _apply_pragmas(conn)
+        if conn.execute("PRAGMA cipher_memory_security").fetchone()[0] != "1":
+            raise StoreError("cipher_memory_security could not be turned on")
+    except sqlcipher3.Error as error:
+        conn.close()
+        raise translate(error, path) from None
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:
+    if path.exists():
+        raise StoreExists(f"{path} already exists; refusing to overwrite it")
+    try:
+        conn = _connect(path, "rwc")
+        _key(conn, data_key)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _check_cipher(conn, path)
+        _apply_pragmas(conn)
+    except sqlcipher3.Error as error:
+        raise translate(error, path) from None
+    # SQLite gives -wal and -shm the main file's mode, so this covers all three.
+    os.chmod(path, 0o600)
+    return conn
+
+
+def checkpoint(conn: sqlcipher3.Connection) -> None:
+    """Move the WAL into the main file and truncate the WAL to zero bytes."""
+    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        raise DatabaseInUse("a WAL checkpoint could not complete: another reader is active")
+
+
+def cipher_integrity_check(conn: sqlcipher3.Connection, path: Path) -> list[str]:
+    """Every page's HMAC (cipher_integrity_check) and SQLite's structural check."""
+    checkpoint(conn)
+    problems = [row[0] for row in conn.execute("PRAGMA cipher_integrity_check")]
+    structure = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    if structure != ["ok"]:
+        problems += structure
+    return problems
+
+
+def verify_encrypted_file(path: Path, data_key: bytes) -> None:
+    """Prove a file written elsewhere (a backup) is encrypted and readable with its key."""
+    with closing(open_existing(path, data_key)) as conn:
+        problems = cipher_integrity_check(conn, path)
+    if problems:
+        raise DatabaseCorrupt(f"{path.name} failed verification ({len(problems)} problems)")

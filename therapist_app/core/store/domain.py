@@ -1,0 +1,313 @@
+"""The store's domain methods: profile, clients, sessions, utterances, suggestions,
+decisions, notes, the audit log and the model registry.
+
+Every method runs in `atomic()`; reads of a client's record write their "view" audit
+row in the same transaction. Audit rows hold ids and counts only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Iterable, Sequence
+
+from therapist_app.core.dialogue_format import SPEAKERS, Decision
+from therapist_app.core.store.errors import NotFound
+from therapist_app.core.store.records import (
+    AuditEntry,
+    Client,
+    DecisionRecord,
+    ModelRecord,
+    Note,
+    Profile,
+    Session,
+    Suggestion,
+    Transcript,
+    Utterance,
+)
+from therapist_app.core.store.schema import AUDIT_ACTIONS, now
+from therapist_app.core.taxonomy import check_emotion, strategies
+
+
+log = logging.getLogger(__name__)
+
+_UTTERANCE_COLUMNS = ("id, session_id, speaker, text, created_at, emotion_detected, "
+                      "emotion_confidence, emotion_corrected, risk_flags")
+
+
+def _utterance(row: Sequence) -> Utterance:
+    return Utterance(*row[:8], risk_flags=tuple(json.loads(row[8])))
+
+
+def _check_strategy(strategy: str | None) -> None:
+    if strategy is not None and strategy not in strategies():
+        raise ValueError(f"unknown strategy {strategy!r}")
+
+
+class StoreRecords:
+    """Mixed into `Store`; relies on its `_require()`, `atomic()` and `compact()`."""
+
+    def _audit(self, action: str, *, client_id: int | None = None, session_id: int | None = None,
+               object_id: int | None = None, count: int | None = None) -> None:
+        if action not in AUDIT_ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}")
+        self._require().execute(
+            "INSERT INTO audit(at, action, client_id, session_id, object_id, count) "
+            "VALUES (?, ?, ?, ?, ?, ?)", (now(), action, client_id, session_id, object_id, count))
+
+    def _one(self, sql: str, params: tuple, what: str) -> Sequence:
+        row = self._require().execute(sql, params).fetchone()
+        if row is None:
+            raise NotFound(f"no {what} with id {params[0]}")
+        return row
+
+    # ---- profile -------------------------------------------------------------------
+
+    def profile(self) -> Profile:
+        with self.atomic():
+            return Profile(*self._one("SELECT display_name, created_at FROM profile WHERE id = ?",
+                                      (1,), "profile"))
+
+    def set_profile_name(self, display_name: str | None) -> None:
+        with self.atomic():
+            self._require().execute("UPDATE profile SET display_name = ? WHERE id = 1",
+                                    (display_name,))
+
+    # ---- clients -------------------------------------------------------------------
+
+    def add_client(self, code: str, display_name: str | None = None) -> Client:
+        """Add a client under a pseudonymous code (unique); the display name is optional."""
+        code = code.strip()
+        if not code:
+            raise ValueError("a client needs a non-empty code")
+        with self.atomic():
+            created = now()
+            cursor = self._require().execute(
+                "INSERT INTO clients(code, display_name, created_at) VALUES (?, ?, ?)",
+                (code, display_name, created))
+            return Client(cursor.lastrowid, code, display_name, created)
+
+    def list_clients(self) -> list[Client]:
+        """Codes and display names for the client picker (not a record view: no audit)."""
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT id, code, display_name, created_at FROM clients ORDER BY code")
+            return [Client(*row) for row in rows]
+
+    def search_clients(self, query: str) -> list[Client]:
+        """Clients whose code or display name contains `query` (case-insensitive)."""
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT id, code, display_name, created_at FROM clients "
+                "WHERE code LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' ORDER BY code",
+                (pattern,))
+            return [Client(*row) for row in rows]
+
+    def get_client(self, client_id: int) -> Client:
+        """One client's record; writes a `view_client` audit row."""
+        with self.atomic():
+            client = Client(*self._one(
+                "SELECT id, code, display_name, created_at FROM clients WHERE id = ?",
+                (client_id,), "client"))
+            self._audit("view_client", client_id=client_id)
+            return client
+
+    def erase_client(self, client_id: int) -> None:
+        """Delete a client and everything recorded about them, then checkpoint and VACUUM
+        so no trace of their text survives in the database, -wal or -shm files.
+        The audit row (ids only) records that the erasure happened."""
+        with self.atomic():
+            self._one("SELECT id FROM clients WHERE id = ?", (client_id,), "client")
+            sessions = self._require().execute(
+                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)).fetchone()[0]
+            self._require().execute("DELETE FROM clients WHERE id = ?", (client_id,))
+            self._audit("erase_client", client_id=client_id, count=sessions)
+        self.compact()
+        log.info("erased client %d (%d sessions)", client_id, sessions)
+
+    # ---- sessions and utterances ----------------------------------------------------
+
+    def start_session(self, client_id: int) -> Session:
+        with self.atomic():
+            self._one("SELECT id FROM clients WHERE id = ?", (client_id,), "client")
+            started, conversation_id = now(), secrets.token_hex(8)
+            cursor = self._require().execute(
+                "INSERT INTO sessions(client_id, conversation_id, started_at) VALUES (?, ?, ?)",
+                (client_id, conversation_id, started))
+            return Session(cursor.lastrowid, client_id, conversation_id, started, None)
+
+    def end_session(self, session_id: int) -> None:
+        with self.atomic():
+            self._one("SELECT id FROM sessions WHERE id = ?", (session_id,), "session")
+            self._require().execute("UPDATE sessions SET ended_at = ? WHERE id = ?",
+                                    (now(), session_id))
+
+    def sessions(self, client_id: int) -> list[Session]:
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT id, client_id, conversation_id, started_at, ended_at FROM sessions "
+                "WHERE client_id = ? ORDER BY id", (client_id,))
+            return [Session(*row) for row in rows]
+
+    def append_utterance(self, session_id: int, speaker: str, text: str, *,
+                         emotion: str | None = None, confidence: float | None = None,
+                         risk_flags: Iterable[str] = ()) -> Utterance:
+        """Record what the client or therapist said, with the detected emotion (a
+        taxonomy id) and any risk flags the detector raised."""
+        if speaker not in SPEAKERS:
+            raise ValueError(f"speaker must be one of {SPEAKERS}")
+        if emotion is not None:
+            check_emotion(emotion)
+        flags = tuple(risk_flags)
+        with self.atomic():
+            self._one("SELECT id FROM sessions WHERE id = ?", (session_id,), "session")
+            created = now()
+            cursor = self._require().execute(
+                "INSERT INTO utterances(session_id, speaker, text, created_at, emotion_detected,"
+                " emotion_confidence, risk_flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, speaker, text, created, emotion, confidence, json.dumps(flags)))
+            return Utterance(cursor.lastrowid, session_id, speaker, text, created, emotion,
+                             confidence, None, flags)
+
+    def correct_emotion(self, utterance_id: int, emotion: str | None) -> None:
+        """The therapist's correction of the detected emotion (None clears it)."""
+        if emotion is not None:
+            check_emotion(emotion)
+        with self.atomic():
+            self._one("SELECT id FROM utterances WHERE id = ?", (utterance_id,), "utterance")
+            self._require().execute("UPDATE utterances SET emotion_corrected = ? WHERE id = ?",
+                                    (emotion, utterance_id))
+
+    def session_transcript(self, session_id: int) -> Transcript:
+        """A session with its utterances, suggestions and decisions; writes a
+        `view_session` audit row."""
+        with self.atomic():
+            conn = self._require()
+            session = Session(*self._one(
+                "SELECT id, client_id, conversation_id, started_at, ended_at FROM sessions "
+                "WHERE id = ?", (session_id,), "session"))
+            utterances = tuple(_utterance(row) for row in conn.execute(
+                f"SELECT {_UTTERANCE_COLUMNS} FROM utterances WHERE session_id = ? ORDER BY id",
+                (session_id,)))
+            suggestions = tuple(Suggestion(*row) for row in conn.execute(
+                "SELECT s.id, s.utterance_id, s.model_id, s.strategy, s.text, s.latency_ms, "
+                "s.created_at FROM suggestions s JOIN utterances u ON u.id = s.utterance_id "
+                "WHERE u.session_id = ? ORDER BY s.id", (session_id,)))
+            decisions = tuple(DecisionRecord(*row) for row in conn.execute(
+                "SELECT d.id, d.suggestion_id, d.decision, d.final_text, d.created_at "
+                "FROM decisions d JOIN suggestions s ON s.id = d.suggestion_id "
+                "JOIN utterances u ON u.id = s.utterance_id WHERE u.session_id = ? "
+                "ORDER BY d.id", (session_id,)))
+            self._audit("view_session", client_id=session.client_id, session_id=session_id)
+            return Transcript(session, utterances, suggestions, decisions)
+
+    # ---- suggestions and decisions ---------------------------------------------------
+
+    def add_suggestion(self, utterance_id: int, model_id: str, strategy: str | None, text: str,
+                       latency_ms: float) -> Suggestion:
+        """A model's suggested reply to a client utterance (not yet accepted)."""
+        _check_strategy(strategy)
+        with self.atomic():
+            self._one("SELECT id FROM utterances WHERE id = ?", (utterance_id,), "utterance")
+            created = now()
+            cursor = self._require().execute(
+                "INSERT INTO suggestions(utterance_id, model_id, strategy, text, latency_ms, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (utterance_id, model_id, strategy, text, latency_ms, created))
+            return Suggestion(cursor.lastrowid, utterance_id, model_id, strategy, text,
+                              latency_ms, created)
+
+    def decide(self, suggestion_id: int, decision: Decision,
+               final_text: str | None = None) -> DecisionRecord:
+        """The therapist's decision on a suggestion. `accepted` keeps the suggestion's
+        text, `edited` needs `final_text`, `rejected` stores none. Audited."""
+        with self.atomic():
+            suggestion_text, session_id = self._one(
+                "SELECT s.text, u.session_id FROM suggestions s "
+                "JOIN utterances u ON u.id = s.utterance_id WHERE s.id = ?",
+                (suggestion_id,), "suggestion")
+            if decision == "accepted":
+                final_text = suggestion_text if final_text is None else final_text
+            elif decision == "edited":
+                if not final_text:
+                    raise ValueError("an edited decision needs the edited text")
+            elif decision == "rejected":
+                final_text = None
+            else:
+                raise ValueError(f"unknown decision {decision!r}")
+            created = now()
+            cursor = self._require().execute(
+                "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) "
+                "VALUES (?, ?, ?, ?)", (suggestion_id, decision, final_text, created))
+            self._audit("decision", session_id=session_id, object_id=cursor.lastrowid)
+            return DecisionRecord(cursor.lastrowid, suggestion_id, decision, final_text, created)
+
+    # ---- notes ---------------------------------------------------------------------
+
+    def note(self, session_id: int) -> Note | None:
+        with self.atomic():
+            row = self._require().execute(
+                "SELECT session_id, text, updated_at FROM notes WHERE session_id = ?",
+                (session_id,)).fetchone()
+            return None if row is None else Note(*row)
+
+    def set_note(self, session_id: int, text: str) -> Note:
+        with self.atomic():
+            self._one("SELECT id FROM sessions WHERE id = ?", (session_id,), "session")
+            updated = now()
+            self._require().execute(
+                "INSERT INTO notes(session_id, text, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(session_id) DO UPDATE SET text = excluded.text, "
+                "updated_at = excluded.updated_at", (session_id, text, updated))
+            return Note(session_id, text, updated)
+
+    # ---- audit log -----------------------------------------------------------------
+
+    def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
+        """Audit rows, newest first."""
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT id, at, action, client_id, session_id, object_id, count FROM audit "
+                "ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,))
+            return [AuditEntry(*row) for row in rows]
+
+    # ---- model registry ------------------------------------------------------------
+
+    def register_model(self, path: str, sha256: str, approved: bool = False) -> ModelRecord:
+        """Record a model file by its SHA-256 (re-registering a hash updates its path)."""
+        sha256 = sha256.lower()
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError("sha256 must be 64 hex digits")
+        with self.atomic():
+            conn = self._require()
+            conn.execute(
+                "INSERT INTO models(path, sha256, approved, added_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(sha256) DO UPDATE SET path = excluded.path",
+                (path, sha256, int(approved), now()))
+            record = self._model(sha256)
+            self._audit("model_added", object_id=record.id, count=int(record.approved))
+            return record
+
+    def set_model_approval(self, sha256: str, approved: bool) -> ModelRecord:
+        with self.atomic():
+            record = self._model(sha256.lower())
+            self._require().execute("UPDATE models SET approved = ? WHERE id = ?",
+                                    (int(approved), record.id))
+            self._audit("model_approval", object_id=record.id, count=int(approved))
+            return self._model(record.sha256)
+
+    def _model(self, sha256: str) -> ModelRecord:
+        row = self._require().execute(
+            "SELECT id, path, sha256, approved, added_at FROM models WHERE sha256 = ?",
+            (sha256,)).fetchone()
+        if row is None:
+            raise NotFound(f"no registered model with sha256 {sha256}")
+        return ModelRecord(row[0], row[1], row[2], bool(row[3]), row[4])
+
+    def models(self) -> list[ModelRecord]:
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT id, path, sha256, approved, added_at FROM models ORDER BY id")
+            return [ModelRecord(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]

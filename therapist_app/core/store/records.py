@@ -1,0 +1,109 @@
+"""The dataclasses the store's domain methods return (plain values, no connection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from therapist_app.core.dialogue_format import Decision, Speaker
+
+
+@dataclass(frozen=True)
+class Profile:
+    display_name: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Client:
+    id: int
+    code: str  # pseudonymous code, the only required identifier
+    display_name: str | None
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Session:
+    id: int
+    client_id: int
+    conversation_id: str
+    started_at: str
+    ended_at: str | None
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: int
+    session_id: int
+    speaker: Speaker
+    text: str
+    created_at: str
+    emotion_detected: str | None
+    emotion_confidence: float | None
+    emotion_corrected: str | None
+    risk_flags: tuple[str, ...]
+
+    @property
+    def emotion(self) -> str | None:
+        """The therapist's correction when there is one, else what was detected."""
+        return self.emotion_corrected or self.emotion_detected
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: int
+    utterance_id: int
+    model_id: str
+    strategy: str | None
+    text: str
+    latency_ms: float
+    created_at: str
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    suggestion_id: int
+    decision: Decision
+    final_text: str | None  # None when rejected
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Note:
+    session_id: int
+    text: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    session: Session
+    utterances: tuple[Utterance, ...]
+    suggestions: tuple[Suggestion, ...]
+    decisions: tuple[DecisionRecord, ...]
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    action: str
+    client_id: int | None
+    session_id: int | None
+    object_id: int | None
+    count: int | None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    id: int
+    path: str
+    sha256: str
+    approved: bool
+    added_at: str
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    ok: bool
+    problems: tuple[str, ...]
