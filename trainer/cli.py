@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data",)
 
 
 def build_parser() -> argparse.ArgumentParser:

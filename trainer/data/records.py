@@ -77,7 +77,7 @@ class RowCollector:
         self.errors.append(RowError(self.source, line, message))
 
     def result(self, skip_invalid: bool) -> ImportResult:
-        errors = tuple(self.errors)
+        errors = tuple(sorted(self.errors, key=lambda e: e.line))
         if errors and not skip_invalid:
             raise DataError(
                 f"{len(errors)} invalid row(s) in {self.source} "
