@@ -17,6 +17,7 @@ from therapist_app import __version__
 # Modules that define subcommands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "therapist_app.cli.suggest",
+    "therapist_app.cli.store",
 )
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 import sqlcipher3
 
+from therapist_app.core.policy import Policy
 from therapist_app.core.store import connection, keys
 from therapist_app.core.store.domain import StoreRecords
 from therapist_app.core.store.errors import (
@@ -30,6 +31,7 @@ from therapist_app.core.store.errors import (
     StoreExists,
     StoreLocked,
 )
+from therapist_app.core.store.export import export_training
 from therapist_app.core.store.keys import KdfParams, KeyFile
 from therapist_app.core.store.lockfile import StoreLock
 from therapist_app.core.store.records import IntegrityReport
@@ -365,6 +367,11 @@ class Store(StoreRecords):
         with self.atomic():
             self._audit("backup")
         log.info("backed up store %s (%d bytes)", self.store_id, destination.stat().st_size)
+
+    def export_training(self, destination: str | os.PathLike, policy: Policy) -> int:
+        """De-identified JSONL of every decision for training (see export.py); refused
+        with ExportRefused when `policy.export_allowed` is false. Audited."""
+        return export_training(self, destination, policy)
 
     def integrity_check(self) -> IntegrityReport:
         """On demand: checkpoint the WAL, then check every page's HMAC
