@@ -1,0 +1,171 @@
+"""The domain API: dataclasses, atomic(), audit rows, specific exceptions, locking."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sqlcipher3
+
+from tests.core.store.helpers import fill
+from therapist_app.core.store import Conflict, NotFound, StoreLocked
+from therapist_app.core.store.autolock import AutoLock
+from therapist_app.core.store.records import Client, Transcript, Utterance
+
+
+def test_records_round_trip_as_dataclasses(store):
+    ids = fill(store, "alpha")
+    client = store.get_client(ids["client"])
+    assert isinstance(client, Client) and client.display_name == "Name alpha"
+    transcript = store.session_transcript(ids["session"])
+    assert isinstance(transcript, Transcript)
+    first, second = transcript.utterances
+    assert isinstance(first, Utterance) and first.risk_flags == ("self_harm",)
+    assert (first.speaker, second.speaker) == ("client", "therapist")
+    assert transcript.decisions[0].decision == "edited"
+    assert transcript.suggestions[0].latency_ms == 42.0
+    assert store.note(ids["session"]).text == "note about alpha"
+    assert store.sessions(ids["client"])[0].id == ids["session"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        client.code = "other"
+
+
+def test_emotion_correction_overrides_detection(store):
+    ids = fill(store, "beta")
+    store.correct_emotion(ids["utterance"], "anger")
+    utterance = store.session_transcript(ids["session"]).utterances[0]
+    assert (utterance.emotion_detected, utterance.emotion) == ("anxiety", "anger")
+    with pytest.raises(ValueError, match="unknown emotion"):
+        store.correct_emotion(ids["utterance"], "not-an-emotion")
+
+
+def test_search_matches_code_and_name_without_wildcards(store):
+    store.add_client("C-100", "Robin Example")
+    store.add_client("C-2%0", None)
+    assert [c.code for c in store.search_clients("robin")] == ["C-100"]
+    assert [c.code for c in store.search_clients("2%")] == ["C-2%0"]
+    assert store.search_clients("_") == []
+
+
+def test_missing_ids_raise_not_found(store):
+    with pytest.raises(NotFound, match="no client with id 99"):
+        store.get_client(99)
+    with pytest.raises(NotFound):
+        store.start_session(99)
+    with pytest.raises(NotFound):
+        store.append_utterance(99, "client", "x")
+    with pytest.raises(NotFound):
+        store.decide(99, "accepted")
+    with pytest.raises(NotFound):
+        store.erase_client(99)
+
+
+def test_duplicate_code_is_a_conflict_and_rolls_back(store):
+    store.add_client("C-1")
+    with pytest.raises(Conflict, match="already in use"):
+        store.add_client("C-1", "second")
+    assert len(store.list_clients()) == 1
+
+
+def test_decisions_follow_their_rules(store):
+    ids = fill(store, "gamma")
+    said = store.append_utterance(ids["session"], "client", "again")
+    accepted = store.add_suggestion(said.id, "m", None, "Suggested text.", 1.0)
+    rejected = store.add_suggestion(said.id, "m", "question", "Another.", 1.0)
+    assert store.decide(accepted.id, "accepted").final_text == "Suggested text."
+    assert store.decide(rejected.id, "rejected").final_text is None
+    with pytest.raises(Conflict):
+        store.decide(accepted.id, "rejected")  # one decision per suggestion
+    edited = store.add_suggestion(said.id, "m", None, "Third.", 1.0)
+    with pytest.raises(ValueError, match="edited text"):
+        store.decide(edited.id, "edited")
+
+
+def test_atomic_nests_savepoints(store):
+    with store.atomic():
+        store.add_client("outer")
+        with pytest.raises(RuntimeError):
+            with store.atomic():
+                store.add_client("inner")
+                raise RuntimeError("undo the inner block only")
+    assert [c.code for c in store.list_clients()] == ["outer"]
+    with pytest.raises(RuntimeError):
+        with store.atomic():
+            store.add_client("gone")
+            raise RuntimeError("undo everything")
+    assert [c.code for c in store.list_clients()] == ["outer"]
+
+
+def test_views_and_decisions_are_audited_with_ids_only(store):
+    ids = fill(store, "MARKERdelta")
+    store.get_client(ids["client"])
+    store.session_transcript(ids["session"])
+    actions = [entry.action for entry in store.audit_log()]
+    assert actions[:3] == ["view_session", "view_client", "decision"]
+    view = store.audit_log(limit=1)[0]
+    assert (view.client_id, view.session_id) == (ids["client"], ids["session"])
+    rows = store._require().execute("SELECT * FROM audit").fetchall()
+    assert "MARKERdelta" not in repr(rows)
+    assert all(isinstance(v, (int, type(None))) for row in rows for v in row[3:])
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET action = 'backup'",
+    "DELETE FROM audit",
+    "UPDATE audit SET client_id = 7 WHERE id = 1",
+])
+def test_audit_table_refuses_update_and_delete(store_path, raw_connection, statement):
+    conn = raw_connection(store_path)
+    count = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+    assert count >= 1
+    with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
+        conn.execute(statement)
+    assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == count
+
+
+def test_audit_rejects_unknown_actions_and_text(store_path, raw_connection):
+    conn = raw_connection(store_path)
+    with pytest.raises(sqlcipher3.IntegrityError):
+        conn.execute("INSERT INTO audit(at, action) VALUES ('now', 'client said hello')")
+
+
+def test_model_registry(store):
+    digest = "ab" * 32
+    record = store.register_model("/models/a.gguf", digest.upper())
+    assert (record.sha256, record.approved) == (digest, False)
+    assert store.set_model_approval(digest, True).approved
+    assert [m.sha256 for m in store.models()] == [digest]
+    with pytest.raises(ValueError, match="64 hex"):
+        store.register_model("/x", "nothex")
+    with pytest.raises(NotFound):
+        store.set_model_approval("cd" * 32, True)
+    assert [e.action for e in store.audit_log(limit=2)] == ["model_approval", "model_added"]
+
+
+def test_lock_closes_drops_the_key_and_calls_hooks(store):
+    cleared = []
+    store.on_lock(lambda: cleared.append(True))
+    store.lock()
+    assert store.locked and cleared == [True]
+    assert bytes(store._data_key) == bytes(32)
+    with pytest.raises(StoreLocked):
+        store.list_clients()
+    store.lock()  # a second lock is harmless
+    assert cleared == [True]
+
+
+def test_auto_lock_uses_idle_time_on_a_monotonic_clock(store):
+    now = [1000.0]
+    auto = AutoLock(store, timeout_s=300, clock=lambda: now[0])
+    now[0] += 299
+    assert not auto.check()
+    auto.touch()
+    now[0] += 299
+    assert not auto.check()
+    now[0] += 1
+    assert auto.check() and store.locked
+
+
+def test_auto_lock_on_suspend(store):
+    AutoLock(store, timeout_s=60).suspend()
+    assert store.locked
