@@ -1,0 +1,129 @@
+"""Inference speed of the suggestion engine on the bundled model, as ratios.
+
+(a) llama_ratio: our decode tokens/s over llama.cpp's own decode rate (its perf
+    counters) for the same rounds: what our Python loop and sampling cost.
+(b) batch3_ratio: wall time of a round of 3 suggestions over a round of 1.
+(c) vs_transformers: our decode tokens/s over transformers' fp32 `generate` on the same
+    weights, loaded from the same GGUF (needs the train extra: torch, transformers, gguf).
+(d) warm_ttft_ratio: time to first token when the session's earlier turns are already
+    in the KV cache, over the same request from a cold cache.
+
+Usage: .venv/bin/python bench/inference.py [--threads 2] [--rounds 4] [--skip-transformers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
+from therapist_app.core.engine import EngineConfig, SuggestionEngine
+from therapist_app.core.model_file import bundled_model_path
+
+CLIENT_TURNS = [
+    ("I've been feeling on edge all week and I can't switch off at night.", "anxiety"),
+    ("Work keeps piling up and my manager doesn't seem to notice how much I do.", "stress"),
+    ("Sometimes I just sit in the car after work because I don't want to go in.", "depression"),
+    ("My brother says I'm overreacting, and maybe he's right.", "shame"),
+    ("I did manage a walk on Sunday though, and that felt good.", "hope"),
+]
+
+
+def conversation(k: int) -> SuggestionRequest:
+    """The k-th request of a scripted session: earlier turns become its context."""
+    context: list[Turn] = [Turn("therapist", "What would you like to focus on today?")]
+    for words, _ in CLIENT_TURNS[:k]:
+        context += [Turn("client", words), Turn("therapist", "That sounds like a lot to carry.")]
+    words, emotion = CLIENT_TURNS[k]
+    return SuggestionRequest(words, tuple(context), EmotionReading(emotion, 0.8))
+
+
+def measure_decode(engine: SuggestionEngine, rounds: int) -> tuple[float, float]:
+    """(our tokens/s, llama.cpp's tokens/s) over single-suggestion rounds."""
+    ours_tokens = ours_seconds = 0.0
+    llama_ms = llama_calls = 0.0
+    for k in range(rounds):
+        engine.reset_session()
+        engine._ctx.reset_perf()
+        result = engine.complete(conversation(k % len(CLIENT_TURNS)), n=1)
+        perf = engine.perf()
+        # The first token comes from the prompt batch; the rest from one-token decodes.
+        ours_tokens += max(result.stats.generated_tokens - 1, 0)
+        ours_seconds += result.stats.decode_s
+        llama_ms += perf.decode_ms
+        llama_calls += perf.decode_calls
+    return ours_tokens / ours_seconds, llama_calls / (llama_ms / 1000)
+
+
+def measure_batch(engine: SuggestionEngine, rounds: int) -> float:
+    one, three = [], []
+    for k in range(rounds):
+        request = conversation(k % len(CLIENT_TURNS))
+        for n, bucket in ((1, one), (3, three)) if k % 2 == 0 else ((3, three), (1, one)):
+            engine.reset_session()
+            started = time.perf_counter()
+            engine.complete(request, n=n)
+            bucket.append(time.perf_counter() - started)
+    return statistics.mean(three) / statistics.mean(one)
+
+
+def measure_ttft(engine: SuggestionEngine) -> float:
+    warm, cold = [], []
+    for k in range(1, len(CLIENT_TURNS)):
+        engine.reset_session()
+        engine.complete(conversation(k - 1), n=1)
+        warm.append(engine.complete(conversation(k), n=1).stats.ttft_s)
+        engine.reset_session()
+        cold.append(engine.complete(conversation(k), n=1).stats.ttft_s)
+    return statistics.median(warm) / statistics.median(cold)
+
+
+def transformers_tokens_per_second(threads: int, new_tokens: int = 48) -> float:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from therapist_app.core import dialogue_format as fmt
+
+    torch.set_num_threads(threads)
+    path = bundled_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.eval()
+    inputs = tokenizer(fmt.render_prompt(conversation(0)), return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        model.generate(**inputs, max_new_tokens=4, do_sample=False)  # warm-up
+        started = time.perf_counter()
+        out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False)
+        elapsed = time.perf_counter() - started
+    generated = out.shape[1] - inputs["input_ids"].shape[1]
+    return generated / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--skip-transformers", action="store_true")
+    args = parser.parse_args()
+
+    config = EngineConfig(n_threads=args.threads, max_tokens=48, seed=11)
+    with SuggestionEngine(config) as engine:
+        engine.complete(conversation(0), n=1)  # warm-up: page the weights in
+        ours, llama = measure_decode(engine, args.rounds)
+        batch3 = measure_batch(engine, args.rounds)
+        ttft = measure_ttft(engine)
+    print(f"decode: ours {ours:.1f} tok/s, llama.cpp perf counters {llama:.1f} tok/s")
+    print(f"3 suggestions / 1 suggestion wall time: {batch3:.2f}")
+    print(f"warm / cold time to first token: {ttft:.3f}")
+    figures = {"llama_ratio": ours / llama, "batch3_ratio": batch3}
+    if not args.skip_transformers:
+        hf = transformers_tokens_per_second(args.threads)
+        print(f"transformers fp32 generate: {hf:.1f} tok/s")
+        figures["vs_transformers"] = ours / hf
+    figures["warm_ttft_ratio"] = ttft
+    print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()

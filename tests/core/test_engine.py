@@ -1,0 +1,173 @@
+"""The suggestion engine on a tiny converted model (fast) and the bundled SmolLM2 (slow)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from therapist_app.core import dialogue_format as fmt
+from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
+from therapist_app.core.engine import EngineConfig, SuggestionEngine, TokenEvent
+from therapist_app.core.llama_runtime import SamplingParams
+
+REQUEST = SuggestionRequest(
+    "I haven't slept properly since the move and I feel on edge all day.",
+    (Turn("therapist", "How has this week been?"),),
+    EmotionReading("anxiety", 0.8),
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tiny_gguf):
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=12, n_threads=2)) as engine:
+        yield engine
+
+
+def test_three_suggestions_with_distinct_strategies_stream_tokens(tiny_engine):
+    stream = tiny_engine.stream(REQUEST, n=3)
+    events = list(stream)
+    result = stream.result
+    assert [s.strategy for s in result.suggestions] == ["reflection", "question", "affirmation"]
+    assert all(isinstance(e, TokenEvent) for e in events)
+    assert {e.index for e in events} == {0, 1, 2}
+    for s in result.suggestions:
+        streamed = "".join(e.text for e in events if e.index == s.index)
+        assert s.raw_text.startswith(streamed[: len(s.raw_text)])
+        assert s.n_tokens >= 1
+
+
+def test_prompt_prefix_is_decoded_once_for_all_sequences(tiny_engine):
+    tiny_engine.reset_session()
+    stats = tiny_engine.complete(REQUEST, n=3).stats
+    # The three prompts differ only in their strategy note; decoding them separately
+    # would cost three whole prompts.
+    assert stats.decoded_prompt_tokens < 1.5 * stats.prompt_tokens
+
+
+def test_same_seed_same_suggestions(tiny_gguf):
+    config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=10, seed=7, n_threads=2)
+    outputs = []
+    for _ in range(2):
+        with SuggestionEngine(config) as engine:
+            outputs.append([s.raw_text for s in engine.complete(REQUEST, n=2).suggestions])
+    assert outputs[0] == outputs[1]
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=10, seed=8)) as engine:
+        assert [s.raw_text for s in engine.complete(REQUEST, n=2).suggestions] != outputs[0]
+
+
+def test_consecutive_rounds_reuse_the_session_prefix(tiny_engine):
+    tiny_engine.reset_session()
+    first = tiny_engine.complete(REQUEST, n=2)
+    assert first.stats.reused_tokens == 0
+    follow_up = SuggestionRequest(
+        "And my partner says I snap at them.",
+        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
+        EmotionReading("stress", 0.7),
+    )
+    second = tiny_engine.complete(follow_up, n=2)
+    # Everything up to the previous client words is already in the KV cache.
+    earlier = fmt.render_chatml(fmt.build_messages(REQUEST)[:-1], add_generation_prompt=False)
+    assert second.stats.reused_tokens >= tiny_engine.count_tokens(earlier)
+    assert second.stats.decoded_prompt_tokens < second.stats.prompt_tokens
+
+
+def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
+    config = EngineConfig(
+        model_path=tiny_gguf, n_ctx=512, max_tokens=200,
+        sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0),
+    )
+    with SuggestionEngine(config) as engine:
+        stream = engine.stream(REQUEST, n=3)
+        seen = 0
+        for _ in stream:
+            seen += 1
+            if seen == 5:
+                stream.cancel()
+        result = stream.result
+    assert result.cancelled
+    assert all(s.finish_reason in ("cancelled", "stop") for s in result.suggestions)
+    assert sum(s.n_tokens for s in result.suggestions) < 20
+
+
+def test_cancel_from_another_thread(tiny_gguf):
+    config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=200,
+                          sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0))
+    with SuggestionEngine(config) as engine:
+        stream = engine.stream(REQUEST, n=1)
+        first = threading.Event()
+
+        def consume():
+            for _ in stream:
+                first.set()
+
+        worker = threading.Thread(target=consume)
+        worker.start()
+        assert first.wait(30)
+        stream.cancel()
+        worker.join(30)
+    assert not worker.is_alive() and stream.result.cancelled
+
+
+def test_long_context_is_cut_to_the_window(tiny_gguf):
+    turns = tuple(Turn("client" if i % 2 else "therapist", f"Turn number {i}. " * 20) for i in range(40))
+    request = SuggestionRequest("What now?", turns)
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=16)) as engine:
+        result = engine.complete(request, n=2)
+    assert result.stats.prompt_tokens <= 512 - 16
+    assert len(result.suggestions) == 2
+
+
+def test_cpu_build_offloads_nothing_and_accepts_an_override(tiny_gguf):
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=256, max_tokens=8)) as engine:
+        auto = engine.info
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=256, max_tokens=8, n_gpu_layers=0)) as engine:
+        assert engine.info.n_gpu_layers == 0
+    from therapist_app.core.llama_runtime import gpu_backend
+
+    if gpu_backend() == "cpu":
+        assert (auto.device, auto.n_gpu_layers) == ("cpu", 0)
+    else:
+        assert auto.n_gpu_layers > 0
+
+
+def test_explicit_strategies_and_bad_n(tiny_engine):
+    result = tiny_engine.complete(REQUEST, n=2, strategies=["information", "question"])
+    assert [s.strategy for s in result.suggestions] == ["information", "question"]
+    with pytest.raises(ValueError):
+        tiny_engine.stream(REQUEST, n=9)
+    with pytest.raises(ValueError):
+        tiny_engine.stream(REQUEST, n=2, strategies=["question"])
+
+
+def test_a_chosen_strategy_gives_variants_of_it(tiny_engine):
+    result = tiny_engine.complete(REQUEST.with_strategy("question"), n=3)
+    assert {s.strategy for s in result.suggestions} == {"question"}
+
+
+@pytest.mark.slow
+def test_bundled_model_gives_distinct_clean_suggestions(bundled_model):
+    with SuggestionEngine(EngineConfig(max_tokens=48, seed=3)) as engine:
+        assert engine.info.template_matches is True
+        result = engine.complete(REQUEST, n=3)
+        again = None
+        engine.reset_session()
+        again = engine.complete(REQUEST, n=3)
+    texts = [s.text for s in result.suggestions]
+    assert all(texts), texts
+    assert len(set(texts)) == 3
+    assert len({s.strategy for s in result.suggestions}) == 3
+    for text in texts:
+        assert "<|" not in text and not text.lower().startswith(("therapist:", "client:"))
+    assert texts == [s.text for s in again.suggestions]
+
+
+@pytest.mark.slow
+def test_bundled_tokenizer_splits_cleanly_at_the_strategy(bundled_model):
+    # The engine decodes the common token prefix once; that only saves work when the
+    # prompts' tokens agree up to the strategy note.
+    with SuggestionEngine(EngineConfig(max_tokens=8)) as engine:
+        a = engine._tokenize_prompt(fmt.render_prompt(REQUEST.with_strategy("question")))
+        b = engine._tokenize_prompt(fmt.render_prompt(REQUEST.with_strategy("reflection")))
+        shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        assert len(a) - shared < 25 and len(b) - shared < 25

@@ -1,0 +1,130 @@
+"""`therapist-app suggest` and `therapist-app demo`: the main job without a window."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from therapist_app.core.assets import asset_path
+from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
+from therapist_app.core.engine import EngineConfig, SuggestionEngine, SuggestionSet
+from therapist_app.core.model_file import ModelFileError
+from therapist_app.core.taxonomy import emotions, strategies, strategy_from_name
+from therapist_app.core.text_input import TextInputError, parse_transcript, read_text_file
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    suggest = subparsers.add_parser(
+        "suggest",
+        help="print reply suggestions for what a client said",
+        description="Print N reply suggestions, each with its counselling strategy, "
+        "for the client's words (and optional earlier context).",
+    )
+    suggest.add_argument("words", help="what the client just said")
+    suggest.add_argument(
+        "--emotion", choices=sorted(emotions()), help="the client's emotion (as the therapist reads it)"
+    )
+    suggest.add_argument(
+        "--context-file",
+        type=Path,
+        help="earlier turns: a text file with lines starting 'Client:' or 'Therapist:'",
+    )
+    suggest.add_argument("-n", type=int, default=3, help="number of suggestions (default 3)")
+    suggest.add_argument(
+        "--strategy",
+        help="ask for one strategy (id or name, e.g. reflection); default: one per suggestion",
+    )
+    _engine_options(suggest)
+    suggest.set_defaults(func=run_suggest)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="play a short scripted session on the model and print per-turn timings",
+        description="Play a short scripted session: each client turn gets suggestions; "
+        "the first is accepted as the therapist's reply. Prints timings per turn.",
+    )
+    _engine_options(demo)
+    demo.set_defaults(func=run_demo)
+
+
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, help="GGUF model file (default: the bundled SmolLM2)")
+    parser.add_argument(
+        "--gpu-layers", type=int, help="layers to offload to the GPU (default: all when CUDA/Metal is present)"
+    )
+    parser.add_argument("--threads", type=int, help="CPU threads (default: available cores)")
+    parser.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="most tokens per suggestion")
+
+
+def _engine(args: argparse.Namespace) -> SuggestionEngine:
+    return SuggestionEngine(
+        EngineConfig(
+            model_path=args.model,
+            n_gpu_layers=args.gpu_layers,
+            n_threads=args.threads,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+        )
+    )
+
+
+def _print_suggestions(result: SuggestionSet) -> None:
+    for s in result.suggestions:
+        print(f"  {s.index + 1}. [{strategies()[s.strategy].name}] {s.text or '(empty)'}")
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    try:
+        context = parse_transcript(read_text_file(args.context_file)) if args.context_file else ()
+        strategy = strategy_from_name(args.strategy) if args.strategy else None
+        emotion = EmotionReading(args.emotion) if args.emotion else None
+        request = SuggestionRequest(args.words, context, emotion, strategy)
+        with _engine(args) as engine:
+            result = engine.complete(request, n=args.n)
+    except (TextInputError, ValueError, ModelFileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Emotion used: {args.emotion or 'none given'}")
+    _print_suggestions(result)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    with asset_path("demo_session.toml").open("rb") as f:
+        script = tomllib.load(f)
+    try:
+        started = time.perf_counter()
+        engine = _engine(args)
+    except ModelFileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    with engine:
+        info = engine.info
+        print(
+            f"Model: {info.model_name} on {info.device.upper()} "
+            f"({info.n_threads} threads), loaded in {time.perf_counter() - started:.2f}s"
+        )
+        context: list[Turn] = [Turn("therapist", script["opening"])]
+        print(f"\nTherapist: {script['opening']}")
+        for number, turn in enumerate(script["turn"], start=1):
+            emotion = EmotionReading(turn["emotion"])
+            request = SuggestionRequest(turn["client"], tuple(context), emotion)
+            result = engine.complete(request, n=3)
+            stats = result.stats
+            rate = stats.generated_tokens / stats.decode_s if stats.decode_s else 0.0
+            print(f"\nClient: {turn['client']}")
+            print(f"  emotion: {emotion.label}")
+            _print_suggestions(result)
+            print(
+                f"  turn {number}: first token {stats.ttft_s * 1000:.0f} ms, all 3 in "
+                f"{stats.total_s:.2f}s, {rate:.0f} tokens/s, prompt {stats.prompt_tokens} "
+                f"tokens ({stats.reused_tokens} reused from the previous turn)"
+            )
+            chosen = next((s.text for s in result.suggestions if s.text), "I hear you.")
+            print(f"Therapist (accepted suggestion 1): {chosen}")
+            context += [Turn("client", turn["client"]), Turn("therapist", chosen)]
+    return 0

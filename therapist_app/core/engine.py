@@ -1,0 +1,451 @@
+"""The suggestion engine: N strategy-tagged replies decoded together on one llama.cpp context.
+
+One round renders one prompt per strategy through the dialogue format. The prompts
+differ only in their last few tokens, so the shared token prefix is decoded once into
+sequence 0 and copied to the other sequences' KV cache; each step then decodes one
+token for every live sequence in a single batch. The KV cache of sequence 0 is kept
+between rounds of a session, so a new round decodes only what changed since the last.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from therapist_app.core import dialogue_format as fmt
+from therapist_app.core.dialogue_format import SuggestionRequest
+from therapist_app.core.llama_runtime import (
+    Batch,
+    Context,
+    Model,
+    Sampler,
+    SamplingParams,
+    default_threads,
+    gpu_backend,
+)
+from therapist_app.core.model_file import (
+    ModelFileError,
+    bundled_model_path,
+    check_tensor_data_extent,
+    read_gguf_header,
+)
+from therapist_app.core.taxonomy import pick_strategies, strategies
+
+log = logging.getLogger(__name__)
+
+# Every layer on the GPU; llama.cpp clamps this to the model's layer count.
+ALL_LAYERS = 999
+_SPECIAL_MARKERS = re.compile(f"({re.escape(fmt.IM_START)}|{re.escape(fmt.IM_END)})")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model_path: Path | None = None
+    """GGUF to load; None means the bundled SmolLM2-135M-Instruct."""
+    n_ctx: int = 2048
+    """Context window in tokens shared by all sequences of a round."""
+    n_threads: int | None = None
+    """CPU threads; None picks the available cores (at most 8)."""
+    n_gpu_layers: int | None = None
+    """Layers to offload; None offloads all when the build has CUDA or Metal, else 0."""
+    max_tokens: int = 64
+    """Most tokens generated per suggestion (replies are one to three sentences)."""
+    seed: int = 1234
+    """Base seed; sequence i samples with seed + i, so a round is reproducible."""
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    n_seq_max: int = 4
+    """Most suggestions one round can decode in parallel."""
+
+    def __post_init__(self) -> None:
+        if self.n_ctx < 256:
+            raise ValueError("n_ctx must be at least 256 tokens")
+        if not 1 <= self.max_tokens <= self.n_ctx // 2:
+            raise ValueError("max_tokens must be between 1 and half the context")
+        if self.n_gpu_layers is not None and self.n_gpu_layers < 0:
+            raise ValueError("n_gpu_layers must be >= 0, or None for automatic")
+        if not 1 <= self.n_seq_max <= 8:
+            raise ValueError("n_seq_max must be between 1 and 8")
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """New text for suggestion `index` (streamed as generated, before cleaning)."""
+
+    index: int
+    strategy: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    index: int
+    strategy: str
+    text: str
+    """The cleaned reply (dialogue_format.parse_reply)."""
+    raw_text: str
+    n_tokens: int
+    finish_reason: str
+    """'stop' (end of turn), 'length' (max_tokens) or 'cancelled'."""
+
+
+@dataclass(frozen=True)
+class RoundStats:
+    prompt_tokens: int
+    reused_tokens: int
+    """Prompt tokens whose KV cache was kept from the previous round."""
+    decoded_prompt_tokens: int
+    generated_tokens: int
+    ttft_s: float
+    total_s: float
+    decode_s: float
+    """Wall time of the generation loop after the first token."""
+
+
+@dataclass(frozen=True)
+class SuggestionSet:
+    suggestions: tuple[Suggestion, ...]
+    stats: RoundStats
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    model_path: Path
+    model_name: str
+    device: str
+    n_gpu_layers: int
+    n_ctx: int
+    n_threads: int
+    template_matches: bool | None
+    """True when the GGUF's chat template renders our format identically; None if it has none."""
+
+
+class SuggestionStream:
+    """Iterate for TokenEvents; `result` holds the SuggestionSet once iteration ends.
+
+    `cancel()` may be called from any thread; the loop checks it between tokens.
+    """
+
+    def __init__(self, engine: "SuggestionEngine", request: SuggestionRequest, chosen: list[str]) -> None:
+        self._engine = engine
+        self._request = request
+        self._strategies = chosen
+        self._cancel = threading.Event()
+        self.result: SuggestionSet | None = None
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def __iter__(self) -> Iterator[TokenEvent]:
+        if self.result is not None:
+            raise RuntimeError("a suggestion stream can be iterated only once")
+        self.result = yield from self._engine._run_round(self._request, self._strategies, self._cancel)
+
+
+class SuggestionEngine:
+    """Loads a GGUF and turns suggestion requests into N streamed replies.
+
+    Not thread-safe: one round at a time (the GUI runs rounds on one worker thread).
+    """
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        path = Path(self.config.model_path) if self.config.model_path else bundled_model_path()
+        read_gguf_header(path)
+        check_tensor_data_extent(path)
+        device = gpu_backend()
+        if self.config.n_gpu_layers is not None:
+            layers = self.config.n_gpu_layers
+        else:
+            layers = ALL_LAYERS if device != "cpu" else 0
+        threads = self.config.n_threads or default_threads()
+        started = time.perf_counter()
+        try:
+            self._model = Model(str(path), layers)
+        except RuntimeError:
+            raise ModelFileError(
+                f"llama.cpp could not load {path.name}: the file is damaged or its "
+                "architecture is not supported"
+            ) from None
+        try:
+            self._ctx = Context(self._model, self.config.n_ctx, 512, self.config.n_seq_max, threads)
+        except RuntimeError:
+            self._model.close()
+            raise
+        self._batch = Batch(max(512, self.config.n_seq_max), self.config.n_seq_max)
+        self._cached: list[int] = []  # tokens whose KV sits in sequence 0, in order
+        name = self._model.meta("general.name") or path.stem
+        self.info = EngineInfo(
+            model_path=path,
+            model_name=name,
+            device=device if layers > 0 else "cpu",
+            n_gpu_layers=layers,
+            n_ctx=self._ctx.n_ctx,
+            n_threads=threads,
+            template_matches=self._check_template(),
+        )
+        log.info(
+            "model loaded in %.2fs: %s on %s (%d layers offloaded, %d threads, n_ctx %d)",
+            time.perf_counter() - started, name, self.info.device, layers, threads, self.info.n_ctx,
+        )
+
+    # ---- public API ----------------------------------------------------------------
+
+    def stream(
+        self,
+        request: SuggestionRequest,
+        n: int = 3,
+        strategies: Sequence[str] | None = None,
+    ) -> SuggestionStream:
+        """Start a round of `n` suggestions.
+
+        Strategies: the explicit list if given; else n variants of the request's own
+        strategy if it names one; else n distinct strategies suited to its emotion.
+        """
+        return SuggestionStream(self, request, self.plan_strategies(request, n, strategies))
+
+    def complete(
+        self,
+        request: SuggestionRequest,
+        n: int = 3,
+        strategies: Sequence[str] | None = None,
+    ) -> SuggestionSet:
+        stream = self.stream(request, n, strategies)
+        for _ in stream:
+            pass
+        assert stream.result is not None
+        return stream.result
+
+    def plan_strategies(
+        self, request: SuggestionRequest, n: int, chosen: Sequence[str] | None = None
+    ) -> list[str]:
+        if not 1 <= n <= self.config.n_seq_max:
+            raise ValueError(f"n must be between 1 and {self.config.n_seq_max}")
+        if chosen is not None:
+            unknown = [s for s in chosen if s not in strategies()]
+            if unknown or len(chosen) != n:
+                raise ValueError(f"need {n} known strategies, got {list(chosen)}")
+            return list(chosen)
+        if request.strategy is not None:
+            return [request.strategy] * n
+        emotion = request.emotion.label if request.emotion else None
+        return pick_strategies(emotion, n)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize_prompt(text))
+
+    def reset_session(self) -> None:
+        """Forget the cached prefix (a new client session starts)."""
+        self._ctx.clear()
+        self._cached = []
+
+    def perf(self):
+        return self._ctx.perf()
+
+    def close(self) -> None:
+        self._cached = []
+        for owner in ("_batch", "_ctx", "_model"):
+            resource = getattr(self, owner, None)
+            if resource is not None:
+                resource.close()
+
+    def __enter__(self) -> "SuggestionEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- internals -------------------------------------------------------------------
+
+    def _check_template(self) -> bool | None:
+        template = self._model.chat_template()
+        if not template:
+            return None
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        probe = fmt.build_messages(
+            SuggestionRequest("probe words", (fmt.Turn("therapist", "probe reply"),))
+        )
+        try:
+            rendered = ImmutableSandboxedEnvironment().from_string(template).render(
+                messages=[{"role": m.role, "content": m.content} for m in probe],
+                add_generation_prompt=True,
+            )
+        except Exception as err:  # a foreign template can fail in many ways
+            log.warning("the model's chat template could not be rendered (%s)", type(err).__name__)
+            return False
+        matches = rendered == fmt.render_chatml(probe)
+        if not matches:
+            log.warning("the model's chat template differs from the dialogue format (ChatML)")
+        return matches
+
+    def _tokenize_prompt(self, prompt: str) -> list[int]:
+        # Only the format's own turn markers are read as special tokens; everything
+        # between them (including pasted client text) is tokenized as plain text.
+        tokens: list[int] = []
+        for piece in _SPECIAL_MARKERS.split(prompt):
+            if piece:
+                tokens += self._model.tokenize(piece, special=piece in (fmt.IM_START, fmt.IM_END))
+        return tokens
+
+    def _prompts(self, request: SuggestionRequest, chosen: list[str]) -> list[list[int]]:
+        budget = self._ctx.n_ctx - self.config.max_tokens
+        longest = max(chosen, key=lambda s: len(strategies()[s].directive))
+        fitted = fmt.fit_context(request.with_strategy(longest), self.count_tokens, budget)
+        return [self._tokenize_prompt(fmt.render_prompt(fitted.with_strategy(s))) for s in chosen]
+
+    def _decode_prefix(self, tokens: list[int], start: int, end: int) -> None:
+        """Decode tokens[start:end] into sequence 0 in n_batch chunks, no logits."""
+        for chunk_start in range(start, end, self._ctx.n_batch):
+            self._batch.clear()
+            for pos in range(chunk_start, min(end, chunk_start + self._ctx.n_batch)):
+                self._batch.add(tokens[pos], pos, (0,), False)
+            self._ctx.decode(self._batch)
+
+    def _run_round(
+        self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event
+    ) -> Iterator[TokenEvent]:
+        started = time.perf_counter()
+        n = len(chosen)
+        prompts = self._prompts(request, chosen)
+        # Every sequence keeps at least one token of its own to decode, so each gets
+        # logits at its own position in the first shared batch.
+        shared = _common_prefix_length(prompts)
+        shared = min(shared, min(len(p) for p in prompts) - 1)
+        reused = min(_common_prefix_length([self._cached, prompts[0][:shared]]), shared)
+
+        for seq in range(1, self.config.n_seq_max):
+            self._ctx.remove(seq)
+        if not self._ctx.remove(0, reused):
+            self._ctx.remove(0)
+            reused = 0
+        self._cached = prompts[0][:reused]
+        self._decode_prefix(prompts[0], reused, shared)
+        for seq in range(1, n):
+            self._ctx.copy_sequence(0, seq, 0, shared)
+
+        samplers = [
+            Sampler(self.config.sampling, self.config.seed + i, self._model.n_vocab) for i in range(n)
+        ]
+        decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(n)]
+        texts = [""] * n
+        generated = [0] * n
+        finish: list[str | None] = [None] * n
+        positions = [len(p) for p in prompts]
+        first_token_at: float | None = None
+        decode_started = 0.0
+
+        try:
+            # First batch: each sequence's own prompt suffix, logits on its last token.
+            self._batch.clear()
+            logit_index = []
+            for seq, prompt in enumerate(prompts):
+                for pos in range(shared, len(prompt)):
+                    last = logit_index if pos == len(prompt) - 1 else None
+                    idx = self._batch.add(prompt[pos], pos, (seq,), last is not None)
+                    if last is not None:
+                        logit_index.append(idx)
+            self._ctx.decode(self._batch)
+            self._cached = prompts[0][:]
+
+            while True:
+                next_tokens: dict[int, int] = {}
+                for seq in range(n):
+                    if finish[seq] is not None:
+                        continue
+                    if cancel.is_set():
+                        finish[seq] = "cancelled"
+                        continue
+                    token = samplers[seq].sample(self._ctx, logit_index[seq])
+                    if first_token_at is None:
+                        first_token_at = time.perf_counter()
+                        decode_started = first_token_at
+                    if self._model.is_end_of_generation(token):
+                        finish[seq] = "stop"
+                        continue
+                    generated[seq] += 1
+                    piece = decoders[seq].decode(self._model.piece(token))
+                    texts[seq] += piece
+                    stop_at = _find_stop(texts[seq])
+                    if stop_at is not None:
+                        texts[seq] = texts[seq][:stop_at]
+                        finish[seq] = "stop"
+                        continue
+                    if piece:
+                        yield TokenEvent(seq, chosen[seq], piece)
+                    if generated[seq] >= self.config.max_tokens:
+                        finish[seq] = "length"
+                        continue
+                    next_tokens[seq] = token
+                if not next_tokens:
+                    break
+                self._batch.clear()
+                for seq, token in next_tokens.items():
+                    logit_index[seq] = self._batch.add(token, positions[seq], (seq,), True)
+                    positions[seq] += 1
+                    if seq == 0:
+                        self._cached.append(token)
+                self._ctx.decode(self._batch)
+        finally:
+            for sampler in samplers:
+                sampler.close()
+
+        finished = time.perf_counter()
+        suggestions = tuple(
+            Suggestion(
+                index=i,
+                strategy=chosen[i],
+                text=fmt.parse_reply(texts[i]).text,
+                raw_text=texts[i],
+                n_tokens=generated[i],
+                finish_reason=finish[i] or "stop",
+            )
+            for i in range(n)
+        )
+        ttft = (first_token_at or finished) - started
+        stats = RoundStats(
+            prompt_tokens=len(prompts[0]),
+            reused_tokens=reused,
+            decoded_prompt_tokens=(shared - reused) + sum(len(p) - shared for p in prompts),
+            generated_tokens=sum(generated),
+            ttft_s=ttft,
+            total_s=finished - started,
+            decode_s=finished - decode_started if first_token_at else 0.0,
+        )
+        log.info(
+            "round: %d suggestions, prompt %d tokens (%d reused), %d generated, ttft %.3fs, total %.3fs",
+            n, stats.prompt_tokens, reused, stats.generated_tokens, ttft, stats.total_s,
+        )
+        return SuggestionSet(suggestions, stats, cancel.is_set())
+
+
+def _common_prefix_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix.
+
+    >>> _common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]])
+    2
+    """
+    if not sequences:
+        return 0
+    length = min(len(s) for s in sequences)
+    for i in range(length):
+        first = sequences[0][i]
+        if any(s[i] != first for s in sequences[1:]):
+            return i
+    return length
+
+
+def _find_stop(text: str) -> int | None:
+    hits = [text.find(stop) for stop in fmt.stop_strings()]
+    hits = [h for h in hits if h >= 0]
+    return min(hits) if hits else None

