@@ -194,18 +194,24 @@ def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:
     return conn
 
 
-def checkpoint(conn: sqlcipher3.Connection) -> None:
+def checkpoint(conn: sqlcipher3.Connection, path: Path) -> None:
     """Move the WAL into the main file and truncate the WAL to zero bytes."""
-    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlcipher3.Error as error:
+        raise translate(error, path) from None
     if busy:
         raise DatabaseInUse("a WAL checkpoint could not complete: another reader is active")
 
 
 def cipher_integrity_check(conn: sqlcipher3.Connection, path: Path) -> list[str]:
     """Every page's HMAC (cipher_integrity_check) and SQLite's structural check."""
-    checkpoint(conn)
-    problems = [row[0] for row in conn.execute("PRAGMA cipher_integrity_check")]
-    structure = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    checkpoint(conn, path)
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA cipher_integrity_check")]
+        structure = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+    except sqlcipher3.Error as error:
+        raise translate(error, path) from None
     if structure != ["ok"]:
         problems += structure
     return problems

@@ -316,7 +316,7 @@ class Store(StoreRecords):
         conn = self._require()
         if destination.exists():
             raise StoreExists(f"{destination} already exists; refusing to overwrite it")
-        connection.checkpoint(conn)
+        connection.checkpoint(conn, self.path)
         try:
             conn.execute(connection.attach_sql("copy", data_key), (str(destination),))
             try:
@@ -383,12 +383,12 @@ class Store(StoreRecords):
         """Checkpoint, VACUUM and checkpoint again, leaving no freed page content in the
         database, -wal or -shm files (erasure relies on this)."""
         conn = self._require()
-        connection.checkpoint(conn)
+        connection.checkpoint(conn, self.path)
         try:
             conn.execute("VACUUM")
         except sqlcipher3.Error as error:
             raise connection.translate(error, self.path) from None
-        connection.checkpoint(conn)
+        connection.checkpoint(conn, self.path)
 
 
 def _keychain_kek(store_id: str, wanted: bool) -> tuple[bytes | None, str | None]:
