@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data",)
+COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft")
 
 
 def build_parser() -> argparse.ArgumentParser:

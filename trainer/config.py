@@ -66,8 +66,10 @@ class SFTSettings:
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass to save memory")
     logging_steps: int = _f(5, "log loss, learning rate and tokens/s every N updates")
     eval_steps: int = _f(50, "validate every N updates (and always at the end); 0 means only at the end")
+    eval_on_start: bool = _f(False, "also validate before the first update (a baseline for the loss curve)")
     save_steps: int = _f(100, "save a checkpoint every N updates (and at the end)")
     save_total_limit: int = _f(2, "checkpoints kept in the run folder")
+    merge_lora: bool = _f(True, "also save the LoRA-merged full model (what GGUF export needs)")
     resume: str = _f("", "continue a run: latest (the newest checkpoint in the run folder) or a checkpoint folder")
     num_threads: int = _f(0, "CPU threads for torch; 0 means one per physical core")
 
