@@ -1,0 +1,105 @@
+"""`therapist-app store ...`, called through main() with passphrases on a pipe."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import pytest
+
+from therapist_app.cli import build_parser, main
+from therapist_app.core.store import Store
+
+FAST_KDF = ["--kdf-time-cost", "1", "--kdf-memory-kib", "8", "--kdf-parallelism", "1"]
+PASS = "a long enough passphrase"
+
+
+@pytest.fixture
+def fd():
+    """Returns a function that puts lines on a pipe and gives the read end's number."""
+    opened = []
+
+    def feed(*lines: str) -> str:
+        read_end, write_end = os.pipe()
+        os.write(write_end, "".join(line + "\n" for line in lines).encode())
+        os.close(write_end)
+        opened.append(read_end)
+        return str(read_end)
+
+    yield feed
+    for descriptor in opened:
+        os.close(descriptor)
+
+
+def test_store_lifecycle_through_the_cli(tmp_path, fd, capsys):
+    db = str(tmp_path / "s.db")
+    assert main(["store", "init", "--db", db, "--passphrase-fd", fd(PASS), *FAST_KDF]) == 0
+    with Store.open(db, PASS) as store:
+        client = store.add_client("C-9", "Ana Example")
+        session = store.start_session(client.id)
+        said = store.append_utterance(session.id, "client", "I saw Ana at 12 Elm Road.")
+        store.decide(store.add_suggestion(said.id, "m", None, "How was it?", 1.0).id, "accepted")
+    assert main(["store", "check", "--db", db, "--passphrase-fd", fd(PASS)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+    backup = str(tmp_path / "b.db")
+    assert main(["store", "backup", backup, "--db", db, "--passphrase-fd", fd(PASS)]) == 0
+    restored = str(tmp_path / "r.db")
+    assert main(["store", "restore", backup, "--db", restored, "--passphrase-fd", fd(PASS)]) == 0
+    with Store.open(restored, PASS) as store:
+        assert [c.code for c in store.list_clients()] == ["C-9"]
+
+    out = tmp_path / "train.jsonl"
+    assert main(["store", "export-training", str(out), "--db", db, "--passphrase-fd", fd(PASS),
+                 "--system-policy", str(tmp_path / "none"), "--user-policy",
+                 str(tmp_path / "none")]) == 0
+    assert json.loads(out.read_text())["client_words"] == "I saw [NAME] at [ADDRESS]."
+
+    assert main(["store", "erase-client", "C-9", "--db", db, "--passphrase-fd", fd(PASS)]) == 2
+    assert main(["store", "erase-client", "C-9", "--yes", "--db", db,
+                 "--passphrase-fd", fd(PASS)]) == 0
+    with Store.open(db, PASS) as store:
+        assert store.list_clients() == []
+
+
+def test_cli_errors_are_clear(tmp_path, fd, capsys):
+    db = str(tmp_path / "s.db")
+    assert main(["store", "init", "--db", db, "--passphrase-fd", fd("short"), *FAST_KDF]) == 1
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["store", "init", "--db", db, "--passphrase-fd", fd(PASS), *FAST_KDF]) == 0
+    assert main(["store", "check", "--db", db, "--passphrase-fd", fd("wrong passphrase")]) == 1
+    assert "wrong passphrase" in capsys.readouterr().err
+    assert main(["store", "check", "--db", db, "--passphrase-fd", fd()]) == 1
+    assert "no passphrase" in capsys.readouterr().err
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[policy]\nexport_allowed = false\n")
+    assert main(["store", "export-training", str(tmp_path / "o.jsonl"), "--db", db,
+                 "--passphrase-fd", fd(PASS), "--system-policy", str(policy),
+                 "--user-policy", str(tmp_path / "none")]) == 1
+    assert "does not allow" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_passphrase_is_never_an_argument():
+    store_parser = _subparsers(build_parser())["store"]
+    for name, sub in _subparsers(store_parser).items():
+        options = {o for action in sub._actions for o in action.option_strings}
+        assert "--passphrase-fd" in options, name
+        assert not {o for o in options if "passphrase" in o} - {"--passphrase-fd",
+                                                                 "--own-passphrase"}
+
+
+def test_every_store_command_and_option_has_help():
+    store_parser = _subparsers(build_parser())["store"]
+    for name, sub in _subparsers(store_parser).items():
+        assert sub.description, name
+        for action in sub._actions:
+            assert action.help, f"{name} {action.dest}"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("no subcommands")
