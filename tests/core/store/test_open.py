@@ -155,3 +155,15 @@ def test_second_process_gets_database_in_use(store):
                     stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     out, err = proc.communicate(PASSPHRASE + "\n", timeout=60)
     assert (proc.returncode, out.strip()) == (0, "opened"), err
+
+
+def test_paths_with_uri_characters_work(tmp_path):
+    folder = tmp_path / "odd folder ? # %20"
+    folder.mkdir()
+    path = folder / "store #1?.db"
+    with Store.create(path, PASSPHRASE, KdfParams.fast()) as store:
+        store.add_client("C-1")
+    with Store.open(path, PASSPHRASE) as store:
+        assert [c.code for c in store.list_clients()] == ["C-1"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "store #1?.db", "store #1?.db.keys", "store #1?.db.lock"]

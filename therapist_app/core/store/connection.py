@@ -140,7 +140,9 @@ def _apply_pragmas(conn: sqlcipher3.Connection) -> None:
 
 
 def _connect(path: Path, mode: str) -> sqlcipher3.Connection:
-    conn = sqlcipher3.connect(f"file:{path.as_posix()}?mode={mode}", uri=True,
+    # A URI so `mode=rw` can forbid creating a missing file; as_uri() percent-encodes
+    # characters such as ? and # that would otherwise end the path.
+    conn = sqlcipher3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True,
                               isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA cipher_log_level = NONE")
     # Wipe SQLCipher's key material and page buffers when they are freed.
