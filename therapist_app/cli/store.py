@@ -58,6 +58,10 @@ def _open(args: argparse.Namespace, source: PassphraseSource) -> Store:
 
 
 def cmd_init(args, source: PassphraseSource) -> int:
+    if args.keychain and not load_policy(args.system_policy, args.user_policy).keychain_allowed:
+        print("error: clinic policy does not allow keeping the key in the OS keychain "
+              "(keychain_allowed = false)", file=sys.stderr)
+        return 1
     args.db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     kdf = KdfParams(args.kdf_time_cost, args.kdf_memory_kib, args.kdf_parallelism)
     passphrase = source.new(f"New passphrase (at least {MIN_PASSPHRASE_CHARS} characters): ")
@@ -129,6 +133,13 @@ def _run(handler):
     return run
 
 
+def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--system-policy", type=Path, default=None,
+                        help="system policy file (default: the platform's site config)")
+    parser.add_argument("--user-policy", type=Path, default=None,
+                        help="user policy file (default: the platform's user config)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "store", help="manage the encrypted session store",
@@ -158,6 +169,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="Argon2id memory in KiB (default: %(default)s)")
     init.add_argument("--kdf-parallelism", type=int, default=defaults.parallelism,
                       help="Argon2id lanes (default: %(default)s)")
+    _add_policy_options(init)
 
     add("check", cmd_check, "authenticate every page and check the structure")
 
@@ -177,10 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = add("export-training", cmd_export_training,
                  "export decisions as de-identified training JSONL (if policy allows)")
     export.add_argument("output", type=Path, help="JSONL file to create (must not exist)")
-    export.add_argument("--system-policy", type=Path, default=None,
-                        help="system policy file (default: the platform's site config)")
-    export.add_argument("--user-policy", type=Path, default=None,
-                        help="user policy file (default: the platform's user config)")
+    _add_policy_options(export)
 
     erase = add("erase-client", cmd_erase_client,
                 "erase a client and every record about them, then compact the files")

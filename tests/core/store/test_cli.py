@@ -79,6 +79,11 @@ def test_cli_errors_are_clear(tmp_path, fd, capsys):
                  "--user-policy", str(tmp_path / "none")]) == 1
     assert "does not allow" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+    policy.write_text("[policy]\nkeychain_allowed = false\n")
+    assert main(["store", "init", "--keychain", "--db", str(tmp_path / "k.db"),
+                 "--passphrase-fd", fd(PASS), "--system-policy", str(policy), *FAST_KDF]) == 1
+    assert "keychain" in capsys.readouterr().err
+    assert not (tmp_path / "k.db").exists()
 
 
 def test_passphrase_is_never_an_argument():
