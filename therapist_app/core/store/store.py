@@ -22,11 +22,17 @@ import sqlcipher3
 
 from therapist_app.core.policy import Policy
 from therapist_app.core.store import connection, keys
+from therapist_app.core.store.backup import (
+    SIDE_SUFFIXES,
+    export_encrypted,
+    set_aside,
+    side_path,
+    write_backup,
+)
 from therapist_app.core.store.domain import StoreRecords
 from therapist_app.core.store.errors import (
     DatabaseCorrupt,
     KeychainUnavailable,
-    NotEncrypted,
     StoreError,
     StoreExists,
     StoreLocked,
@@ -38,13 +44,6 @@ from therapist_app.core.store.records import IntegrityReport
 from therapist_app.core.store.schema import migrate, now
 
 log = logging.getLogger(__name__)
-
-SIDE_SUFFIXES = ("-wal", "-shm")
-
-
-def side_path(db_path: Path, suffix: str) -> Path:
-    return db_path.with_name(db_path.name + suffix)
-
 
 class Store(StoreRecords):
     """An unlocked store. Build it with `create`, `open` or `restore`, never directly.
@@ -146,7 +145,8 @@ class Store(StoreRecords):
         return store
 
     @staticmethod
-    def _open_with(path: Path, candidates: list[tuple[str, bytearray]]):
+    def _open_with(path: Path, candidates: list[tuple[str, bytearray]]
+                   ) -> tuple[str, bytearray, sqlcipher3.Connection]:
         first_error: DatabaseCorrupt | None = None
         for generation, data_key in candidates:
             try:
@@ -197,12 +197,15 @@ class Store(StoreRecords):
         try:
             self._conn.close()
         finally:
-            self._conn = None
-            keys.wipe(self._data_key)
-            self._lock.release()
-            log.info("locked store %s", self._key_file.store_id)
-            for callback in self._on_lock:
-                callback()
+            self._drop()
+
+    def _drop(self) -> None:
+        self._conn = None
+        keys.wipe(self._data_key)
+        self._lock.release()
+        log.info("locked store %s", self.store_id)
+        for callback in self._on_lock:
+            callback()
 
     close = lock
 
@@ -294,45 +297,26 @@ class Store(StoreRecords):
         new_key = keys.new_data_key()
         staged = side_path(self.path, ".rekey")
         staged.unlink(missing_ok=True)
-        self.export_encrypted(staged, new_key)
+        export_encrypted(conn, self.path, staged, new_key)
         self._rewrap(passphrase, keychain=self.uses_keychain, pending=new_key)
         conn.close()
-        self._conn = None
-        os.replace(staged, self.path)
-        keys.fsync_dir(self.path.parent)
-        keys.wipe(self._data_key)
-        self._data_key = new_key
-        self._key_file = keys.promoted(self._key_file, "pending")
-        keys.write_key_file(self.path, self._key_file)
-        self._conn = connection.open_existing(self.path, new_key)
+        try:
+            os.replace(staged, self.path)
+            keys.fsync_dir(self.path.parent)
+            keys.wipe(self._data_key)
+            self._data_key = new_key
+            self._key_file = keys.promoted(self._key_file, "pending")
+            keys.write_key_file(self.path, self._key_file)
+            self._conn = connection.open_existing(self.path, new_key)
+        except BaseException:
+            # Locked, as after a crash: the next open settles the key file.
+            keys.wipe(new_key)
+            self._drop()
+            raise
         with self.atomic():
             self._audit("rekey")
 
     # ---- copies, checks, erasure ----------------------------------------------------
-
-    def export_encrypted(self, destination: Path, data_key: bytes) -> None:
-        """Copy every table into a new SQLCipher file keyed with `data_key`, fsync it
-        and verify it (HMAC of every page) before returning."""
-        conn = self._require()
-        if destination.exists():
-            raise StoreExists(f"{destination} already exists; refusing to overwrite it")
-        connection.checkpoint(conn, self.path)
-        try:
-            conn.execute(connection.attach_sql("copy", data_key), (str(destination),))
-            try:
-                conn.execute("SELECT sqlcipher_export('copy')")
-            finally:
-                conn.execute("DETACH DATABASE copy")
-        except sqlcipher3.Error as error:
-            destination.unlink(missing_ok=True)
-            raise connection.translate(error, destination) from None
-        os.chmod(destination, 0o600)
-        with destination.open("rb") as f:
-            if f.read(len(connection.SQLITE_HEADER)) == connection.SQLITE_HEADER:
-                destination.unlink()
-                raise StoreError("the copy came out unencrypted; it was deleted")
-            os.fsync(f.fileno())
-        connection.verify_encrypted_file(destination, data_key)
 
     def backup(self, destination: str | os.PathLike, passphrase: str,
                kdf: KdfParams | None = None) -> None:
@@ -342,31 +326,10 @@ class Store(StoreRecords):
         Never writes over an existing file, and refuses a plaintext SQLite destination
         outright; the copy is verified page by page before it takes its final name.
         """
-        destination = Path(destination)
-        for existing in (destination, keys.key_file_path(destination)):
-            if not existing.exists():
-                continue
-            with existing.open("rb") as f:
-                if f.read(len(connection.SQLITE_HEADER)) == connection.SQLITE_HEADER:
-                    raise NotEncrypted(f"{existing} is a plaintext database: a backup is never "
-                                       "written into or over one")
-            raise StoreExists(f"{existing} already exists; choose a new backup name")
-        keys.normalize_passphrase(passphrase)
-        staged = side_path(destination, ".partial")
-        staged.unlink(missing_ok=True)
-        data_key = keys.new_data_key()
-        try:
-            self.export_encrypted(staged, data_key)
-            keys.write_key_file(destination, keys.seal(data_key, passphrase,
-                                                       kdf or self._key_file.kdf))
-            os.replace(staged, destination)
-            keys.fsync_dir(destination.parent)
-        finally:
-            keys.wipe(data_key)
-            staged.unlink(missing_ok=True)
+        write_backup(self._require(), self.path, Path(destination), passphrase,
+                     kdf or self._key_file.kdf)
         with self.atomic():
             self._audit("backup")
-        log.info("backed up store %s (%d bytes)", self.store_id, destination.stat().st_size)
 
     def export_training(self, destination: str | os.PathLike, policy: Policy) -> int:
         """De-identified JSONL of every decision for training (see export.py); refused
@@ -412,39 +375,30 @@ def restore(backup_path: str | os.PathLike, passphrase: str, target: str | os.Pa
     `replace=True`, and even then its files are renamed aside, never deleted.
     """
     backup_path, target = Path(backup_path), Path(target)
-    source = Store.open(backup_path, passphrase)
+    occupied = target.exists() or keys.key_file_path(target).exists()
+    if occupied and not replace:
+        raise StoreExists(f"{target} exists; pass replace=True (--replace) to set it aside")
+    staged = side_path(target, ".restore")
+    staged.unlink(missing_ok=True)
+    new_key = keys.new_data_key()
     try:
-        staged = side_path(target, ".restore")
-        staged.unlink(missing_ok=True)
-        new_key = keys.new_data_key()
-        source.export_encrypted(staged, new_key)
-        kdf = source._key_file.kdf
+        with Store.open(backup_path, passphrase) as source:
+            export_encrypted(source._require(), backup_path, staged, new_key)
+            kdf = source._key_file.kdf
+        if occupied:
+            guard = StoreLock(target)
+            guard.acquire()  # DatabaseInUse while the damaged store is still open somewhere
+            try:
+                set_aside(target)
+            finally:
+                guard.release()
+        keys.write_key_file(target, keys.seal(new_key, passphrase, kdf))
+        os.replace(staged, target)
+        keys.fsync_dir(target.parent)
     finally:
-        source.lock()
-    if target.exists() or keys.key_file_path(target).exists():
-        if not replace:
-            staged.unlink()
-            raise StoreExists(f"{target} exists; pass replace=True (--replace) to set it aside")
-        guard = StoreLock(target)
-        guard.acquire()
-        try:
-            _set_aside(target)
-        finally:
-            guard.release()
-    keys.write_key_file(target, keys.seal(new_key, passphrase, kdf))
-    os.replace(staged, target)
-    keys.fsync_dir(target.parent)
-    keys.wipe(new_key)
+        keys.wipe(new_key)
+        staged.unlink(missing_ok=True)
     store = Store.open(target, passphrase)
     with store.atomic():
         store._audit("restore")
     return store
-
-
-def _set_aside(target: Path) -> None:
-    stamp = now().replace(":", "").replace("-", "").replace(".", "")
-    for suffix in ("", *SIDE_SUFFIXES, ".keys"):
-        path = side_path(target, suffix)
-        if path.exists():
-            os.replace(path, side_path(target, f"{suffix}.replaced-{stamp}"))
-            log.warning("set aside %s before restoring", path.name)
