@@ -84,6 +84,12 @@ def test_cli_errors_are_clear(tmp_path, fd, capsys):
                  "--passphrase-fd", fd(PASS), "--system-policy", str(policy), *FAST_KDF]) == 1
     assert "keychain" in capsys.readouterr().err
     assert not (tmp_path / "k.db").exists()
+    damaged = bytearray((tmp_path / "s.db").read_bytes())
+    damaged[4096 + 10] ^= 0x40
+    (tmp_path / "s.db").write_bytes(bytes(damaged))
+    assert main(["store", "check", "--db", db, "--passphrase-fd", fd(PASS)]) == 1
+    assert "Restore it from a backup" in capsys.readouterr().err
+    assert (tmp_path / "s.db").read_bytes() == bytes(damaged)
 
 
 def test_passphrase_is_never_an_argument():

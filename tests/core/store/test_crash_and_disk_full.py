@@ -18,8 +18,11 @@ ROUNDS = 20
 
 
 def _committed(store: Store, session_id: int) -> set[int]:
-    texts = [u.text for u in store.session_transcript(session_id).utterances]
-    return {int(t.split()[1]) for t in texts}
+    """Numbers of the committed transactions; each must be whole (utterance + suggestion)."""
+    transcript = store.session_transcript(session_id)
+    numbers = {int(u.text.split()[1]) for u in transcript.utterances}
+    assert {int(s.text.split()[1]) for s in transcript.suggestions} == numbers
+    return numbers
 
 
 def test_sigkill_during_commits_loses_no_committed_transaction(store):
