@@ -17,6 +17,7 @@ from therapist_app.core.store import (
     NotEncrypted,
     PassphraseTooShort,
     Store,
+    StoreError,
     StoreExists,
     WrongPassphrase,
 )
@@ -167,3 +168,10 @@ def test_paths_with_uri_characters_work(tmp_path):
         assert [c.code for c in store.list_clients()] == ["C-1"]
     assert sorted(p.name for p in folder.iterdir()) == [
         "store #1?.db", "store #1?.db.keys", "store #1?.db.lock"]
+
+
+def test_absurd_kdf_costs_in_the_key_file_are_refused_before_deriving(store_path):
+    key_path = store_path.parent / "store.db.keys"
+    key_path.write_text(key_path.read_text().replace('"memory_kib": 8', '"memory_kib": 999999999'))
+    with pytest.raises(StoreError, match="key file .* is damaged"):
+        Store.open(store_path, PASSPHRASE)

@@ -58,6 +58,10 @@ class KdfParams:
             raise ValueError("parallelism must be at least 1")
         if self.memory_kib < 8 * self.parallelism:
             raise ValueError("memory_kib must be at least 8 x parallelism (Argon2's minimum)")
+        # Upper bounds: a key file is read before anything authenticates it, and must
+        # not be able to make the app allocate or compute without limit.
+        if self.memory_kib > 4 * 1024 * 1024 or self.time_cost > 64 or self.parallelism > 64:
+            raise ValueError("KDF costs above 4 GiB, 64 passes or 64 lanes are refused")
 
     @classmethod
     def fast(cls) -> "KdfParams":
@@ -252,6 +256,8 @@ def passphrase_kek(key_file: KeyFile, passphrase: str) -> bytes:
 
 
 def _keyring():
+    # Imported on first use: keyring scans its backends' entry points at import time,
+    # which most unlocks (passphrase only) never need.
     import keyring
     from keyring.errors import KeyringError
 
