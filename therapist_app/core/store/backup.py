@@ -44,10 +44,10 @@ def export_encrypted(conn: sqlcipher3.Connection, source: Path, destination: Pat
         destination.unlink(missing_ok=True)
         raise connection.translate(error, destination) from None
     os.chmod(destination, 0o600)
-    with destination.open("rb") as f:
-        if f.read(len(connection.SQLITE_HEADER)) == connection.SQLITE_HEADER:
-            destination.unlink()
-            raise StoreError("the copy came out unencrypted; it was deleted")
+    if connection.is_plaintext_sqlite(destination):
+        destination.unlink()
+        raise StoreError("the copy came out unencrypted; it was deleted")
+    with destination.open("r+b") as f:  # writable: Windows refuses to flush a read-only handle
         os.fsync(f.fileno())
     connection.verify_encrypted_file(destination, data_key)
 
@@ -59,10 +59,9 @@ def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path,
     for existing in (destination, keys.key_file_path(destination)):
         if not existing.exists():
             continue
-        with existing.open("rb") as f:
-            if f.read(len(connection.SQLITE_HEADER)) == connection.SQLITE_HEADER:
-                raise NotEncrypted(f"{existing} is a plaintext database: a backup is never "
-                                   "written into or over one")
+        if connection.is_plaintext_sqlite(existing):
+            raise NotEncrypted(f"{existing} is a plaintext database: a backup is never "
+                               "written into or over one")
         raise StoreExists(f"{existing} already exists; choose a new backup name")
     keys.normalize_passphrase(passphrase)
     staged = side_path(destination, ".partial")

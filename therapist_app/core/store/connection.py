@@ -80,20 +80,24 @@ def translate(error: sqlcipher3.Error, path: Path) -> StoreError:
     return StoreError(f"database error on {name} ({type(error).__name__}, code {code})")
 
 
+def is_plaintext_sqlite(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
 def check_file_before_open(path: Path) -> None:
     """Refuse a missing, empty or plaintext file before SQLCipher sees it: given an
     empty file, SQLCipher would quietly start a new database in it."""
     try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_HEADER))
+        size = path.stat().st_size
     except FileNotFoundError:
         raise StoreError(f"no store at {path}") from None
-    if not head:
+    if size == 0:
         raise DatabaseCorrupt(f"{path.name} is empty (zero bytes). {RESTORE_HINT}")
-    if head == SQLITE_HEADER:
+    if is_plaintext_sqlite(path):
         raise NotEncrypted(f"{path.name} is a plaintext SQLite database, not an encrypted "
                            "store; refusing to open or change it")
-    if os.path.getsize(path) < 1024:
+    if size < 1024:
         raise DatabaseCorrupt(f"{path.name} is truncated. {RESTORE_HINT}")
 
 
