@@ -1,0 +1,112 @@
+"""Export of one session as Markdown or PDF, optionally de-identified.
+
+A plaintext copy of health data leaves the encrypted store here, so the export is an
+explicit action that clinic policy can turn off (`export_allowed`), the file is created
+readable by its owner only, and the app records in the audit log that the session was
+viewed for it (ids only; see docs/app.md for the gap in the store's audit actions).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtGui import QPageSize, QPdfWriter, QTextDocument
+
+from therapist_app.core.deidentify import deidentify
+from therapist_app.core.store.records import Client, Note, Transcript
+from therapist_app.core.taxonomy import emotions
+
+FORMATS = ("markdown", "pdf")
+SPEAKERS = {"client": "Client", "therapist": "Therapist"}
+
+
+@dataclass(frozen=True)
+class ExportTurn:
+    speaker: str
+    text: str
+    emotion: str | None
+
+
+@dataclass(frozen=True)
+class SessionExport:
+    title: str
+    started_at: str
+    turns: tuple[ExportTurn, ...]
+    note: str
+    deidentified: bool
+
+
+def build_export(client: Client, transcript: Transcript, note: Note | None,
+                 deidentified: bool) -> SessionExport:
+    clean = deidentify if deidentified else (lambda text: text)
+    turns = tuple(
+        ExportTurn(SPEAKERS[u.speaker], clean(u.text),
+                   emotions()[u.emotion].name if u.emotion else None)
+        for u in transcript.utterances)
+    # The pseudonymous code identifies the record within the clinic; a display name
+    # may be a real name, so it is left out of every export.
+    return SessionExport(
+        title=f"Session {transcript.session.id} — client {client.code}",
+        started_at=transcript.session.started_at[:16].replace("T", " "),
+        turns=turns,
+        note=clean(note.text) if note else "",
+        deidentified=deidentified,
+    )
+
+
+def to_markdown(export: SessionExport) -> str:
+    lines = [f"# {export.title}", "", f"Started {export.started_at} UTC."]
+    if export.deidentified:
+        lines.append("De-identified: names, places, dates and contact details are replaced "
+                     "by placeholders such as [NAME]; review before sharing.")
+    lines += ["", "## Transcript", ""]
+    for turn in export.turns:
+        emotion = f" _({turn.emotion})_" if turn.emotion else ""
+        text = turn.text.replace("\n", "  \n")
+        lines.append(f"**{turn.speaker}**{emotion}: {text}")
+        lines.append("")
+    lines += ["## Notes", "", export.note or "_No notes._", ""]
+    return "\n".join(lines)
+
+
+def to_html(export: SessionExport) -> str:
+    esc = html.escape
+    parts = [f"<h1>{esc(export.title)}</h1>", f"<p>Started {esc(export.started_at)} UTC.</p>"]
+    if export.deidentified:
+        parts.append("<p><i>De-identified: identifiers are replaced by placeholders such as "
+                     "[NAME]; review before sharing.</i></p>")
+    parts.append("<h2>Transcript</h2>")
+    for turn in export.turns:
+        emotion = f" <i>({esc(turn.emotion)})</i>" if turn.emotion else ""
+        text = esc(turn.text).replace("\n", "<br>")
+        parts.append(f"<p><b>{esc(turn.speaker)}</b>{emotion}: {text}</p>")
+    note = esc(export.note).replace("\n", "<br>") if export.note else "<i>No notes.</i>"
+    parts += ["<h2>Notes</h2>", f"<p>{note}</p>"]
+    return "\n".join(parts)
+
+
+def _create_private(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+
+
+def write_markdown(export: SessionExport, path: Path) -> None:
+    with os.fdopen(_create_private(path), "w", encoding="utf-8") as out:
+        out.write(to_markdown(export))
+
+
+def write_pdf(export: SessionExport, path: Path) -> None:
+    """Render with QTextDocument into QPdfWriter (GUI thread: both are Qt paint objects)."""
+    os.close(_create_private(path))  # owner-only permissions before any content exists
+    writer = QPdfWriter(str(path))
+    writer.setPageSize(QPageSize(QPageSize.PageSizeId.A4))
+    writer.setTitle(export.title)
+    writer.setCreator("therapist-app")
+    document = QTextDocument()
+    document.setHtml(to_html(export))
+    document.print_(writer)
+    del writer  # flushes and closes the file
+    if path.stat().st_size == 0:
+        raise OSError(f"the PDF could not be written to {path}")

@@ -1,0 +1,1 @@
+"""Thin widgets over the session controller and the store's records."""

@@ -1,0 +1,70 @@
+"""The crisis banner: shown from the risk detector's assessment alone.
+
+Nothing the model writes reaches this widget, and only the therapist's
+acknowledgement changes it, so no model output can hide or reword the warning.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
+
+from therapist_app.ui.analysis import risk_phrases
+from therapist_app.ui.session_controller import SessionController
+from therapist_app.ui.theme import crisis_colors
+
+_CATEGORY_NAMES = {
+    "suicide_selfharm": "suicide or self-harm",
+    "harm_others": "harm to others",
+    "abuse": "abuse",
+    "substance_medical": "substance or medical emergency",
+}
+
+
+def category_name(category: str) -> str:
+    return _CATEGORY_NAMES.get(category, category.replace("_", " "))
+
+
+class CrisisBanner(QFrame):
+    def __init__(self, controller: SessionController) -> None:
+        super().__init__()
+        self._controller = controller
+        self.setObjectName("crisisBanner")
+        self.setAccessibleName("Crisis warning")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(self)
+        self.label = QLabel()
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setWordWrap(True)
+        self.label.setAccessibleName("Crisis warning text")
+        self.acknowledge_button = QPushButton("&Acknowledge")
+        self.acknowledge_button.setAccessibleName("Acknowledge crisis warning")
+        self.acknowledge_button.setToolTip("Confirm you have seen the warning (Alt+A)")
+        self.acknowledge_button.clicked.connect(controller.acknowledge_crisis)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.acknowledge_button)
+        controller.crisis_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        crisis = self._controller.crisis
+        if crisis is None:
+            self.hide()
+            return
+        categories = ", ".join(category_name(c) for c in crisis.risk.categories)
+        phrases = "; ".join(f"“{p}”" for p in risk_phrases(crisis.risk))
+        if crisis.acknowledged:
+            text = (f"Acknowledged: possible crisis language ({categories}): {phrases}. "
+                    "Follow your clinic's risk protocol.")
+        else:
+            text = (f"Possible crisis language ({categories}, severity {crisis.risk.severity}): "
+                    f"{phrases}. Assess risk now and follow your clinic's protocol. "
+                    "Acknowledge to continue.")
+        self.label.setText(text)
+        self.setAccessibleDescription(text)
+        self.acknowledge_button.setVisible(not crisis.acknowledged)
+        background, foreground = crisis_colors(self.palette(), crisis.acknowledged)
+        self.setStyleSheet(f"#crisisBanner {{ background: {background}; border: 2px solid "
+                           f"{foreground}; }} #crisisBanner QLabel {{ color: {foreground}; "
+                           "font-weight: bold; }")
+        self.show()
