@@ -18,6 +18,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from typing import Callable
 
 from therapist_app.core.assets import asset_path
 
@@ -59,7 +60,7 @@ class _Rule:
     kind: str
     pattern: re.Pattern
     group: int = 0
-    check: str | None = None  # name of an extra test on the matched text
+    check: Callable[[str], bool] | None = None  # an extra test on the matched text
 
 
 @cache
@@ -71,6 +72,16 @@ def _lists() -> dict[str, frozenset[str]]:
 
 def _alternation(words: frozenset[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _phone_like(text: str) -> bool:
+    """7 to 15 digits (E.164), and not a span of years such as 1990-2000."""
+    digits = sum(c.isdigit() for c in text)
+    return 7 <= digits <= 15 and not re.fullmatch(r"(?:19|20)\d\d\s*-\s*(?:19|20)\d\d", text)
+
+
+def _long_code(text: str) -> bool:
+    return len(text) >= 5
 
 
 @cache
@@ -91,7 +102,7 @@ def _rules() -> tuple[_Rule, ...]:
             r"id)(?:\s+(?:id|no\.?|number|#))?(?:\s*[:#]\s*|\s+is\s+|\s+))"
             r"(\d[\d -]{2,}\d|[A-Za-z]*\d[A-Za-z0-9-]{2,})\b"), group=1),
         _Rule("ID", re.compile(r"\b(?=(?:[A-Z-]*\d){3})[A-Z0-9]*[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*\b"),
-              check="long_code"),
+              check=_long_code),
         _Rule("ADDRESS", re.compile(
             rf"(?i:\b(?:flat|apt|apartment|unit|suite)\.?\s*#?\s*\w+,?\s+)?"
             rf"\b\d{{1,5}}[A-Za-z]?,?\s+(?:{_CAPWORD}\s+){{1,3}}{_STREET}\b")),
@@ -103,7 +114,7 @@ def _rules() -> tuple[_Rule, ...]:
             rf"\b(?:{_DAY}\s+(?:of\s+)?{_MONTH}|{_MONTH}\s+{_DAY}\b)(?:,?\s+\d{{4}})?\b")),
         _Rule("DATE", re.compile(rf"\b{_MONTH}\s+\d{{4}}\b")),
         _Rule("PHONE", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
-                                  r"\d[\d\s.-]{4,}\d(?!\w)"), check="phone"),
+                                  r"\d[\d\s.-]{4,}\d(?!\w)"), check=_phone_like),
         _Rule("PLACE", re.compile(rf"\b(?:{proper}\s+){{1,3}}{_INSTITUTION}\b")),
         _Rule("NAME", re.compile(rf"\b{_TITLE}\s+({proper}{surname})"), group=1),
         _Rule("NAME", re.compile(
@@ -120,25 +131,13 @@ def _rules() -> tuple[_Rule, ...]:
     )
 
 
-def _passes(check: str | None, text: str) -> bool:
-    if check is None:
-        return True
-    if check == "phone":
-        # 7 to 15 digits (E.164), and not a span of years such as 1990-2000.
-        digits = sum(c.isdigit() for c in text)
-        return 7 <= digits <= 15 and not re.fullmatch(r"(?:19|20)\d\d\s*-\s*(?:19|20)\d\d", text)
-    if check == "long_code":
-        return len(text) >= 5
-    raise ValueError(f"unknown check {check!r}")
-
-
 def find_identifiers(text: str) -> list[Span]:
     """Spans to replace, in text order. Earlier rules win where spans overlap."""
     taken: list[Span] = []
     for rule in _rules():
         for match in rule.pattern.finditer(text):
             start, end = match.span(rule.group)
-            if start == end or not _passes(rule.check, match.group(rule.group)):
+            if start == end or (rule.check and not rule.check(match.group(rule.group))):
                 continue
             if any(start < s.end and s.start < end for s in taken):
                 continue
