@@ -57,7 +57,7 @@ def load_splits(settings: SFTSettings) -> tuple[list[Example], list[Example], li
         missing = [f.name for f in files if not f.is_file()]
         if missing:
             raise SFTError(f"{source} lacks {', '.join(missing)}: make them with `therapist-trainer split`")
-        train, validation = (list(read_jsonl(f).examples) for f in files)
+        train, validation = (_read_split(f) for f in files)
     elif source.is_file():
         files = [source]
         fractions = SplitFractions(
@@ -78,6 +78,15 @@ def load_splits(settings: SFTSettings) -> tuple[list[Example], list[Example], li
                 "raise validation_fraction so at least one conversation lands in each split"
             )
     return train, validation, files
+
+
+def _read_split(path: Path) -> list[Example]:
+    try:
+        return list(read_jsonl(path).examples)
+    except DataError as problem:
+        if problem.errors:
+            raise
+        raise SFTError(f"the {path.stem} split is empty: {path} has no examples") from None
 
 
 def tokenize_examples(
@@ -313,6 +322,9 @@ def run_sft(settings: SFTSettings, callbacks: Sequence = ()) -> SFTResult:
         save_total_limit=settings.save_total_limit,
         report_to="none",
         dataloader_pin_memory=not use_cpu,
+        # Every trainable weight takes part in each step; searching for unused ones
+        # costs an extra graph traversal per step under DDP.
+        ddp_find_unused_parameters=False,
     )
     metrics = MetricsCallback(folder if is_main else None)
     try:

@@ -4,9 +4,14 @@ the bundled SmolLM2 imported once (for the slow tests)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# Nothing in these tests may reach a model or dataset hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 SEED = ASSETS / "seed_corpus.jsonl"
