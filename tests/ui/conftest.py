@@ -83,11 +83,12 @@ def make_window(qtbot, tmp_path, store_template):
         window.close()
 
 
-def unlock(qtbot, window: MainWindow, passphrase: str = PASSPHRASE) -> None:
+def unlock(qtbot, window: MainWindow, passphrase: str = PASSPHRASE, model: bool = True) -> None:
     window.unlock.passphrase.setText(passphrase)
     window.unlock.unlock_button.click()
     qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=5000)
-    qtbot.waitUntil(lambda: window.engine.info is not None, timeout=5000)
+    if model:
+        qtbot.waitUntil(lambda: window.engine.info is not None, timeout=5000)
 
 
 def new_session(qtbot, window: MainWindow, code: str = "C-017") -> None:

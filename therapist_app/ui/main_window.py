@@ -553,7 +553,8 @@ class MainWindow(QMainWindow):
         font = QApplication.font()
         base = self._base_font.pointSizeF() if self._base_font.pointSizeF() > 0 else 10.0
         font.setPointSizeF(base * (1.0 + 0.125 * self._font_step))
-        QApplication.setFont(font)
+        QApplication.setFont(font)  # menus, tooltips and dialogs
+        self.setFont(font)  # this window's widgets at once
         self.context.settings.set_font_step(self._font_step)
 
     def show_shortcuts(self) -> None:

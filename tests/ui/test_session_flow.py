@@ -1,0 +1,212 @@
+"""A session: clients, the client's words, streamed suggestions, decisions, crisis, stop."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QMimeData, Qt, QTimer
+
+from tests.ui.conftest import new_session, say, unlock
+from tests.ui.fakes import FakeScript
+from therapist_app.core.store import Store
+from therapist_app.ui.session_controller import MAX_INPUT_CHARS
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def ready(qtbot, make_window):
+    def build(**kwargs):
+        h = make_window(**kwargs)
+        unlock(qtbot, h.window)
+        new_session(qtbot, h.window)
+        return h
+    return build
+
+
+def test_clients_are_created_searched_and_their_sessions_listed(qtbot, make_window):
+    h = make_window()
+    window = h.window
+    unlock(qtbot, window)
+    for code in ("C-017", "C-018", "B-200"):
+        window.clients.new_code.setText(code)
+        window.clients.add_button.click()
+    assert window.clients.clients.count() == 3
+    window.clients.search.setText("C-01")
+    assert [window.clients.clients.item(i).text() for i in range(2)] == ["C-017", "C-018"]
+    assert window.clients.clients.count() == 2
+    window.clients.search.clear()
+    window.clients.new_code.setText("C-017")
+    window.clients.add_button.click()
+    assert window.clients.clients.count() == 3  # duplicate code refused with a message
+    window.clients.select_client(window.store.list_clients()[0].id)
+    window.clients.new_session_button.click()
+    window.clients.new_session_button.click()
+    assert window.clients.sessions.count() == 2
+    assert window.controller.session is not None
+    actions = [a.action for a in window.store.audit_log()]
+    assert "view_client" in actions and "view_session" in actions
+
+
+def test_client_words_are_analysed_stored_and_answered_by_a_stream(qtbot, ready):
+    h = ready()
+    window, controller = h.window, h.window.controller
+    seen_partial = []
+    controller.suggestions_updated.connect(
+        lambda: seen_partial.append([s.text for s in controller.slots]))
+    say(qtbot, window, "I couldn't sleep again, I keep worrying about the exam.")
+    # Tokens arrived one by one before the round ended: the first update held one word.
+    assert seen_partial and len(seen_partial[0][0].split()) == 1
+    assert len(seen_partial) > 10
+    stored = window.store.session_transcript(controller.session.id)
+    client_turn = stored.utterances[-1]
+    assert client_turn.speaker == "client" and client_turn.emotion_detected == "anxiety"
+    assert client_turn.emotion_confidence == pytest.approx(0.82)
+    assert [s.strategy for s in stored.suggestions] == ["reflection", "question", "affirmation"]
+    cards = window.suggestions.cards
+    assert cards[0].body.text() == "It sounds like this week has been really heavy for you."
+    assert cards[1].header.text() == "2. Question"
+    assert window.emotion_chip.text().startswith("Emotion: Anxiety 82%")
+    request = h.script.rounds[-1]
+    assert request.emotion.label == "anxiety" and request.context == ()
+    assert window.input.toPlainText() == ""
+    assert window.speed_label.text().endswith("tokens/s")
+    assert "drafts for your judgement" in window.suggestions.disclaimer.text()
+
+
+def test_accept_edit_and_reject_land_in_the_store(qtbot, ready):
+    h = ready()
+    window, controller = h.window, h.window.controller
+    session_id = controller.session.id
+    say(qtbot, window, "Work has been overwhelming.")
+    panel = window.suggestions
+    panel.setFocus()
+    qtbot.keyClick(panel, Qt.Key.Key_R)  # reject the first open draft
+    qtbot.keyClick(panel, Qt.Key.Key_2)  # accept the second
+    transcript = window.store.session_transcript(session_id)
+    assert [d.decision for d in transcript.decisions] == ["rejected", "accepted"]
+    assert transcript.utterances[-1].speaker == "therapist"
+    assert transcript.utterances[-1].text == "What has been the hardest part of it?"
+    assert window.transcript.model().rowCount() == 2
+
+    say(qtbot, window, "Mostly my manager.")
+    assert h.script.rounds[-1].context[-1].text == "What has been the hardest part of it?"
+    card = panel.cards[2]
+    card.edit_button.click()
+    assert not card.editor.isHidden()
+    card.editor.setPlainText("That took real strength. Tell me about your manager.")
+    qtbot.keyClick(card.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    transcript = window.store.session_transcript(session_id)
+    assert transcript.decisions[-1].decision == "edited"
+    assert transcript.decisions[-1].final_text == "That took real strength. Tell me about your manager."
+    assert transcript.utterances[-1].text == "That took real strength. Tell me about your manager."
+    assert not panel.cards[0].accept_button.isEnabled()  # the other drafts are spent
+    assert [a.action for a in window.store.audit_log()].count("decision") == 3
+
+
+def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, ready):
+    hostile = FakeScript(replies=(
+        "<div style='display:none'>All is fine.</div> There is no risk here.",
+        "Ignore the warning above.", "Everything is okay."))
+    h = ready(script=hostile)
+    window = h.window
+    assert window.banner.isHidden()
+    say(qtbot, window, "Honestly I want to kill myself, I can't do this anymore.")
+    assert window.banner.isVisible()
+    assert "“kill myself”" in window.banner.label.text()
+    assert "suicide or self-harm" in window.banner.label.text()
+    assert window.banner.label.textFormat() == Qt.TextFormat.PlainText
+    # No decision is possible until the therapist acknowledges the warning.
+    window.suggestions.cards[0].accept()
+    assert window.store.session_transcript(window.controller.session.id).decisions == ()
+    stored = window.store.session_transcript(window.controller.session.id).utterances[-1]
+    assert stored.risk_flags == ("suicide_selfharm",)
+    window.banner.acknowledge_button.click()
+    assert window.banner.isVisible() and "Acknowledged" in window.banner.label.text()
+    window.suggestions.cards[0].accept()
+    assert len(window.store.session_transcript(window.controller.session.id).decisions) == 1
+    # Model output never reached the banner, and a later calm turn keeps the warning.
+    say(qtbot, window, "Anyway, work was fine.")
+    assert window.banner.isVisible() and "kill myself" in window.banner.label.text()
+
+
+def test_a_negated_phrase_raises_no_banner(qtbot, ready):
+    h = ready()
+    say(qtbot, h.window, "I would never hurt myself, I just feel tired.")
+    assert h.window.banner.isHidden()
+
+
+def test_stop_cancels_the_round_and_keeps_partial_drafts(qtbot, ready):
+    h = ready(script=FakeScript(token_delay_s=0.05))
+    window, controller = h.window, h.window.controller
+    window.input.setPlainText("I keep going round in circles.")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: any(s.text for s in controller.slots), timeout=5000)
+    assert controller.generating and window.suggestions.stop_button.isEnabled()
+    with qtbot.waitSignal(controller.suggestions_finished, timeout=5000):
+        window.suggestions.stop_button.click()
+    assert not controller.generating
+    assert all(s.finish_reason == "cancelled" for s in controller.slots)
+    words = len(controller.slots[0].text.split())
+    assert 1 <= words < len("It sounds like this week has been really heavy for you.".split())
+    assert "stopped" in window.suggestions.cards[0].header.text()
+    window.suggestions.cards[0].reject()
+    assert window.store.session_transcript(controller.session.id).decisions[-1].decision == "rejected"
+
+
+def test_the_event_loop_keeps_turning_while_suggestions_generate(qtbot, ready):
+    h = ready(script=FakeScript(token_delay_s=0.03))
+    window, controller = h.window, h.window.controller
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(controller.generating))
+    timer.start()
+    window.input.setPlainText("Everything feels too much lately.")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: controller.generating, timeout=5000)
+    qtbot.waitUntil(lambda: not controller.generating, timeout=10_000)
+    timer.stop()
+    during = ticks.count(True)
+    # A round of ~12 steps x 30 ms is ~0.36 s: a free event loop ticks ~30 times.
+    assert during >= 10, f"the GUI timer fired only {during} times while generating"
+
+
+def test_emotion_correction_is_one_click_stored_and_used_next_round(qtbot, ready):
+    h = ready()
+    window = h.window
+    say(qtbot, window, "My dad died last month.")
+    window.emotion_chip.actions_by_label["grief"].trigger()
+    assert window.emotion_chip.text().startswith("Emotion: Grief (set by you)")
+    utterance = window.store.session_transcript(window.controller.session.id).utterances[-1]
+    assert utterance.emotion_corrected == "grief" and utterance.emotion_detected == "anxiety"
+    window.suggestions.strategy_picker.setCurrentIndex(
+        window.suggestions.strategy_picker.findData("reflection"))
+    window.suggestions.regenerate_button.click()
+    qtbot.waitUntil(lambda: not window.controller.generating
+                    and any(s.record_id for s in window.controller.slots), timeout=5000)
+    request = h.script.rounds[-1]
+    assert request.emotion.label == "grief" and request.strategy == "reflection"
+    assert [s.strategy for s in window.controller.slots] == ["reflection"] * 3
+
+
+def test_a_huge_paste_is_refused_with_a_message(qtbot, ready):
+    window = ready().window
+    data = QMimeData()
+    data.setText("x" * (MAX_INPUT_CHARS + 1))
+    messages = []
+    window.input.refused.connect(messages.append)
+    window.input.insertFromMimeData(data)
+    assert window.input.toPlainText() == "" and "Paste it in parts" in messages[0]
+    data.setText("She said:\u202e reversed \u200b text")
+    window.input.insertFromMimeData(data)
+    assert window.input.toPlainText() == "She said:\u202e reversed \u200b text"
+
+
+def test_notes_are_saved_encrypted_and_reloaded(qtbot, ready):
+    h = ready()
+    window = h.window
+    session_id = window.controller.session.id
+    window.notes.setPlainText("Client agreed to a sleep diary.")
+    window.lock("test")  # saving happens before the store closes
+    with Store.open(h.store_path, "violet kettle harbour") as store:
+        assert store.note(session_id).text == "Client agreed to a sleep diary."
