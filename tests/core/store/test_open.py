@@ -175,3 +175,24 @@ def test_absurd_kdf_costs_in_the_key_file_are_refused_before_deriving(store_path
     key_path.write_text(key_path.read_text().replace('"memory_kib": 8', '"memory_kib": 999999999'))
     with pytest.raises(StoreError, match="key file .* is damaged"):
         Store.open(store_path, PASSPHRASE)
+
+
+def test_a_foreign_wal_is_refused_without_touching_the_database(template, tmp_path):
+    """A -wal from another store must not be checkpointed into this one on close."""
+    ours = copy_store(template, tmp_path / "ours.db")
+    with Store.open(ours, PASSPHRASE) as store:
+        store.add_client("C-ours")
+    # Another store: its own data key (a copy of the template would share ours).
+    with Store.create(tmp_path / "theirs.db", PASSPHRASE, KdfParams.fast()) as other:
+        for n in range(10):
+            other.add_client(f"C-theirs-{n}")
+        foreign_wal = (tmp_path / "theirs.db-wal").read_bytes()
+    assert foreign_wal
+    (tmp_path / "ours.db-wal").write_bytes(foreign_wal)
+    before = ours.read_bytes()
+    with pytest.raises(DatabaseCorrupt, match="ours.db-wal .* not this store's"):
+        Store.open(ours, PASSPHRASE)
+    assert ours.read_bytes() == before
+    (tmp_path / "ours.db-wal").rename(tmp_path / "foreign-wal")
+    with Store.open(ours, PASSPHRASE) as store:
+        assert [c.code for c in store.list_clients()] == ["C-ours"]

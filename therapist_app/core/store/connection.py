@@ -155,33 +155,72 @@ def _connect(path: Path, mode: str) -> sqlcipher3.Connection:
     return conn
 
 
+def _verify(conn: sqlcipher3.Connection, path: Path, data_key: bytes) -> None:
+    _key(conn, data_key)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    _check_cipher(conn, path)
+    problems = conn.execute("PRAGMA quick_check").fetchall()
+    if problems != [("ok",)]:
+        raise DatabaseCorrupt(f"{path.name} failed its integrity check "
+                              f"({len(problems)} problems). {RESTORE_HINT}")
+
+
+def _configure(conn: sqlcipher3.Connection, path: Path, data_key: bytes) -> None:
+    _key(conn, data_key)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    _apply_pragmas(conn)
+    if conn.execute("PRAGMA cipher_memory_security").fetchone()[0] != "1":
+        raise StoreError("cipher_memory_security could not be turned on")
+
+
+def _with_connection(path: Path, mode: str, step) -> sqlcipher3.Connection:
+    """Connect, run `step(conn)`; on any failure close and raise the store's error."""
+    try:
+        conn = _connect(path, mode)
+    except sqlcipher3.Error as error:
+        raise translate(error, path) from None
+    try:
+        step(conn)
+    except sqlcipher3.Error as error:
+        conn.close()
+        raise _with_wal_hint(translate(error, path), path) from None
+    except StoreError as error:
+        conn.close()
+        raise _with_wal_hint(error, path) from None
+    return conn
+
+
+def _with_wal_hint(error: StoreError, path: Path) -> StoreError:
+    wal = path.with_name(path.name + "-wal")
+    if isinstance(error, DatabaseCorrupt) and wal.exists() and wal.stat().st_size:
+        return DatabaseCorrupt(f"{error} If {wal.name} was copied in from elsewhere, it is "
+                               "not this store's: moving it aside opens the last "
+                               "checkpointed state.")
+    return error
+
+
 def open_existing(path: Path, data_key: bytes) -> sqlcipher3.Connection:
     """Open and verify an existing store file. Raises DatabaseCorrupt when the key
     does not authenticate page 1 (the caller has already proved the passphrase) or a
-    page fails quick_check; the file is left byte for byte as it was."""
+    page fails quick_check; the file is left byte for byte as it was.
+
+    The checks run on a read-only connection: a read-write one would checkpoint the
+    WAL into the file as it closes, and a WAL that is not this file's (or is damaged)
+    would then overwrite good pages with pages that fail authentication.
+    """
     check_file_before_open(path)
+    side_files = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    absent = [side for side in side_files if not side.exists()]
     try:
-        conn = _connect(path, "rw")
-    except sqlcipher3.Error as error:
-        raise translate(error, path) from None
-    try:
-        _key(conn, data_key)
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        _check_cipher(conn, path)
-        problems = conn.execute("PRAGMA quick_check").fetchall()
-        if problems != [("ok",)]:
-            raise DatabaseCorrupt(f"{path.name} failed its integrity check "
-                                  f"({len(problems)} problems). {RESTORE_HINT}")
-        _apply_pragmas(conn)
-        if conn.execute("PRAGMA cipher_memory_security").fetchone()[0] != "1":
-            raise StoreError("cipher_memory_security could not be turned on")
-    except sqlcipher3.Error as error:
-        conn.close()
-        raise translate(error, path) from None
+        _with_connection(path, "ro", lambda conn: _verify(conn, path, data_key)).close()
     except StoreError:
-        conn.close()
+        # A read-only connection leaves the -wal/-shm it opened; remove those it created
+        # (empty WAL, index only) so a refused file leaves its folder as it was.
+        for side in absent:
+            if side.exists() and (side.name.endswith("-shm") or not side.stat().st_size):
+                side.unlink()
         raise
-    return conn
+    return _with_connection(path, "rw", lambda conn: _configure(conn, path, data_key))
 
 
 def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:
