@@ -8,8 +8,8 @@ vs_sqlite       our median append over stdlib sqlite3's median for the same stat
                 (BEGIN IMMEDIATE, the session check, the INSERT, COMMIT) with the same
                 pragmas and schema on an unencrypted file in the same folder. Target <= 1.5.
 
-The two are timed alternately, one append each in turn, so disk noise from a shared
-machine falls on both alike.
+The two are timed alternately, one append each in turn (which goes first alternates
+too), so disk noise from a shared machine falls on both alike.
 
 Usage: .venv/bin/python bench/store.py [--appends 400] [--folder DIR]
 """
@@ -73,15 +73,23 @@ def run(folder: Path, appends: int) -> dict[str, float]:
     ours, theirs = [], []
     with Store.open(path, PASSPHRASE) as store:
         session_id = store.start_session(store.add_client("C-1").id).id
-        for i in range(appends + 20):
+        def timed(append) -> float:
             start = time.perf_counter()
+            append()
+            return time.perf_counter() - start
+
+        def our_append() -> None:
             store.append_utterance(session_id, "client", TEXT, emotion="anxiety", confidence=0.8)
-            middle = time.perf_counter()
-            plain_append(plain, plain_session)
-            end = time.perf_counter()
+
+        for i in range(appends + 20):
+            # Alternate which side goes first, so neither always follows the other's fsync.
+            if i % 2:
+                mine, other = timed(our_append), timed(lambda: plain_append(plain, plain_session))
+            else:
+                other, mine = timed(lambda: plain_append(plain, plain_session)), timed(our_append)
             if i >= 20:  # warm-up: page cache, WAL growth
-                ours.append(middle - start)
-                theirs.append(end - middle)
+                ours.append(mine)
+                theirs.append(other)
     plain.close()
     return {
         "unlock_s": statistics.median(unlock),
