@@ -12,13 +12,25 @@ import logging
 import os
 import sys
 
-from therapist_app import __version__
-
 # Modules that define subcommands, in the order `--help` lists them.
 COMMAND_MODULES = (
     "therapist_app.cli.suggest",
     "therapist_app.cli.store",
+    "therapist_app.cli.selftest",
 )
+
+
+class PrintVersions(argparse.Action):
+    """`--version`: the native libraries are probed only when asked (it loads them)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from therapist_app.versions import version_text
+
+        print(version_text())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local, private reply suggestions for therapists. With no command, "
         "opens the app window (or runs the demo where no display is available).",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--version", action=PrintVersions,
+        help="show the version of the app, llama.cpp, SQLCipher and Qt, then exit",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings at INFO level")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
