@@ -101,6 +101,11 @@ def test_disk_full_on_a_small_filesystem_rolls_back(template, small_filesystem):
         # Checkpointing needs room too: a clear StorageFull, not a crash.
         with pytest.raises(StorageFull):
             store.integrity_check()
+        # So does a backup: refused, and nothing half-written is left behind.
+        before = sorted(p.name for p in small_filesystem.iterdir())
+        with pytest.raises((StorageFull, StorageFailure)):
+            store.backup(small_filesystem / "backup.db", PASSPHRASE)
+        assert sorted(p.name for p in small_filesystem.iterdir()) == before
     filler.unlink()  # the user frees some space
     with Store.open(path, PASSPHRASE) as store:
         _check_rollback(store, session_id, committed, str(error))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import unicodedata
@@ -16,6 +17,7 @@ from therapist_app.core.store import (
     KeyFileMissing,
     NotEncrypted,
     PassphraseTooShort,
+    StorageFailure,
     Store,
     StoreError,
     StoreExists,
@@ -196,3 +198,19 @@ def test_a_foreign_wal_is_refused_without_touching_the_database(template, tmp_pa
     (tmp_path / "ours.db-wal").rename(tmp_path / "foreign-wal")
     with Store.open(ours, PASSPHRASE) as store:
         assert [c.code for c in store.list_clients()] == ["C-ours"]
+
+
+def test_unwritable_lock_file_is_a_clear_error(store_path, monkeypatch):
+    """What a read-only folder does to the lock file (root ignores real permissions)."""
+    real_open = os.open
+
+    def refusing_open(path, flags, *args):
+        if str(path).endswith(".lock"):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr("therapist_app.core.store.lockfile.os.open", refusing_open)
+    before = snapshot(store_path.parent)
+    with pytest.raises(StorageFailure, match="read-only"):
+        Store.open(store_path, PASSPHRASE)
+    assert snapshot(store_path.parent) == before

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from therapist_app.core.store.errors import DatabaseInUse
+from therapist_app.core.store.errors import DatabaseInUse, StorageFailure
 
 if os.name == "nt":
     import msvcrt
@@ -29,7 +29,13 @@ class StoreLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise StorageFailure(
+                f"cannot open the lock file {self.path.name} ({error.strerror}); is the "
+                "folder read-only? Nothing was changed."
+            ) from None
         try:
             if os.name == "nt":
                 msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
