@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft")
+COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft", "trainer.commands_eval", "trainer.commands_export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,299 @@
+"""`therapist-trainer eval`: score a model's replies on held-out data and write a report.
+
+Replies come from a Hugging Face folder (transformers) or a GGUF (the app's llama.cpp
+engine), greedy by default. The report puts BLEU, ROUGE, METEOR and emotion accuracy
+beside the published GPT-2 SFT+RL numbers, adds distinct-n, every reward component,
+the reflective-behaviour counts and optionally an LLM judge, plots reward curves of
+training runs, and ends with one machine-readable RESULT line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from therapist_app.core.dialogue_format import Example, parse_reply
+
+from trainer.behaviours import count_behaviours
+from trainer.config import ConfigError, _f
+from trainer.data.records import read_jsonl
+from trainer.data.split import SplitFractions, split_examples
+from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge
+from trainer.rewards import parse_list
+from trainer.rewards.resources import load_emotion_classifier
+from trainer.rewards.settings import RewardSettings, reward_pack
+
+log = logging.getLogger(__name__)
+
+# Published results of the context-emotion aware GPT-2 (SFT then RL) on its test set.
+PUBLISHED = {"bleu": 0.0111, "rouge1": 0.1397, "rouge2": 0.0213, "rougeL": 0.1317, "meteor": 0.0581, "emotion_acc": 0.9934}
+PUBLISHED_BASE_EMOTION_ACC = 0.6696
+RESULT_KEYS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "emotion_acc")
+
+
+@dataclass(frozen=True)
+class EvalSettings(RewardSettings):
+    model: str = _f("", "model to evaluate: a Hugging Face folder, or a .gguf file run through llama.cpp")
+    data: str = _f("assets/seed_corpus.jsonl", "normalised JSONL with reference replies")
+    split: str = _f("test", "which part of the data: test, validation or train (split as SFT splits it), or all",
+                    ("test", "validation", "train", "all"))
+    seed: int = _f(0, "split seed (the same as the SFT run's, so the held-out split matches)")
+    validation_fraction: float = _f(0.1, "validation share when splitting (as in SFT)")
+    test_fraction: float = _f(0.1, "test share when splitting (as in SFT)")
+    max_examples: int = _f(0, "evaluate at most this many examples; 0 means all")
+    max_new_tokens: int = _f(64, "most tokens generated per reply")
+    batch_size: int = _f(8, "prompts generated together (Hugging Face models)")
+    output_dir: str = _f("runs/eval", "folder for report.md, results.json and the plots")
+    judge: str = _f("", "a GGUF to run as LLM judge with the documented rubric; empty means no judge")
+    runs: str = _f("", "comma-separated training run folders whose reward curves to plot")
+    save_replies: bool = _f(False, "also write replies.jsonl (generated text: keep it where the data may live)")
+    num_threads: int = _f(0, "CPU threads; 0 means the available cores")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_examples < 0 or self.max_new_tokens < 1 or self.batch_size < 1 or self.num_threads < 0:
+            raise ConfigError("max_examples and num_threads must be >= 0; max_new_tokens and batch_size >= 1")
+        if not (0 < self.validation_fraction < 1 and 0 <= self.test_fraction < 1
+                and self.validation_fraction + self.test_fraction < 1):
+            raise ConfigError("validation_fraction in (0, 1), test_fraction in [0, 1), their sum below 1")
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    examples: int
+    bleu: float
+    rouge1: float
+    rouge2: float
+    rougeL: float
+    meteor: float
+    meteor_synonyms: bool
+    distinct1: float
+    distinct2: float
+    emotion_acc: float | None
+    emotion_classifier: bool
+    rewards: dict[str, float | None]
+    reward_total: float
+    behaviours: dict[str, int]
+    judge: dict[str, float] = field(default_factory=dict)
+    judge_unparsed: int = 0
+    tokens_per_second: float | None = None
+
+    def result_line(self) -> str:
+        values = asdict(self)
+        parts = []
+        for key in RESULT_KEYS:
+            value = values[key]
+            parts.append(f"{key}={'nan' if value is None else f'{value:.4f}'}")
+        return "RESULT " + " ".join(parts)
+
+
+def select_examples(settings: EvalSettings) -> list[Example]:
+    examples = [e for e in read_jsonl(settings.data).examples if e.reply]
+    if settings.split != "all":
+        fractions = SplitFractions(1 - settings.validation_fraction - settings.test_fraction,
+                                   settings.validation_fraction, settings.test_fraction)
+        examples = split_examples(examples, fractions, settings.seed)[settings.split]
+    if settings.max_examples:
+        examples = examples[: settings.max_examples]
+    if not examples:
+        raise ValueError(f"no examples with a reply in the {settings.split} split of {settings.data}")
+    return examples
+
+
+def score_replies(examples: Sequence[Example], completions: Sequence[str], settings: RewardSettings,
+                  classifier="auto", judge=None) -> EvalResult:
+    """Every metric for raw `completions` (one per example) against the examples' replies."""
+    replies = [parse_reply(c).text for c in completions]
+    references = [e.reply or "" for e in examples]
+    rouges = rouge(replies, references)
+    met = meteor(replies, references)
+    if classifier == "auto":
+        classifier = load_emotion_classifier(optional=True)
+    accuracy = None
+    if classifier is not None:
+        predicted = [max(p, key=p.get) if r else None for p, r in zip(classifier(replies), replies)]
+        accuracy = emotion_accuracy(predicted, [e.emotion for e in examples])
+    pack = reward_pack(settings)
+    columns = {
+        "client_words": [e.client_words for e in examples],
+        "reference": references,
+        "emotion": [e.emotion for e in examples],
+        "strategy": [e.strategy for e in examples],
+    }
+    scores = pack.score(list(completions), **columns)
+    means = {}
+    for name, values in scores.items():
+        present = [v for v in values if v is not None]
+        means[name] = sum(present) / len(present) if present else None
+    totals = pack.total(scores)
+    judged = judge.summarise(zip(columns["client_words"], replies)) if judge is not None else None
+    return EvalResult(
+        examples=len(examples),
+        bleu=bleu(replies, references),
+        rouge1=rouges["rouge1"], rouge2=rouges["rouge2"], rougeL=rouges["rougeL"],
+        meteor=met.score, meteor_synonyms=met.synonyms,
+        distinct1=distinct(replies, 1), distinct2=distinct(replies, 2),
+        emotion_acc=accuracy, emotion_classifier=classifier is not None,
+        rewards=means, reward_total=sum(totals) / len(totals),
+        behaviours=count_behaviours(replies),
+        judge=judged.means if judged else {}, judge_unparsed=judged.unparsed if judged else 0,
+    )
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def write_report(result: EvalResult, settings: EvalSettings, out: Path, plots: Sequence[Path]) -> Path:
+    lines = [
+        f"# Evaluation of `{Path(settings.model).name}`",
+        "",
+        f"Data: `{settings.data}`, split `{settings.split}` (seed {settings.seed}), {result.examples} examples; "
+        f"greedy decoding, at most {settings.max_new_tokens} new tokens.",
+        "",
+        "| metric | this model | published GPT-2 SFT+RL |",
+        "|---|---|---|",
+    ]
+    names = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
+             "meteor": "METEOR" + ("" if result.meteor_synonyms else " (no synonyms)"), "emotion_acc": "emotion accuracy"}
+    values = asdict(result)
+    for key in RESULT_KEYS:
+        published = _fmt(PUBLISHED[key])
+        if key == "emotion_acc":
+            published += f" (base GPT-2: {PUBLISHED_BASE_EMOTION_ACC:.4f})"
+        lines.append(f"| {names[key]} | {_fmt(values[key])} | {published} |")
+    lines += [
+        "",
+        "Fractions, not percentages. The published numbers come from a different test set (their corpus, "
+        "their emotion classifier), so the comparison shows scale, not a ranking.",
+        "",
+    ]
+    if not result.meteor_synonyms:
+        lines += ["METEOR ran without WordNet synonyms: the WordNet data is not installed here, so only exact and "
+                  "stemmed matches count (`python -m nltk.downloader wordnet` enables synonyms).", ""]
+    if not result.emotion_classifier:
+        lines += ["Emotion accuracy is n/a: the app's emotion classifier is not installed.", ""]
+    lines += [f"distinct-1 {result.distinct1:.4f}, distinct-2 {result.distinct2:.4f}.", "",
+              "## Reward components (means; weighted total "
+              f"{result.reward_total:.4f})", "", "| reward | weight | mean |", "|---|---|---|"]
+    weights = dict(zip(parse_list(settings.rewards), parse_list(settings.reward_weights)))
+    for name, mean in result.rewards.items():
+        lines.append(f"| {name} | {weights[name]} | {_fmt(mean)} |")
+    lines += ["", "## Reflective behaviours (replies showing each)", ""]
+    lines += [f"- {name.replace('_', ' ')}: {count} of {result.examples}" for name, count in result.behaviours.items()]
+    if result.judge:
+        lines += ["", f"## LLM judge (`{Path(settings.judge).name}`, 1-5, rubric in docs/evaluation.md)", ""]
+        lines += [f"- {k}: {v:.2f}" for k, v in result.judge.items()]
+        lines.append(f"- answers the judge did not format as asked: {result.judge_unparsed}")
+    if result.tokens_per_second:
+        lines += ["", f"Generation: {result.tokens_per_second:.1f} tokens/s."]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    lines += ["", result.result_line(), ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def plot_rewards(result: EvalResult, runs: Sequence[Path], out: Path) -> list[Path]:
+    """`reward_components.png` for this evaluation and `reward_curves.png` for training runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    plots = []
+    present = {k: v for k, v in result.rewards.items() if v is not None}
+    figure, axes = pyplot.subplots(figsize=(7, 3.5), dpi=100)
+    axes.barh(list(present), list(present.values()))
+    axes.set_xlabel("mean score")
+    axes.grid(alpha=0.3, axis="x")
+    figure.tight_layout()
+    figure.savefig(out / "reward_components.png")
+    pyplot.close(figure)
+    plots.append(out / "reward_components.png")
+    curves = reward_curves(runs)
+    if curves:
+        figure, axes = pyplot.subplots(figsize=(7, 4), dpi=100)
+        for label, points in curves.items():
+            axes.plot(*zip(*points), label=label)
+        axes.set_xlabel("step")
+        axes.set_ylabel("mean reward")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(out / "reward_curves.png")
+        pyplot.close(figure)
+        plots.append(out / "reward_curves.png")
+    return plots
+
+
+def reward_curves(runs: Sequence[Path]) -> dict[str, list[tuple[int, float]]]:
+    """`rewards/<name>/mean` (and the total `reward`) per step from each run's metrics.jsonl."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for run in runs:
+        path = Path(run) / "metrics.jsonl"
+        if not path.is_file():
+            raise ValueError(f"{run} has no metrics.jsonl (not a training run folder)")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            for key, value in row.items():
+                if key == "reward" or (key.startswith("rewards/") and key.endswith("/mean")):
+                    label = f"{Path(run).name}: {key.removeprefix('rewards/').removesuffix('/mean')}"
+                    curves.setdefault(label, []).append((row["step"], value))
+    return curves
+
+
+def run_eval(settings: EvalSettings, generator=None, classifier="auto") -> tuple[EvalResult, Path]:
+    """Generate, score, and write report.md, results.json and the plots into output_dir."""
+    from trainer.generation import SamplingSettings, load_generator, requests_of
+
+    if not settings.model and generator is None:
+        raise ValueError("no model given: pass --model FOLDER or --model FILE.gguf")
+    runs = [Path(r) for r in parse_list(settings.runs)]
+    for run in runs:
+        if not (run / "metrics.jsonl").is_file():
+            raise ValueError(f"{run} has no metrics.jsonl (not a training run folder)")
+    examples = select_examples(settings)
+    if generator is None:
+        if settings.num_threads:
+            import torch
+
+            torch.set_num_threads(settings.num_threads)
+        generator = load_generator(settings.model, SamplingSettings(max_new_tokens=settings.max_new_tokens),
+                                   settings.batch_size, settings.num_threads or None)
+    started = time.perf_counter()
+    try:
+        completions = generator(requests_of(examples))
+    finally:
+        if hasattr(generator, "close"):
+            generator.close()
+    log.info("eval: %d replies in %.1fs", len(completions), time.perf_counter() - started)
+    judge = None
+    if settings.judge:
+        from trainer.judge import LlamaJudge
+
+        judge = LlamaJudge(settings.judge, settings.num_threads or None)
+    try:
+        result = score_replies(examples, completions, settings, classifier, judge)
+    finally:
+        if judge is not None:
+            judge.close()
+    seconds, tokens = getattr(generator, "seconds", 0.0), getattr(generator, "generated_tokens", 0)
+    if seconds and tokens:
+        result = EvalResult(**{**asdict(result), "tokens_per_second": tokens / seconds})
+    out = Path(settings.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = plot_rewards(result, runs, out)
+    (out / "results.json").write_text(json.dumps({"settings": asdict(settings), "result": asdict(result)},
+                                                 indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if settings.save_replies:
+        with (out / "replies.jsonl").open("w", encoding="utf-8") as f:
+            for example, completion in zip(examples, completions):
+                f.write(json.dumps({"id": example.id, "reply": parse_reply(completion).text}, ensure_ascii=False) + "\n")
+    return result, write_report(result, settings, out, plots)
