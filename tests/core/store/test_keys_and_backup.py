@@ -212,3 +212,15 @@ def test_backup_creates_nothing_on_failure(store, tmp_path):
     with pytest.raises(Exception):
         store.backup(missing_folder, PASSPHRASE)
     assert snapshot(tmp_path).keys() == before.keys()
+
+
+def test_failed_creation_leaves_no_files_and_no_keychain_entry(tmp_path, memory_keyring,
+                                                               monkeypatch):
+    def failing_migrate(conn):
+        raise RuntimeError("simulated failure while creating the schema")
+
+    monkeypatch.setattr("therapist_app.core.store.store.migrate", failing_migrate)
+    with pytest.raises(RuntimeError, match="simulated"):
+        Store.create(tmp_path / "s.db", PASSPHRASE, KdfParams.fast(), keychain=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.db.lock"]
+    assert memory_keyring.items == {}

@@ -85,25 +85,27 @@ class Store(StoreRecords):
         key_file = keys.seal(data_key, passphrase, kdf, store_id=store_id,
                              keychain_kek=keychain_kek)
         lock = StoreLock(path)
-        lock.acquire()
+        store = None
         try:
-            conn = connection.create_new(path, data_key)
-        except BaseException:
-            lock.release()
-            raise
-        store = cls(path, conn, data_key, key_file, lock)
-        store.keychain_message = keychain_message
-        try:
-            migrate(conn)
+            lock.acquire()
+            store = cls(path, connection.create_new(path, data_key), data_key, key_file, lock)
+            store.keychain_message = keychain_message
+            migrate(store._conn)
             with store.atomic():
-                conn.execute("INSERT INTO profile(id, display_name, created_at) VALUES (1, ?, ?)",
-                             (profile_name, now()))
+                store._conn.execute(
+                    "INSERT INTO profile(id, display_name, created_at) VALUES (1, ?, ?)",
+                    (profile_name, now()))
                 store._audit("store_created")
             keys.write_key_file(path, key_file)
         except BaseException:
-            store.lock()
-            for leftover in (path, *(side_path(path, s) for s in SIDE_SUFFIXES)):
-                leftover.unlink(missing_ok=True)
+            # Leave nothing of the half-made store: files, lock, keychain entry.
+            if store is not None:
+                store.lock()
+                for leftover in (path, *(side_path(path, s) for s in SIDE_SUFFIXES)):
+                    leftover.unlink(missing_ok=True)
+            lock.release()
+            if keychain_kek is not None:
+                keys.forget_keychain(store_id)
             raise
         log.info("created store %s", store._key_file.store_id)
         return store
