@@ -77,15 +77,10 @@ def contents_dir(app_dir: Path) -> Path:
 def bundled_modules(app_dir: Path) -> set[str]:
     """Top-level names of every Python module in the executable's archive and of every
     package folder collected beside it."""
-    from PyInstaller.archive.readers import CArchiveReader, ZlibArchiveReader
+    from PyInstaller.archive.readers import pkg_archive_contents
 
     executable = app_dir / (APP_NAME + (".exe" if sys.platform == "win32" else ""))
-    archive = CArchiveReader(str(executable))
-    names: set[str] = set()
-    for entry in archive.toc:
-        if entry.endswith(".pyz"):
-            pyz = ZlibArchiveReader(archive.extract(entry))
-            names.update(name.split(".")[0] for name in pyz.toc)
+    names = {name.split(".")[0] for name in pkg_archive_contents(str(executable))}
     names.update(p.name for p in contents_dir(app_dir).iterdir() if p.is_dir())
     return names
 
