@@ -2,16 +2,16 @@
 
 Clinic IT (and the package smoke test) run it on a fresh machine to prove the install
 is whole: the clinic policy loads, an encrypted store is created in a throw-away
-folder under a passphrase generated in memory, the emotion and risk analysis loads, the language model loads and writes one suggestion, the decision is
-recorded, the export obeys the policy, the store is checked, locked and reopened, and
-(where Qt can start) the main window opens and closes. The user's real store, settings
+folder under a passphrase generated in memory, the language model and the emotion and
+risk analysis load, the model writes one suggestion, the decision is recorded, the
+export obeys the policy, the store is checked, locked and reopened, and (where Qt can
+start) the main window opens and closes. The user's real store, settings
 and keychain are never touched, and no client text exists: the words are authored.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import sys
@@ -32,8 +32,6 @@ from therapist_app.core.store import ExportRefused, Store, StoreError, StoreLock
 # and risk analysis the app runs, with or without the emotion classifier installed.
 from therapist_app.ui.analysis import Analyzer, default_analyzer
 
-log = logging.getLogger(__name__)
-
 # Authored by the project, never client data: an ordinary turn for the suggestion and
 # an unambiguous crisis sentence the risk detector must flag.
 CLIENT_WORDS = "I've been really on edge this week and I can't sleep before work."
@@ -53,7 +51,7 @@ class SelftestOptions:
     n_threads: int | None
     max_tokens: int
     gui: str
-    """'auto' (open the window when Qt imports), 'require' or 'skip'."""
+    """'auto' (open the window unless Qt is not installed), 'require' or 'skip'."""
 
 
 class Reporter:
@@ -209,15 +207,16 @@ def _gui_step(mode: str, data_dir: Path, report: Reporter) -> None:
         from PySide6.QtCore import QSettings
         from PySide6.QtWidgets import QApplication
 
-        from therapist_app.ui.analysis import default_analyzer
         from therapist_app.ui.app import create_application, real_engine
         from therapist_app.ui.dialogs import AboutDialog
         from therapist_app.ui.main_window import AppContext, MainWindow
         from therapist_app.ui.settings import AppSettings
     except ImportError as error:
-        if mode == "require":
+        # Only a missing Qt is a reason to skip; any other import error is a broken build.
+        qt_missing = (error.name or "").split(".")[0] in ("PySide6", "shiboken6")
+        if mode == "require" or not qt_missing:
             raise SelftestFailed(f"gui: the window cannot be imported ({error})") from None
-        report.say(f"gui skipped (not importable: {error.name or error})")
+        report.say(f"gui skipped (Qt is not installed: {error})")
         return
     with report.step("open and close the main window") as notes:
         app = create_application(["therapist-app"])
@@ -229,6 +228,7 @@ def _gui_step(mode: str, data_dir: Path, report: Reporter) -> None:
         window = MainWindow(context)
         window.show()
         about = AboutDialog(window)
+        about.show()
         app.processEvents()
         about.close()
         window.close()
@@ -257,8 +257,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "selftest",
         help="run one session end to end in a throw-away folder (checks an install)",
-        description="Create an encrypted store in a temporary folder, load the risk "
-        "detector and the model, write one suggestion and record its decision, export as "
+        description="Create an encrypted store in a temporary folder, load the model "
+        "and the emotion and risk analysis, write one suggestion and record its decision, export as "
         "the clinic policy allows, check, lock and reopen the store, then open and close "
         "the window where Qt can start. Exit status 0 means the install works. Your own "
         "store, settings and keychain are not touched.",
