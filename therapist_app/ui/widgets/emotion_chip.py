@@ -57,7 +57,7 @@ class EmotionChip(QToolButton):
                 text = f"Emotion: {name} {reading.confidence:.0%}"
                 if controller.runner_up is not None:
                     text += f" · or {emotions()[controller.runner_up.label].name}"
-        self.setText(text + " ▾")
+        self.setText(text)
         self.setAccessibleDescription(text)
         background, foreground = chip_colors(self.palette())
         self.setStyleSheet(f"#emotionChip {{ background: {background}; color: {foreground}; "
