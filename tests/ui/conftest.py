@@ -53,7 +53,8 @@ def make_window(qtbot, tmp_path, store_template):
     made: list[MainWindow] = []
 
     def make(existing: bool = True, policy: Policy | None = None,
-             script: FakeScript | None = None, analyzer: FakeAnalyzer | None = None) -> Harness:
+             script: FakeScript | None = None, analyzer: FakeAnalyzer | None = None,
+             engine_factory=None) -> Harness:
         store_path = tmp_path / "data" / "store.db"
         store_path.parent.mkdir(exist_ok=True)
         if existing:
@@ -66,7 +67,7 @@ def make_window(qtbot, tmp_path, store_template):
             store_path=store_path,
             policy=policy or Policy(),
             settings=AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)),
-            engine_factory=lambda config: FakeEngine(config, script),
+            engine_factory=engine_factory or (lambda config: FakeEngine(config, script)),
             analyzer_factory=lambda: analyzer,
             kdf=KdfParams.fast(),
             clock=clock,

@@ -210,3 +210,29 @@ def test_notes_are_saved_encrypted_and_reloaded(qtbot, ready):
     window.lock("test")  # saving happens before the store closes
     with Store.open(h.store_path, "violet kettle harbour") as store:
         assert store.note(session_id).text == "Client agreed to a sleep diary."
+
+
+def test_the_crisis_banner_does_not_wait_for_a_slow_model_load(qtbot, make_window):
+    import threading
+
+    from tests.ui.conftest import PASSPHRASE
+    from tests.ui.fakes import FakeEngine
+
+    script = FakeScript()
+    release = threading.Event()
+
+    def slow_engine(config):
+        release.wait(10)  # the model "loads" until the test lets it finish
+        return FakeEngine(config, script)
+
+    h = make_window(script=script, engine_factory=slow_engine)
+    window = h.window
+    unlock(qtbot, window, PASSPHRASE, model=False)
+    new_session(qtbot, window)
+    window.input.setPlainText("I keep thinking about ending my life.")
+    window.submit_button.click()
+    qtbot.waitUntil(window.banner.isVisible, timeout=5000)
+    assert window.engine.loading and window.controller.slots == []
+    release.set()
+    qtbot.waitUntil(lambda: any(s.record_id for s in window.controller.slots), timeout=5000)
+    assert h.script.rounds[-1].client_words == "I keep thinking about ending my life."

@@ -103,6 +103,8 @@ class SessionController(QObject):
         engine.token.connect(self._on_token)
         engine.round_finished.connect(self._on_round_finished)
         engine.round_failed.connect(self._on_round_failed)
+        engine.loaded.connect(self._on_engine_loaded)
+        self._waiting_round: tuple[str | None] | None = None
 
     # ---- store and session lifecycle ----------------------------------------------
 
@@ -144,6 +146,7 @@ class SessionController(QObject):
         self.suggestions_reset.emit()
 
     def _clear_session_state(self) -> None:
+        self._waiting_round = None
         self.engine.cancel()
         self.engine.forget_analysis()
         self.utterances = []
@@ -267,10 +270,15 @@ class SessionController(QObject):
         return SuggestionRequest(self.target.text, context, self.emotion, strategy)
 
     def _start_round(self, strategy: str | None) -> None:
+        self._waiting_round = None
         if self.engine.info is None:
             self.slots = []
             self.suggestions_reset.emit()
-            self.message.emit("No model is loaded: suggestions are unavailable.")
+            if self.engine.loading:
+                self._waiting_round = (strategy,)
+                self.message.emit("The model is still loading: suggestions follow when it is ready.")
+            else:
+                self.message.emit("No model is loaded: suggestions are unavailable.")
             return
         self.slots = []
         self.suggestions_reset.emit()
@@ -279,6 +287,12 @@ class SessionController(QObject):
         self._token_count = 0
         self.engine.start_round(self._request(strategy))
         self.generating_changed.emit(True)
+
+    def _on_engine_loaded(self, _info) -> None:
+        waiting, self._waiting_round = self._waiting_round, None
+        if waiting is not None and self.target is not None and self.store is not None \
+                and not self.store.locked:
+            self._start_round(waiting[0])
 
     def _on_round_started(self, planned: list) -> None:
         self.slots = [SuggestionSlot(i, s) for i, s in enumerate(planned)]

@@ -1,8 +1,8 @@
 """Work that must not run on the GUI thread: the suggestion engine and one-shot tasks.
 
 The engine is not thread-safe, so it lives on ONE worker thread for its whole life
-(load, analysis, rounds, close). The GUI talks to it only through queued signals and
-the thread-safe `cancel()`; tokens come back as signals and are painted by the
+(load, rounds, close); emotion and risk analysis has a thread of its own. The GUI
+talks to both only through queued signals and the thread-safe `cancel()`; tokens come back as signals and are painted by the
 receiver on a timer. One-shot tasks (unlocking the store, hashing a model file,
 erasing a client, writing an export) run on Qt's thread pool and report back as
 signals. No widget is touched off the GUI thread.
@@ -20,6 +20,8 @@ from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slo
 
 from therapist_app.core.dialogue_format import SuggestionRequest, Turn
 from therapist_app.core.engine import EngineConfig, EngineInfo, SuggestionSet, TokenEvent
+from therapist_app.core.model_file import ModelFileError
+from therapist_app.core.store import StoreError
 from therapist_app.ui.analysis import Analyzer, AnalyzerFactory
 
 log = logging.getLogger(__name__)
@@ -64,9 +66,12 @@ class RoundTicket:
 
 
 def _describe(error: BaseException) -> str:
-    # Exception messages of the core name files and ids, never client text; a foreign
-    # exception is reduced to its type so nothing it carries can reach the screen's log.
-    return str(error) or type(error).__name__
+    """A message fit for the screen. The core's own errors name files and ids, never
+    client text; anything else (a UnicodeError quoting its input, say) is reduced to
+    its type."""
+    if isinstance(error, (ModelFileError, StoreError)) or type(error) is ValueError:
+        return str(error) or type(error).__name__
+    return type(error).__name__
 
 
 class EngineWorker(QObject):
@@ -78,31 +83,11 @@ class EngineWorker(QObject):
     round_started = Signal(int, list)  # round_id, strategies
     round_finished = Signal(int, object)  # round_id, SuggestionSet
     round_failed = Signal(int, str)
-    analysed = Signal(int, object)  # request id, Analysis
-    analysis_failed = Signal(int, str)
-    closed = Signal()
 
-    def __init__(self, factory: EngineFactory, analyzer_factory: AnalyzerFactory) -> None:
+    def __init__(self, factory: EngineFactory) -> None:
         super().__init__()
         self._factory = factory
-        self._analyzer_factory = analyzer_factory
-        self._analyzer: Analyzer | None = None
         self._engine: Engine | None = None
-
-    @Slot(int, str, object)
-    def analyze(self, request_id: int, text: str, recent: tuple[Turn, ...]) -> None:
-        started = time.perf_counter()
-        try:
-            if self._analyzer is None:
-                self._analyzer = self._analyzer_factory()
-            analysis = self._analyzer(text, recent)
-        except Exception as error:
-            log.warning("analysis %d failed: %s", request_id, type(error).__name__)
-            self.analysis_failed.emit(request_id, _describe(error))
-            return
-        log.info("analysis %d took %.3fs (%d chars)", request_id,
-                 time.perf_counter() - started, len(text))
-        self.analysed.emit(request_id, analysis)
 
     @Slot(object, object)
     def load(self, config: EngineConfig, gate: ModelGate | None) -> None:
@@ -154,12 +139,39 @@ class EngineWorker(QObject):
     @Slot()
     def shutdown(self) -> None:
         self._close_engine()
-        self.closed.emit()
 
     def _close_engine(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+class AnalysisWorker(QObject):
+    """Lives on its own thread, so risk detection never waits behind a model load or a
+    round: the crisis banner depends on the detector alone."""
+
+    analysed = Signal(int, object)  # request id, Analysis
+    analysis_failed = Signal(int, str)
+
+    def __init__(self, analyzer_factory: AnalyzerFactory) -> None:
+        super().__init__()
+        self._analyzer_factory = analyzer_factory
+        self._analyzer: Analyzer | None = None
+
+    @Slot(int, str, object)
+    def analyze(self, request_id: int, text: str, recent: tuple[Turn, ...]) -> None:
+        started = time.perf_counter()
+        try:
+            if self._analyzer is None:
+                self._analyzer = self._analyzer_factory()
+            analysis = self._analyzer(text, recent)
+        except Exception as error:
+            log.warning("analysis %d failed: %s", request_id, type(error).__name__)
+            self.analysis_failed.emit(request_id, _describe(error))
+            return
+        log.info("analysis %d took %.3fs (%d chars)", request_id,
+                 time.perf_counter() - started, len(text))
+        self.analysed.emit(request_id, analysis)
 
 
 class EngineClient(QObject):
@@ -189,11 +201,15 @@ class EngineClient(QObject):
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("engine")
-        self._worker = EngineWorker(factory, analyzer_factory)
+        self._worker = EngineWorker(factory)
         self._worker.moveToThread(self._thread)
-        self._request_analysis.connect(self._worker.analyze)
-        self._worker.analysed.connect(self._on_analysed)
-        self._worker.analysis_failed.connect(self._on_analysis_failed)
+        self._analysis_thread = QThread()
+        self._analysis_thread.setObjectName("analysis")
+        self._analysis = AnalysisWorker(analyzer_factory)
+        self._analysis.moveToThread(self._analysis_thread)
+        self._request_analysis.connect(self._analysis.analyze)
+        self._analysis.analysed.connect(self._on_analysed)
+        self._analysis.analysis_failed.connect(self._on_analysis_failed)
         self._analysis_id = 0
         self._request_load.connect(self._worker.load)
         self._request_round.connect(self._worker.run_round)
@@ -206,6 +222,7 @@ class EngineClient(QObject):
         self._worker.round_finished.connect(self._on_round_finished)
         self._worker.round_failed.connect(self._on_round_failed)
         self._thread.start()
+        self._analysis_thread.start()
         self._next_id = 0
         self._current: RoundTicket | None = None
         self.info: EngineInfo | None = None
@@ -248,15 +265,18 @@ class EngineClient(QObject):
         self._request_reset.emit()
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Cancel, close the engine on its own thread and stop the thread."""
+        """Cancel, close the engine on its own thread and stop both threads."""
         if not self._thread.isRunning():
             return
         self.cancel()
         self._current = None
+        self.forget_analysis()
         self._request_shutdown.emit()
-        self._thread.quit()
-        if not self._thread.wait(timeout_ms):
-            log.warning("the engine thread did not stop within %d ms", timeout_ms)
+        for thread in (self._thread, self._analysis_thread):
+            thread.quit()
+            if not thread.wait(timeout_ms):
+                log.warning("the %s thread did not stop within %d ms", thread.objectName(),
+                            timeout_ms)
 
     # ---- results (GUI thread) ----------------------------------------------------
 
