@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self.idle.lock_requested.connect(self._on_lock_requested)
         self._base_font = QApplication.font()
         self._lock_after_task: str | None = None
+        self._closed = False
 
         self.first_run = FirstRunPage(keychain_allowed=context.policy.keychain_allowed)
         self.unlock = UnlockPage()
@@ -128,6 +129,10 @@ class MainWindow(QMainWindow):
         self.controller.session_changed.connect(self._on_session_changed)
         self.controller.generating_changed.connect(self._on_generating)
         self.apply_font_step(context.settings.font_step())
+        # Light or dark follows the system; the custom-coloured widgets recolour with it.
+        app = QGuiApplication.instance()
+        app.paletteChanged.connect(self._recolour)
+        app.styleHints().colorSchemeChanged.connect(self._recolour)
         self.resize(1280, 800)
         self._show_start_page()
 
@@ -508,6 +513,10 @@ class MainWindow(QMainWindow):
 
     # ---- status, focus, view ---------------------------------------------------------------
 
+    def _recolour(self, *_) -> None:
+        self.banner.refresh()
+        self.emotion_chip.refresh()
+
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
@@ -569,6 +578,10 @@ class MainWindow(QMainWindow):
         AboutDialog(self, line).open()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        event.accept()
+        if self._closed:
+            return
+        self._closed = True
         self.save_note()
         self.idle.stop()
         self.engine.shutdown()
@@ -576,5 +589,7 @@ class MainWindow(QMainWindow):
         if self.store is not None:
             self.store.lock()
             self.store = None
-        QGuiApplication.instance().removeEventFilter(self.idle)
-        event.accept()
+        app = QGuiApplication.instance()
+        app.removeEventFilter(self.idle)
+        app.paletteChanged.disconnect(self._recolour)
+        app.styleHints().colorSchemeChanged.disconnect(self._recolour)

@@ -7,6 +7,7 @@ acknowledgement changes it, so no model output can hide or reword the warning.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton
 
 from therapist_app.ui.analysis import risk_phrases
@@ -63,8 +64,9 @@ class CrisisBanner(QFrame):
         self.label.setText(text)
         self.setAccessibleDescription(text)
         self.acknowledge_button.setVisible(not crisis.acknowledged)
-        background, foreground = crisis_colors(self.palette(), crisis.acknowledged)
-        self.setStyleSheet(f"#crisisBanner {{ background: {background}; border: 2px solid "
-                           f"{foreground}; }} #crisisBanner QLabel {{ color: {foreground}; "
-                           "font-weight: bold; }")
+        background, foreground = crisis_colors(QGuiApplication.palette(), crisis.acknowledged)
+        sheet = (f"#crisisBanner {{ background: {background}; border: 2px solid {foreground}; }}"
+                 f" #crisisBanner QLabel {{ color: {foreground}; font-weight: bold; }}")
+        if sheet != self.styleSheet():
+            self.setStyleSheet(sheet)
         self.show()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu, QToolButton
 
 from therapist_app.core.taxonomy import emotions
@@ -59,6 +59,8 @@ class EmotionChip(QToolButton):
                     text += f" · or {emotions()[controller.runner_up.label].name}"
         self.setText(text)
         self.setAccessibleDescription(text)
-        background, foreground = chip_colors(self.palette())
-        self.setStyleSheet(f"#emotionChip {{ background: {background}; color: {foreground}; "
-                           "border-radius: 10px; padding: 3px 10px; }")
+        background, foreground = chip_colors(QGuiApplication.palette())
+        sheet = (f"#emotionChip {{ background: {background}; color: {foreground}; "
+                 "border-radius: 10px; padding: 3px 10px; }")
+        if sheet != self.styleSheet():
+            self.setStyleSheet(sheet)
