@@ -227,3 +227,24 @@ def test_settings_hold_no_client_text(qtbot, make_window, tmp_path):
     assert blob and b"zebra" not in blob and b"C-SECRET" not in blob
     with Store.open(h.store_path, PASSPHRASE) as store:
         assert store.list_clients()[0].code == "C-SECRET"
+
+
+def test_the_app_locks_when_the_system_suspends(qtbot, make_window):
+    h = make_window()
+    window = h.window
+    unlock(qtbot, window)
+    new_session(qtbot, window)
+    QGuiApplication.instance().applicationStateChanged.emit(Qt.ApplicationState.ApplicationSuspended)
+    assert window.pages.currentWidget() is window.unlock and window.store is None
+    assert "slept" in window.unlock.title.text()
+
+
+def test_lock_now_closes_an_open_dialog(qtbot, make_window):
+    h = make_window()
+    window = h.window
+    unlock(qtbot, window)
+    window.open_model_manager()
+    assert window.model_manager.isVisible()
+    window.lock_action.trigger()
+    assert not window.model_manager.isVisible()
+    assert window.pages.currentWidget() is window.unlock

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from tests.ui.conftest import PASSPHRASE, unlock
 from therapist_app.core.policy import Policy
@@ -83,3 +85,55 @@ def test_passphrase_feedback_is_about_length_not_composition(passphrase, label):
 
 def test_a_passphrase_containing_the_profile_name_is_weak():
     assert assess_passphrase("riveraclinic2026", "Rivera").label == "Weak"
+
+
+class _MemoryKeyring(KeyringBackend):
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict = {}
+
+    def get_password(self, service, username):
+        return self.items.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.items[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.items.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring():
+    previous = keyring.get_keyring()
+    backend = _MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_keychain_unlock_after_opting_in_at_first_run(qtbot, make_window, memory_keyring):
+    h = make_window(existing=False)
+    window = h.window
+    page = window.first_run
+    assert not page.keychain.isHidden()
+    page.passphrase.setText("lantern orchard bicycle")
+    page.confirm.setText("lantern orchard bicycle")
+    page.keychain.setChecked(True)
+    page.create_button.click()
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=5000)
+    assert window.store.uses_keychain and len(memory_keyring.items) == 1
+    window.lock("Locked for the test.")
+    assert window.pages.currentWidget() is window.unlock
+    assert not window.unlock.keychain_button.isHidden()
+    window.unlock.keychain_button.click()
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=5000)
+    assert not window.store.locked
+    # With the keychain entry gone, the button reports it and the passphrase still works.
+    window.lock("Locked for the test.")
+    memory_keyring.items.clear()
+    window.unlock.keychain_button.click()
+    qtbot.waitUntil(lambda: window.unlock.error.isVisible(), timeout=5000)
+    assert "keychain" in window.unlock.error.text().lower()
+    unlock(qtbot, window, "lantern orchard bicycle")
