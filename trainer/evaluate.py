@@ -27,6 +27,7 @@ from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge
 from trainer.rewards import parse_list
 from trainer.rewards.resources import load_emotion_classifier
 from trainer.rewards.settings import RewardSettings, reward_pack
+from trainer.rl_common import plot_curves, reward_curves
 
 log = logging.getLogger(__name__)
 
@@ -217,36 +218,10 @@ def plot_rewards(result: EvalResult, runs: Sequence[Path], out: Path) -> list[Pa
     figure.savefig(out / "reward_components.png")
     pyplot.close(figure)
     plots.append(out / "reward_components.png")
-    curves = reward_curves(runs)
-    if curves:
-        figure, axes = pyplot.subplots(figsize=(7, 4), dpi=100)
-        for label, points in curves.items():
-            axes.plot(*zip(*points), label=label)
-        axes.set_xlabel("step")
-        axes.set_ylabel("mean reward")
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(out / "reward_curves.png")
-        pyplot.close(figure)
-        plots.append(out / "reward_curves.png")
+    curve_plot = plot_curves(reward_curves(runs), out / "reward_curves.png")
+    if curve_plot is not None:
+        plots.append(curve_plot)
     return plots
-
-
-def reward_curves(runs: Sequence[Path]) -> dict[str, list[tuple[int, float]]]:
-    """`rewards/<name>/mean` (and the total `reward`) per step from each run's metrics.jsonl."""
-    curves: dict[str, list[tuple[int, float]]] = {}
-    for run in runs:
-        path = Path(run) / "metrics.jsonl"
-        if not path.is_file():
-            raise ValueError(f"{run} has no metrics.jsonl (not a training run folder)")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            for key, value in row.items():
-                if key == "reward" or (key.startswith("rewards/") and key.endswith("/mean")):
-                    label = f"{Path(run).name}: {key.removeprefix('rewards/').removesuffix('/mean')}"
-                    curves.setdefault(label, []).append((row["step"], value))
-    return curves
 
 
 def run_eval(settings: EvalSettings, generator=None, classifier="auto") -> tuple[EvalResult, Path]:

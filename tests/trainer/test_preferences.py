@@ -1,0 +1,116 @@
+"""Preference pairs from an authored app export and from simulated sessions; the curriculum."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from therapist_app.core.dialogue_format import IM_END, Example, render_prompt
+from trainer.curriculum import Curriculum
+from trainer.preferences import pairs_from_app_export, pairs_from_decisions
+from trainer.rewards import build_reward_pack
+from trainer.simulator import Scenario, best_worst_pair, client_messages, load_scenarios, simulate, simulate_pairs
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPORT = ROOT / "assets" / "app_export_sample.jsonl"
+
+
+def test_pairs_from_the_authored_app_export():
+    pairs, stats = pairs_from_app_export(EXPORT)
+    assert (stats.rounds, stats.pairs, stats.rounds_without_kept, stats.rounds_without_turned_down) == (4, 4, 1, 1)
+    got = {(p.group, p.chosen[:30], p.rejected[:30]) for p in pairs}
+    assert got == {
+        ("app-demo-1-1", "It sounds like the move and wo", "You should take sleeping pills"),
+        ("app-demo-1-1", "It sounds like the move and wo", "Everything will be fine once y"),
+        ("app-demo-1-4", "When you lie awake like that, ", "What do you think about?"),
+        ("app-demo-1-4", "When you lie awake like that, ", "Have you tried counting sheep?"),
+    }
+    edited = next(p for p in pairs if p.rejected == "What do you think about?")
+    assert edited.request.client_words == "Mostly I lie awake going over what I didn't finish."
+    assert len(edited.request.context) == 2
+    row = edited.to_dpo_row()
+    assert row["prompt"] == render_prompt(edited.request)
+    assert row["chosen"].endswith(IM_END) and row["rejected"] == "What do you think about?" + IM_END
+
+
+def _decision(decision, suggestion, reply=None, conversation="c", words="I feel stuck."):
+    return Example(words, reply, conversation_id=conversation, decision=decision, suggestion=suggestion, source="app")
+
+
+def test_pair_rules():
+    pairs, stats = pairs_from_decisions([
+        _decision("accepted", "That sounds hard.", "That sounds hard."),
+        _decision("rejected", "that  sounds HARD."),  # the same text as the kept one: no pair
+        _decision("rejected", "Cheer up."),
+        _decision("rejected", "Cheer up.", conversation="other"),  # another round: nothing kept there
+    ])
+    assert [(p.chosen, p.rejected) for p in pairs] == [("That sounds hard.", "Cheer up.")]
+    assert stats.identical_skipped == 1 and stats.rounds_without_kept == 1
+    unchanged_edit, _ = pairs_from_decisions([_decision("edited", "Tell me more.", "Tell me more.")])
+    assert unchanged_edit == []
+    with pytest.raises(ValueError, match="not an app decision"):
+        pairs_from_decisions([Example("x", "y")])
+
+
+def test_curriculum_prefers_groups_whose_scores_vary():
+    curriculum = Curriculum(["calm", "mixed", "new"], exploration=0.1, seed=3)
+    curriculum.record("calm", [0.5, 0.5, 0.5])
+    curriculum.record("mixed", [0.0, 1.0, 0.2])
+    assert curriculum.select(1) == ["new"]  # untried first
+    curriculum.record("new", [0.4, 0.41])
+    assert curriculum.select(1) == ["mixed"]
+    with pytest.raises(ValueError, match="two trajectory scores"):
+        curriculum.record("calm", [1.0])
+    with pytest.raises(ValueError, match="unknown scenario group"):
+        curriculum.record("other", [1.0, 2.0])
+
+
+def test_the_authored_scenarios_load():
+    scenarios = load_scenarios()
+    assert len(scenarios) >= 10 and len({s.group for s in scenarios}) >= 5
+    messages = client_messages(scenarios[0], ())
+    assert messages[0]["role"] == "system" and scenarios[0].persona in messages[0]["content"]
+
+
+SCENARIO = Scenario("s1", "anxiety", "anxiety", "exams", "Sam, a student.", "I can't sleep before exams.")
+
+
+def test_simulated_sessions_pair_the_best_and_worst_trajectory():
+    replies = itertools.cycle(["It sounds like you feel anxious about it.", "You have an anxiety disorder."])
+    seen_prompts = []
+
+    def policy(requests):
+        seen_prompts.extend(render_prompt(r) for r in requests)
+        return [next(replies) for _ in requests]
+
+    client_turns = []
+
+    def client(messages):
+        client_turns.append(messages)
+        return "Client: I suppose. It's been weeks."
+
+    pack = build_reward_pack(["emotion_alignment", "safety"], [1.0, 1.0], {"emotion_alignment": {"classifier": None}})
+    trajectories = simulate(SCENARIO, policy, client, pack, trajectories=4, turns=2)
+    assert len(trajectories) == 4 and all(len(t.replies) == 2 for t in trajectories)
+    # Every trajectory starts from the same prompt; the simulator answered after turn 1 only.
+    assert len(set(seen_prompts[:4])) == 1 and len(client_turns) == 4
+    assert trajectories[1].requests[1].client_words == "I suppose. It's been weeks."
+    assert client_turns[0][-1] == {"role": "user", "content": "It sounds like you feel anxious about it."}
+    pair = best_worst_pair(trajectories, margin=0.5)
+    assert pair.chosen == "It sounds like you feel anxious about it." and pair.rejected == "You have an anxiety disorder."
+    # 1.0 + 1.0 against 0.6 (names the feeling, no reflective frame) - 1.0 (diagnosis)
+    assert pair.margin == pytest.approx(2.4) and pair.source == "simulated"
+    assert best_worst_pair(trajectories, margin=2.5) is None  # gap below the margin
+
+
+def test_simulate_pairs_runs_curriculum_rounds():
+    replies = itertools.cycle(["It sounds like you feel anxious.", "Calm down."])
+    scenarios = [SCENARIO, Scenario("s2", "grief", "grief", "loss", "Ruth.", "My dog died.")]
+    pack = build_reward_pack(["emotion_alignment"], [1.0], {"emotion_alignment": {"classifier": None}})
+    pairs, log = simulate_pairs(scenarios, lambda reqs: [next(replies) for _ in reqs], lambda m: "Yes.", pack,
+                                rounds=2, groups_per_round=2, trajectories=2, turns=1, margin=0.0)
+    assert len(log.rounds) == 4 and {r["group"] for r in log.rounds[:2]} == {"anxiety", "grief"}
+    assert all(isinstance(s, float) for r in log.rounds for s in r["scores"])
+    assert len(pairs) == sum(r["paired"] for r in log.rounds) >= 1
