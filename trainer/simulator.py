@@ -82,6 +82,7 @@ def client_messages(scenario: Scenario, transcript: Sequence[Turn]) -> list[dict
 
 
 _OWN_LABEL = re.compile(r"^\s*(?:client|me)\s*:\s*", re.I)
+_COUNSELLOR_LINE = re.compile(r"(?im)^\s*(?:therapist|counsell?or|assistant)\s*:")
 
 
 def client_text(answer: str) -> str:
@@ -91,7 +92,8 @@ def client_text(answer: str) -> str:
     >>> client_text("Client: I suppose. It's been weeks.\\nTherapist: I see.")
     "I suppose. It's been weeks."
     """
-    return parse_reply(_OWN_LABEL.sub("", answer, count=1)).text
+    answer = _OWN_LABEL.sub("", answer, count=1)
+    return parse_reply(_COUNSELLOR_LINE.split(answer, maxsplit=1)[0]).text
 
 
 class LlamaChat:
