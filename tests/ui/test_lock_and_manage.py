@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QMouseEvent
+from PySide6.QtWidgets import QDialog
 
 from tests.ui.conftest import PASSPHRASE, new_session, say, unlock
 from therapist_app.core.policy import Policy
@@ -244,7 +245,8 @@ def test_lock_now_closes_an_open_dialog(qtbot, make_window):
     window = h.window
     unlock(qtbot, window)
     window.open_model_manager()
-    assert window.model_manager.isVisible()
+    window.show_about()
+    assert len([d for d in window.findChildren(QDialog) if d.isVisible()]) == 2
     window.lock_action.trigger()
-    assert not window.model_manager.isVisible()
+    assert [d for d in window.findChildren(QDialog) if d.isVisible()] == []
     assert window.pages.currentWidget() is window.unlock

@@ -236,3 +236,20 @@ def test_the_crisis_banner_does_not_wait_for_a_slow_model_load(qtbot, make_windo
     release.set()
     qtbot.waitUntil(lambda: any(s.record_id for s in window.controller.slots), timeout=5000)
     assert h.script.rounds[-1].client_words == "I keep thinking about ending my life."
+
+
+def test_no_client_or_model_text_reaches_the_log(qtbot, ready, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    h = ready(script=FakeScript(replies=("zebramodel one.", "zebramodel two.", "zebramodel three.")))
+    window = h.window
+    say(qtbot, window, "zebraclient I want to kill myself")
+    window.banner.acknowledge_button.click()
+    window.suggestions.cards[0].start_edit()
+    window.suggestions.cards[0].editor.setPlainText("zebraedit reply.")
+    window.suggestions.cards[0].save_edit()
+    window.notes.setPlainText("zebranote")
+    window.lock("test")
+    assert caplog.records, "the flow logs ids and timings"
+    assert "zebra" not in caplog.text and "kill myself" not in caplog.text

@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self._base_font = QApplication.font()
         self._lock_after_task: str | None = None
         self._closed = False
+        self.model_manager: ModelManagerDialog | None = None
 
         self.first_run = FirstRunPage(keychain_allowed=context.policy.keychain_allowed)
         self.unlock = UnlockPage()
@@ -416,7 +417,7 @@ class MainWindow(QMainWindow):
             return
         dialog = ExportDialog(self)
         dialog.accepted.connect(lambda: self._export_chosen(dialog))
-        dialog.open()
+        self._open_dialog(dialog)
 
     def _export_chosen(self, dialog: ExportDialog) -> None:
         path = dialog.choose_path()
@@ -451,7 +452,7 @@ class MainWindow(QMainWindow):
             return
         dialog = EraseClientDialog(client, self)
         dialog.accepted.connect(lambda: self.erase_confirmed(client))
-        dialog.open()
+        self._open_dialog(dialog)
 
     def erase_confirmed(self, client: Client) -> None:
         store = self.store
@@ -504,7 +505,7 @@ class MainWindow(QMainWindow):
         dialog = ModelManagerDialog(self.store, self.policy, self.tasks,
                                     self.context.settings.model(), self)
         dialog.apply_requested.connect(self._apply_model_settings)
-        dialog.open()
+        self._open_dialog(dialog)
         self.model_manager = dialog
 
     def _apply_model_settings(self, settings: ModelSettings) -> None:
@@ -512,6 +513,11 @@ class MainWindow(QMainWindow):
         self.load_model(settings)
 
     # ---- status, focus, view ---------------------------------------------------------------
+
+    def _open_dialog(self, dialog: QDialog) -> None:
+        """Window-modal and non-blocking; deleted when closed (locking rejects it)."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
 
     def _recolour(self, *_) -> None:
         self.banner.refresh()
@@ -570,12 +576,12 @@ class MainWindow(QMainWindow):
         extra = [("Accept suggestion (suggestions focused)", "1 / 2 / 3"),
                  ("Edit focused suggestion", "E"), ("Reject focused suggestion", "R"),
                  ("Use edited text", "Ctrl+Enter"), ("Add client's words", "Ctrl+Enter")]
-        ShortcutsDialog(self.all_actions, extra, self).open()
+        self._open_dialog(ShortcutsDialog(self.all_actions, extra, self))
 
     def show_about(self) -> None:
         info = self.engine.info
         line = f"Model: {info.model_name} on {info.device.upper()}" if info else ""
-        AboutDialog(self, line).open()
+        self._open_dialog(AboutDialog(self, line))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         event.accept()

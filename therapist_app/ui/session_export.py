@@ -1,9 +1,9 @@
 """Export of one session as Markdown or PDF, optionally de-identified.
 
 A plaintext copy of health data leaves the encrypted store here, so the export is an
-explicit action that clinic policy can turn off (`export_allowed`), the file is created
-readable by its owner only, and the app records in the audit log that the session was
-viewed for it (ids only; see docs/app.md for the gap in the store's audit actions).
+explicit action that clinic policy can turn off (`export_allowed`) and the file is created
+readable by its owner only. Its audit trail is the `view_session` row the store writes
+when the transcript is read for the export: the store has no session-export action.
 """
 
 from __future__ import annotations
