@@ -250,3 +250,36 @@ def test_lock_now_closes_an_open_dialog(qtbot, make_window):
     window.lock_action.trigger()
     assert [d for d in window.findChildren(QDialog) if d.isVisible()] == []
     assert window.pages.currentWidget() is window.unlock
+
+
+def test_an_added_model_is_approved_chosen_and_loaded(qtbot, make_window, tmp_path):
+    loaded = []
+    from tests.ui.fakes import FakeEngine, FakeScript
+
+    script = FakeScript()
+
+    def factory(config):
+        loaded.append(config)
+        return FakeEngine(config, script)
+
+    h = make_window(script=script, engine_factory=factory)
+    window = h.window
+    unlock(qtbot, window)
+    window.open_model_manager()
+    dialog = window.model_manager
+    tiny = _write_tiny_gguf(tmp_path / "tiny.gguf")
+    dialog.add_file(tiny)
+    qtbot.waitUntil(lambda: dialog.status.text().startswith("Added"), timeout=5000)
+    assert "no export manifest" in dialog.status.text()
+    dialog.table.selectRow(1)
+    assert dialog.approve_button.isEnabled()
+    dialog.approve_selected()
+    assert window.store.models()[0].approved
+    assert dialog.table.item(1, 2).text() == "approved"
+    dialog.use_selected()
+    assert dialog.table.item(1, 3).text() == "yes"
+    with qtbot.waitSignal(window.engine.loaded, timeout=5000):
+        dialog.apply()
+    assert loaded[-1].model_path == tiny and loaded[0].model_path is None
+    assert window.context.settings.model().model_path == str(tiny)
+    assert [a.action for a in window.store.audit_log()][:2] == ["model_approval", "model_added"]
