@@ -104,6 +104,12 @@ def run_timed(command: list[str], env: dict[str, str], cwd: Path, timeout: float
     return Timed(returncode, "".join(lines), time.perf_counter() - started, ready_s)
 
 
+def strace_command(output: Path) -> list[str]:
+    """Follow every process and thread; log socket creation and connects, one file each."""
+    return ["strace", "-f", "-ff", "-qq", "-e", "signal=none", "-e",
+            "trace=socket,socketpair,connect", "-o", str(output)]
+
+
 def network_syscalls(trace: Path) -> list[str]:
     hits = []
     for path in trace.parent.glob(trace.name + "*"):  # -ff writes one file per process
@@ -144,11 +150,17 @@ def smoke(tarball: Path, threads: int, use_strace: bool) -> dict[str, str]:
 
         network = "not checked (no strace)"
         if use_strace and shutil.which("strace"):
+            # The check must be able to fail: a process that does open an internet
+            # socket has to be caught by the same trace and the same pattern.
+            control = tmp_path / "control.out"
+            subprocess.run(strace_command(control) + [
+                sys.executable, "-c", "import socket; socket.socket(socket.AF_INET).close()"],
+                check=True, timeout=120)
+            if not network_syscalls(control):
+                raise SmokeFailed("the strace check does not see a known AF_INET socket")
             trace = tmp_path / "strace.out"
             print("+ strace ... selftest (network system calls of every process and thread)")
-            traced = run_timed(["strace", "-f", "-ff", "-qq", "-e", "signal=none", "-e",
-                                "trace=socket,socketpair,connect", "-o", str(trace), *selftest],
-                               env, workdir, 900)
+            traced = run_timed(strace_command(trace) + selftest, env, workdir, 900)
             if traced.returncode != 0:
                 raise SmokeFailed(f"selftest under strace exited {traced.returncode}")
             hits = network_syscalls(trace)
