@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "therapist_app.cli.suggest",
     "therapist_app.cli.store",
     "therapist_app.cli.selftest",
+    "therapist_app.cli.models",
 )
 
 
