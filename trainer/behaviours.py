@@ -28,8 +28,9 @@ BEHAVIOURS: dict[str, re.Pattern] = {
         r"if i put (?:it|that|this) together|you'?ve told me|putting (?:it|that) together|on one hand)\b"
     ),
     "asking_before_advising": re.compile(
-        r"\b(would it help (?:if|to)|would you like (?:some|me to|an idea|a suggestion|to hear)|(?:can|may|could) i "
-        r"(?:offer|share|suggest)|would you be open to|are you open to|is it okay if i (?:suggest|share|offer))\b"
+        r"\b(would it help (?:if|to)|would you like (?:some|me to|an idea|a suggestion|to (?:hear|look|try|explore))|"
+        r"(?:can|may|could) i (?:offer|share|suggest)|would you be open to|are you open to|"
+        r"(?:is it|would it be) (?:okay|ok|alright) if (?:i|we))\b"
     ),
 }
 
