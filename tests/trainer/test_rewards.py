@@ -220,3 +220,17 @@ def test_pack_total_and_confidence():
     assert pack.total(scores) == pytest.approx([3.0, -2.0 + 1.0 - 0.5])
     safe, unsafe = pack.confidence(scores)
     assert safe == pytest.approx(1.0) and unsafe < 0.4
+
+
+def test_example_rl_configs_load():
+    from pathlib import Path
+
+    from trainer.dpo import DPOSettings
+    from trainer.grpo import GRPOSettings
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    for kind, cls in (("grpo", GRPOSettings), ("dpo", DPOSettings)):
+        paths = sorted((root / kind).glob("*.toml"))
+        assert paths, kind
+        for path in paths:
+            assert load_config(cls, path).model
