@@ -56,9 +56,11 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
         analyzer_factory=default_analyzer,
     )
     window = MainWindow(context)
+    window.setGeometry(app.primaryScreen().availableGeometry())
     window.show()
+    window.activateWindow()
     report: dict = {"platform": app.platformName()}
-    wait_until(app, window.isVisible, 10, "the window")
+    wait_until(app, window.isActiveWindow, 10, "the window to be active")
 
     page = window.first_run
     QTest.keyClicks(page.passphrase, "quiet river lantern morning")
@@ -110,13 +112,10 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
     report["emotion_chip"] = window.emotion_chip.text()
 
     if controller.crisis_pending:
-        window.activateWindow()
         QTest.keyClick(window.suggestions, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier
                        | Qt.KeyboardModifier.ShiftModifier)
-        app.processEvents()
-        report["acknowledged_by_shortcut"] = not controller.crisis_pending
-        if controller.crisis_pending:
-            window.banner.acknowledge_button.click()
+        wait_until(app, lambda: not controller.crisis_pending, 5,
+                   "Ctrl+Shift+A to acknowledge the crisis warning")
     chosen = next(i for i, s in enumerate(controller.slots) if s.decidable)
     window.suggestions.setFocus()
     QTest.keyClick(window.suggestions, Qt.Key.Key_1 + chosen)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -189,11 +190,21 @@ class SuggestionPanel(QFrame):
         layout.addWidget(self.disclaimer)
         layout.addLayout(controls)
         layout.addWidget(self.status)
+        # Long drafts scroll inside the panel instead of growing the window.
         self.cards = [SuggestionCard(i, controller) for i in range(3)]
+        holder = QWidget()
+        cards_layout = QVBoxLayout(holder)
+        cards_layout.setContentsMargins(0, 0, 0, 0)
         for card in self.cards:
-            layout.addWidget(card)
+            cards_layout.addWidget(card)
             card.decided.connect(self.setFocus)
-        layout.addStretch(1)
+        cards_layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(holder)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        layout.addWidget(scroll, 1)
         self.regenerate_button.clicked.connect(self.regenerate)
         self.stop_button.clicked.connect(controller.stop)
         self._repaint = QTimer(self)
