@@ -74,7 +74,7 @@ def test_consecutive_rounds_reuse_the_session_prefix(tiny_engine):
 
 def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
     config = EngineConfig(
-        model_path=tiny_gguf, n_ctx=512, max_tokens=200,
+        model_path=tiny_gguf, n_ctx=2048, max_tokens=200,
         sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0),
     )
     with SuggestionEngine(config) as engine:
@@ -91,7 +91,7 @@ def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
 
 
 def test_cancel_from_another_thread(tiny_gguf):
-    config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=200,
+    config = EngineConfig(model_path=tiny_gguf, n_ctx=1024, max_tokens=200,
                           sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0))
     with SuggestionEngine(config) as engine:
         stream = engine.stream(REQUEST, n=1)
@@ -138,6 +138,12 @@ def test_explicit_strategies_and_bad_n(tiny_engine):
         tiny_engine.stream(REQUEST, n=9)
     with pytest.raises(ValueError):
         tiny_engine.stream(REQUEST, n=2, strategies=["question"])
+
+
+def test_too_many_tokens_for_the_context_is_a_clear_error(tiny_gguf):
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=200)) as engine:
+        with pytest.raises(ValueError, match="need a context"):
+            engine.stream(REQUEST, n=3)
 
 
 def test_a_chosen_strategy_gives_variants_of_it(tiny_engine):

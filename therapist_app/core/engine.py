@@ -231,6 +231,11 @@ class SuggestionEngine:
     ) -> list[str]:
         if not 1 <= n <= self.config.n_seq_max:
             raise ValueError(f"n must be between 1 and {self.config.n_seq_max}")
+        if n * self.config.max_tokens > self._ctx.n_ctx // 2:
+            raise ValueError(
+                f"{n} suggestions of up to {self.config.max_tokens} tokens need a context "
+                f"of at least {2 * n * self.config.max_tokens} tokens (it is {self._ctx.n_ctx})"
+            )
         if chosen is not None:
             unknown = [s for s in chosen if s not in strategies()]
             if unknown or len(chosen) != n:
@@ -299,10 +304,22 @@ class SuggestionEngine:
         return tokens
 
     def _prompts(self, request: SuggestionRequest, chosen: list[str]) -> list[list[int]]:
-        budget = self._ctx.n_ctx - self.config.max_tokens
+        """Token prompts, one per strategy, that fit the KV cache together.
+
+        The cache is shared: the common prefix takes its cells once, but every
+        sequence's own suffix and its generated tokens take cells of their own.
+        """
+        room = self._ctx.n_ctx - len(chosen) * self.config.max_tokens
+        budget = room
         longest = max(chosen, key=lambda s: len(strategies()[s].directive))
-        fitted = fmt.fit_context(request.with_strategy(longest), self.count_tokens, budget)
-        return [self._tokenize_prompt(fmt.render_prompt(fitted.with_strategy(s))) for s in chosen]
+        while True:
+            fitted = fmt.fit_context(request.with_strategy(longest), self.count_tokens, budget)
+            prompts = [self._tokenize_prompt(fmt.render_prompt(fitted.with_strategy(s))) for s in chosen]
+            shared = _common_prefix_length(prompts)
+            cells = shared + sum(len(p) - shared for p in prompts)
+            if cells <= room:
+                return prompts
+            budget -= cells - room
 
     def _decode_prefix(self, tokens: list[int], start: int, end: int) -> None:
         """Decode tokens[start:end] into sequence 0 in n_batch chunks, no logits."""

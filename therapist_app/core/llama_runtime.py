@@ -147,6 +147,8 @@ class Context:
         # One KV buffer shared by all sequences: they share the prompt prefix, so a
         # unified cache holds it once instead of once per sequence.
         params.kv_unified = True
+        # Keep llama.cpp's timing counters on: the status bar and bench read them.
+        params.no_perf = False
         self._ptr = llama_cpp.llama_init_from_model(model.ptr, params)
         if not self._ptr:
             raise RuntimeError("llama.cpp could not create a context (out of memory?)")
