@@ -54,6 +54,8 @@ def cmd_add(args: argparse.Namespace) -> int:
     passphrase = PassphraseSource(args.passphrase_fd).read(f"Passphrase for {args.db.name}: ")
     with Store.open(args.db, passphrase) as store:
         record = store.register_model(str(verified.model_path.resolve()), verified.manifest.sha256, approved)
+        if approved and not record.approved:  # registered earlier, before IT approved it
+            record = store.set_model_approval(record.sha256, True)
     print(_describe(verified))
     print(f"registered as model {record.id}{' (approved by clinic policy)' if record.approved else ''}")
     return 0
