@@ -117,7 +117,10 @@ def score_replies(examples: Sequence[Example], completions: Sequence[str], setti
         classifier = load_emotion_classifier(optional=True)
     accuracy = None
     if classifier is not None:
-        predicted = [max(p, key=p.get) if r else None for p, r in zip(classifier(replies), replies)]
+        spoken = [i for i, r in enumerate(replies) if r]
+        predicted: list[str | None] = [None] * len(replies)  # an empty reply counts as wrong
+        for i, probs in zip(spoken, classifier([replies[i] for i in spoken]) if spoken else []):
+            predicted[i] = max(probs, key=probs.get)
         accuracy = emotion_accuracy(predicted, [e.emotion for e in examples])
     pack = reward_pack(settings)
     columns = {

@@ -134,8 +134,7 @@ def _trainer_class(cache_batches: int):
 def load_prompts(settings: GRPOSettings, tokenizer) -> tuple[list[dict], list[Path]]:
     from trainer.sft import load_splits
 
-    probe = replace_settings_for_split(settings)
-    train, _, files = load_splits(probe)
+    train, _, files = load_splits(_split_settings(settings))
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
     rows = prompt_rows(train, count, settings.max_length - settings.max_completion_length)
     if not rows:
@@ -143,7 +142,7 @@ def load_prompts(settings: GRPOSettings, tokenizer) -> tuple[list[dict], list[Pa
     return rows, files
 
 
-def replace_settings_for_split(settings: GRPOSettings):
+def _split_settings(settings: GRPOSettings):
     """The SFT settings whose split this run's prompts come from (same data, seed and fractions)."""
     from trainer.config import SFTSettings
 

@@ -70,6 +70,10 @@ def test_score_replies_on_a_tiny_fixture():
     assert result.reward_total == pytest.approx((2.0 + 0.75) / 2)
     assert result.rouge1 == pytest.approx(0.5)
     assert "emotion_acc=0.5000" in result.result_line()
+    always_lonely = lambda texts: [{"loneliness": 1.0} for _ in texts]  # noqa: E731
+    assert score_replies(FIXTURE, ["Alone.", "Alone."], settings, always_lonely).emotion_acc == 0.5
+    # An empty reply is never read by the classifier and counts as wrong.
+    assert score_replies(FIXTURE, ["Alone.", "<|im_end|>"], settings, always_lonely).emotion_acc == 0.0
     no_classifier = score_replies(FIXTURE, ["a.", "b."], settings, classifier=None)
     assert no_classifier.emotion_acc is None and "emotion_acc=nan" in no_classifier.result_line()
 
