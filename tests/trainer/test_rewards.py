@@ -108,6 +108,7 @@ def test_format_compliance(completion, expected):
     ("you are not alone you are not alone", -0.2),  # 5 four-grams; the last repeats the first
     ("ok ok ok ok ok ok", -0.6666666666666666),
     ("too short", 0.0),
+    ("That sounds hard.<|im_end|><|im_end|><|im_end|><|im_end|>", 0.0),  # padding is not the turn
 ])
 def test_repetition_penalty(completion, expected):
     assert repetition_penalty([completion]) == [pytest.approx(expected)]

@@ -7,7 +7,7 @@ import re
 
 from therapist_app.core.dialogue_format import parse_reply
 
-from trainer.rewards.text import column, ngrams, raw_text, replies, rouge_l_f, token_f1, words
+from trainer.rewards.text import column, ngrams, raw_text, replies, rouge_l_f, token_f1, turn_text, words
 
 _LABEL_OR_TAG = re.compile(
     r"(?im)^\s*(client|user|patient|therapist|counsell?or|assistant)\s*:|\[[^\]\n]{0,80}\]|<\|"
@@ -48,7 +48,7 @@ def format_compliance(completions, **kwargs) -> list[float]:
         score = 1.0
         if parsed.truncated:
             score -= 0.5
-        if _LABEL_OR_TAG.search(raw.split("<|im_end|>", 1)[0]):
+        if _LABEL_OR_TAG.search(turn_text(raw)):
             score -= 0.25
         if not _ENDS_SENTENCE.search(parsed.text):
             score -= 0.25
@@ -57,13 +57,14 @@ def format_compliance(completions, **kwargs) -> list[float]:
 
 
 def repetition_penalty(completions, **kwargs) -> list[float]:
-    """Minus the share of 4-grams that repeat an earlier 4-gram of the same output (-1..0).
+    """Minus the share of 4-grams that repeat an earlier 4-gram of the generated turn (-1..0);
+    padding after the end-of-turn marker is not part of the turn.
 
-    >>> repetition_penalty(["I hear you and I hear you and I hear you", "That sounds hard to carry."])
+    >>> repetition_penalty(["I hear you and I hear you and I hear you", "That sounds hard.<|im_end|><|im_end|><|im_end|>"])
     [-0.5, 0.0]
     """
     scores = []
     for completion in completions:
-        grams = ngrams(words(raw_text(completion)), 4)
+        grams = ngrams(words(turn_text(completion)), 4)
         scores.append(-(len(grams) - len(set(grams))) / len(grams) if grams else 0.0)
     return scores

@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from typing import Any, Sequence
 
-from therapist_app.core.dialogue_format import parse_reply
+from therapist_app.core.dialogue_format import parse_reply, stop_strings
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
@@ -27,6 +27,19 @@ def raw_text(completion: Any) -> str:
     if isinstance(completion, (list, tuple)):
         return "".join(m.get("content", "") for m in completion if isinstance(m, dict))
     raise TypeError(f"a completion is a string or a list of messages, not {type(completion).__name__}")
+
+
+def turn_text(completion: Any) -> str:
+    """The generated turn: the raw text up to the first stop string (end-of-turn marker,
+    padding after it, or a new speaker line), as the app would stop generating.
+
+    >>> turn_text("Okay okay.<|im_end|><|im_end|><|im_end|>")
+    'Okay okay.'
+    """
+    text = raw_text(completion)
+    for stop in stop_strings():
+        text = text.split(stop, 1)[0]
+    return text
 
 
 def replies(completions: Sequence[Any]) -> list[str]:
