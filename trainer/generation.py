@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
-from therapist_app.core.dialogue_format import Example, SuggestionRequest, fit_context, render_prompt
+from therapist_app.core.dialogue_format import IM_END, Example, SuggestionRequest, fit_context, render_prompt
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,11 @@ class HFGenerator:
 
         tokenizer, model = self.tokenizer, self.model
         tokenizer.padding_side = "left"
-        eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        # Stop at the end-of-turn marker our format writes, even where eos is another token.
+        vocab = tokenizer.get_vocab()
+        eos = vocab[IM_END] if IM_END in vocab else tokenizer.eos_token_id
         sample = self.sampling.temperature > 0
-        options = {"max_new_tokens": self.sampling.max_new_tokens, "do_sample": sample,
-                   "eos_token_id": eos if isinstance(eos, int) and eos >= 0 else tokenizer.eos_token_id,
+        options = {"max_new_tokens": self.sampling.max_new_tokens, "do_sample": sample, "eos_token_id": eos,
                    "pad_token_id": tokenizer.pad_token_id}
         if sample:
             options.update(temperature=self.sampling.temperature, top_p=self.sampling.top_p, top_k=0)
