@@ -253,3 +253,28 @@ def test_no_client_or_model_text_reaches_the_log(qtbot, ready, caplog):
     window.lock("test")
     assert caplog.records, "the flow logs ids and timings"
     assert "zebra" not in caplog.text and "kill myself" not in caplog.text
+
+
+def test_risk_is_assessed_even_when_the_emotion_reader_fails():
+    from therapist_app.core.risk import RiskDetector
+    from therapist_app.ui.analysis import make_analyzer
+
+    def broken(text, recent):
+        raise RuntimeError("classifier crashed")
+
+    analysis = make_analyzer(RiskDetector(), broken)("I want to kill myself.", ())
+    assert analysis.emotion is None and analysis.risk.categories == ("suicide_selfharm",)
+
+
+def test_words_that_could_not_be_analysed_are_not_stored_but_returned(qtbot, ready):
+    class Broken:
+        def __call__(self, text, recent):
+            raise RuntimeError("detector fault")
+
+    h = ready(analyzer=Broken())
+    window = h.window
+    window.input.setPlainText("Something happened at home.")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: window.input.toPlainText() == "Something happened at home.", timeout=5000)
+    assert window.store.session_transcript(window.controller.session.id).utterances == ()
+    assert "not added" in window.statusBar().currentMessage()

@@ -1,7 +1,8 @@
 """What the GUI needs from emotion and risk analysis, as one small interface.
 
-`Analyzer(text, recent_turns) -> Analysis`. It runs on the engine thread, before the
+`Analyzer(text, recent_turns) -> Analysis`. It runs on a thread of its own, before the
 round's model call, so the crisis banner never waits for or depends on the model.
+This module imports no Qt (the `selftest` command uses it headless).
 """
 
 from __future__ import annotations
@@ -37,25 +38,32 @@ def risk_phrases(risk: RiskAssessment) -> list[str]:
     return seen
 
 
+EmotionReader = Callable[[str, Sequence[Turn]], tuple[EmotionReading | None, EmotionReading | None]]
+"""(text, recent turns) -> (reading, runner-up): the slot for an emotion classifier."""
+
+
+def make_analyzer(detector: RiskDetector, read_emotion: EmotionReader | None = None) -> Analyzer:
+    """Risk first and always; the emotion reading is optional and its failure is
+    logged, never allowed to stop the risk assessment from reaching the screen."""
+
+    def analyze(text: str, recent: Sequence[Turn]) -> Analysis:
+        risk = detector.assess(text)
+        emotion = runner_up = None
+        if read_emotion is not None:
+            try:
+                emotion, runner_up = read_emotion(text, recent)
+            except Exception as error:  # a classifier fault leaves the chip for the therapist
+                log.warning("emotion reading failed: %s", type(error).__name__)
+        return Analysis(emotion, runner_up, risk)
+
+    return analyze
+
+
 def default_analyzer() -> Analyzer:
-    """The core's emotion classifier and risk detector when installed; else the
-    deterministic risk detector alone (emotion left for the therapist to set)."""
-    try:
-        from therapist_app.core.analysis import Analyzer as CoreAnalyzer
-    except ImportError:
-        CoreAnalyzer = None
-    if CoreAnalyzer is not None:
-        core = CoreAnalyzer.load()
-
-        def analyze(text: str, recent: Sequence[Turn]) -> Analysis:
-            result = core.analyze(text, recent)
-            return Analysis(result.emotion, result.runner_up, result.risk)
-
-        return analyze
-    log.warning("no emotion classifier installed: risk detection only")
-    detector = RiskDetector()
-
-    def risk_only(text: str, recent: Sequence[Turn]) -> Analysis:
-        return Analysis(None, None, detector.assess(text))
-
-    return risk_only
+    """The deterministic risk detector on its patterns. The core has no emotion
+    classifier yet: the chip starts empty and the therapist sets the emotion; the
+    classifier plugs in here as `read_emotion` when the core ships one. The detector's
+    optional embedding channel is not enabled: loading MiniLM took minutes on the
+    project's busy 2-core machine, and the patterns are what the tests pin down."""
+    log.info("emotion classifier not available: the therapist sets the emotion")
+    return make_analyzer(RiskDetector())

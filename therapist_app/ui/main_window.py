@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.engine.loaded.connect(self._on_model_loaded)
         self.engine.load_failed.connect(self._on_model_failed)
         self.controller.message.connect(self.show_message)
+        self.controller.words_returned.connect(self.input.setPlainText)
         self.controller.tokens_per_second.connect(
             lambda rate: self.speed_label.setText(f"{rate:.0f} tokens/s"))
         self.controller.session_changed.connect(self._on_session_changed)

@@ -75,6 +75,7 @@ class SessionController(QObject):
     analysing_changed = Signal(bool)
     session_changed = Signal()
     message = Signal(str)
+    words_returned = Signal(str)  # analysis failed: the words go back to the input box
     tokens_per_second = Signal(float)
 
     def __init__(self, engine: EngineClient, parent: QObject | None = None) -> None:
@@ -209,9 +210,13 @@ class SessionController(QObject):
         self._start_round(None)
 
     def _on_analysis_failed(self, message: str) -> None:
-        self._pending_text = None
+        # Nothing is stored unchecked for risk: the words go back for another try.
+        words, self._pending_text = self._pending_text, None
         self._set_analysing(False)
-        self.message.emit(f"Could not analyse the client's words: {message}")
+        self.message.emit(f"The client's words could not be checked for risk ({message}); "
+                          "they were not added. Try again.")
+        if words is not None:
+            self.words_returned.emit(words)
 
     def _set_analysing(self, value: bool) -> None:
         if value != self.analysing:
