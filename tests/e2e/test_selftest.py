@@ -82,3 +82,16 @@ def test_selftest_runs_a_whole_session_on_the_bundled_model(clean_dirs, qapp, ca
     assert (work / "selftest.db.keys").is_file()
     lines = (work / "export.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["decision"] == "accepted"
+
+
+def test_selftest_command_and_every_option_have_help():
+    from therapist_app.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    selftest = subparsers.choices["selftest"]
+    assert selftest.description
+    for action in selftest._actions:
+        assert action.help, action.option_strings
+    version = next(a for a in parser._actions if "--version" in a.option_strings)
+    assert "llama.cpp" in version.help
