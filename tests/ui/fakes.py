@@ -135,8 +135,6 @@ class FakeAnalyzer:
         self.emotion = emotion
         self.runner_up = runner_up
         self.detector = RiskDetector()
-        self.calls = 0
 
     def __call__(self, text: str, recent: Sequence[Turn]) -> Analysis:
-        self.calls += 1
         return Analysis(self.emotion, self.runner_up, self.detector.assess(text))

@@ -278,3 +278,32 @@ def test_words_that_could_not_be_analysed_are_not_stored_but_returned(qtbot, rea
     qtbot.waitUntil(lambda: window.input.toPlainText() == "Something happened at home.", timeout=5000)
     assert window.store.session_transcript(window.controller.session.id).utterances == ()
     assert "not added" in window.statusBar().currentMessage()
+
+
+def test_a_failing_round_is_reported_and_the_panel_recovers(qtbot, ready):
+    script = FakeScript(fail_with=ValueError("the client's words alone exceed the model's context"))
+    h = ready(script=script)
+    window = h.window
+    window.input.setPlainText("A very long story.")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: "Suggestions failed" in window.statusBar().currentMessage(), timeout=5000)
+    assert not window.controller.generating and not window.suggestions.stop_button.isEnabled()
+    assert window.transcript.model().rowCount() == 1  # the client's words are kept
+    script.fail_with = None
+    window.suggestions.regenerate_button.click()
+    qtbot.waitUntil(lambda: any(s.record_id for s in window.controller.slots), timeout=5000)
+
+
+def test_closing_the_window_closes_the_engine_and_the_store(qtbot, make_window):
+    engines = []
+
+    def factory(config):
+        from tests.ui.fakes import FakeEngine
+        engines.append(FakeEngine(config, FakeScript()))
+        return engines[-1]
+
+    h = make_window(engine_factory=factory)
+    unlock(qtbot, h.window)
+    store = h.window.store
+    h.window.close()
+    assert engines[0].closed and store.locked

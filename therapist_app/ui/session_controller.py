@@ -26,7 +26,7 @@ from therapist_app.core.risk import RiskAssessment
 from therapist_app.core.store import Store
 from therapist_app.core.store.records import Client, Session, Utterance
 from therapist_app.ui.analysis import Analysis
-from therapist_app.ui.workers import SUGGESTIONS_PER_ROUND, EngineClient
+from therapist_app.ui.workers import EngineClient
 
 log = logging.getLogger(__name__)
 
