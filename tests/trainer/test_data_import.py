@@ -43,7 +43,8 @@ def test_esconv_turns_become_examples_with_context_and_strategies():
     assert [t.speaker for t in second.context] == ["client", "therapist"]
     # The self-disclosure turn answers no new client words: it is context for the next.
     assert examples[2].context[-1].text.startswith("I waited on a contract")
-    assert {e.emotion for e in examples} == {"anxiety"}  # "nervousness" maps to anxiety
+    # Mapped through assets/emotion_mappings.toml: "nervousness" is stress there.
+    assert [e.emotion for e in examples] == ["anxiety"] * 3 + ["stress"] * 3
     assert len({e.conversation_id for e in examples}) == 2
 
 
@@ -145,6 +146,11 @@ def test_app_export_is_validated_as_is(tmp_path):
         import_app_export(path)
 
 
+def test_the_apps_sample_export_imports():
+    examples = import_app_export(SAMPLES.parent / "app_export_sample.jsonl").examples
+    assert examples and all(e.decision in ("accepted", "edited", "rejected") for e in examples)
+
+
 def test_hub_offline_fails_clearly_without_network(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="offline.*therapist-trainer import --format"):
@@ -168,7 +174,8 @@ def test_hub_reads_a_local_dataset_folder_through_the_mapping(tmp_path, monkeypa
 
 def test_emotion_labels_map_to_the_taxonomy():
     assert map_emotion("esconv", "Jealousy") == "anger"
-    assert map_emotion("empathetic_dialogues", "devastated") == "grief"
+    assert map_emotion("empathetic_dialogues", "lonely") == "loneliness"
+    assert map_emotion("counselchat", "grief-and-loss") == "grief"
     assert map_emotion("empathetic_dialogues", "grief") == "grief"  # already ours
     with pytest.raises(ValueError, match="no mapping"):
         map_emotion("esconv", "boredom")

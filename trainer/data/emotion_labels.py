@@ -1,63 +1,13 @@
 """Public corpora's emotion labels mapped onto our taxonomy (assets/emotions.toml).
 
-All importers read the mapping through `map_emotion`, the one place to switch to the
-shared `assets/emotion_mappings.toml` loader once taxonomy.py offers it.
+ESConv, EmpatheticDialogues and GoEmotions use the shared table in
+`assets/emotion_mappings.toml` (through `taxonomy.emotion_mapping`); CounselChat's topic
+slugs, which only sometimes name an emotion, are mapped here.
 """
 
 from __future__ import annotations
 
-from therapist_app.core.taxonomy import emotions
-
-# ESConv's `emotion_type` values (Liu et al., 2021).
-_ESCONV = {
-    "anxiety": "anxiety",
-    "nervousness": "anxiety",
-    "depression": "depression",
-    "sadness": "sadness",
-    "pain": "sadness",
-    "anger": "anger",
-    "jealousy": "anger",
-    "fear": "fear",
-    "shame": "shame",
-    "guilt": "guilt",
-    "disgust": "disgust",
-}
-
-# EmpatheticDialogues' 32 situation labels (Rashkin et al., 2019).
-_EMPATHETIC = {
-    "afraid": "fear",
-    "terrified": "fear",
-    "anxious": "anxiety",
-    "apprehensive": "anxiety",
-    "anticipating": "stress",
-    "angry": "anger",
-    "annoyed": "anger",
-    "furious": "anger",
-    "jealous": "anger",
-    "ashamed": "shame",
-    "embarrassed": "shame",
-    "guilty": "guilt",
-    "disgusted": "disgust",
-    "sad": "sadness",
-    "disappointed": "sadness",
-    "devastated": "grief",
-    "sentimental": "sadness",
-    "nostalgic": "sadness",
-    "lonely": "loneliness",
-    "hopeful": "hope",
-    "grateful": "hope",
-    "proud": "hope",
-    "confident": "hope",
-    "joyful": "hope",
-    "excited": "hope",
-    "content": "hope",
-    "caring": "neutral",
-    "faithful": "neutral",
-    "impressed": "neutral",
-    "prepared": "neutral",
-    "surprised": "neutral",
-    "trusting": "neutral",
-}
+from therapist_app.core.taxonomy import EMOTION_SOURCES, emotion_mapping, emotions
 
 # CounselChat's topic slugs that name an emotion; other topics carry none.
 _COUNSELCHAT = {
@@ -69,7 +19,7 @@ _COUNSELCHAT = {
     "self-esteem": "shame",
 }
 
-_SCHEMES = {"esconv": _ESCONV, "empathetic_dialogues": _EMPATHETIC, "counselchat": _COUNSELCHAT}
+SCHEMES = (*EMOTION_SOURCES, "counselchat")
 
 
 def map_emotion(scheme: str, label: str | None, strict: bool = True) -> str | None:
@@ -80,7 +30,7 @@ def map_emotion(scheme: str, label: str | None, strict: bool = True) -> str | No
     it maps to None.
 
     >>> map_emotion("esconv", "Nervousness")
-    'anxiety'
+    'stress'
     >>> map_emotion("counselchat", "relationships", strict=False) is None
     True
     """
@@ -89,10 +39,9 @@ def map_emotion(scheme: str, label: str | None, strict: bool = True) -> str | No
     key = str(label).strip().casefold()
     if key in emotions():
         return key
-    try:
-        table = _SCHEMES[scheme]
-    except KeyError:
-        raise ValueError(f"unknown label scheme {scheme!r}; expected one of {', '.join(_SCHEMES)}") from None
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown label scheme {scheme!r}; expected one of {', '.join(SCHEMES)}")
+    table = _COUNSELCHAT if scheme == "counselchat" else emotion_mapping(scheme)
     if key in table:
         return table[key]
     if strict:

@@ -16,14 +16,14 @@ from typing import Iterable, Mapping
 from therapist_app.core.dialogue_format import Example, Turn
 from therapist_app.core.taxonomy import strategy_from_name
 
-from trainer.data.emotion_labels import map_emotion
+from trainer.data.emotion_labels import SCHEMES, map_emotion
 from trainer.data.records import DataError, ImportResult, RowCollector
 from trainer.data.tables import csv_rows, jsonl_rows
 
 REQUIRED_FIELDS = ("client_words", "reply")
 OPTIONAL_FIELDS = ("context", "emotion", "strategy", "conversation_id", "id")
 FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
-EMOTION_SCHEMES = ("ours", "esconv", "empathetic_dialogues", "counselchat")
+EMOTION_SCHEMES = ("ours", *SCHEMES)
 
 
 def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
