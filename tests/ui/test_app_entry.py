@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from therapist_app.ui.app import run_app
@@ -19,14 +19,16 @@ def test_run_app_opens_the_first_run_page_for_a_new_store(qtbot, tmp_path, monke
                       str(tmp_path / "config"))
     seen = []
 
-    def inspect_and_close():
+    def exec_once(app) -> int:
+        # Stands in for the event loop: a real exec()/quit() would end pytest-qt's own.
+        qtbot.wait(100)
         [window] = [w for w in QApplication.topLevelWidgets()
                     if isinstance(w, MainWindow) and w.isVisible()]
         seen.append(window.pages.currentWidget() is window.first_run)
         window.close()
-        QApplication.instance().quit()
+        return 0
 
-    QTimer.singleShot(200, inspect_and_close)
+    monkeypatch.setattr(QApplication, "exec", exec_once)
     assert run_app(["therapist-app", "--store", str(tmp_path / "new" / "store.db")]) == 0
     assert seen == [True]
     assert not (tmp_path / "new" / "store.db").exists()  # nothing is created before consent
