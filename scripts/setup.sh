@@ -36,10 +36,16 @@ done
 if [ "$mode" = test ]; then
   command -v Xvfb >/dev/null || apt_needed+=(xvfb)
   command -v xauth >/dev/null || apt_needed+=(xauth)
+  # Qt's X11 backend, for the test that drives the real window under Xvfb.
+  for lib in libxcb-cursor.so.0 libxcb-icccm.so.4 libxcb-keysyms.so.1; do
+    ldconfig -p 2>/dev/null | grep -q "$lib" || apt_needed+=("$lib")
+  done
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   declare -A deb=([libEGL.so.1]=libegl1 [libxkbcommon.so.0]=libxkbcommon0
-                  [libfontconfig.so.1]=libfontconfig1 [libGL.so.1]=libgl1 [libdbus-1.so.3]=libdbus-1-3)
+                  [libfontconfig.so.1]=libfontconfig1 [libGL.so.1]=libgl1 [libdbus-1.so.3]=libdbus-1-3
+                  [libxcb-cursor.so.0]=libxcb-cursor0 [libxcb-icccm.so.4]=libxcb-icccm4
+                  [libxcb-keysyms.so.1]=libxcb-keysyms1)
   packages=(); for n in "${apt_needed[@]}"; do packages+=("${deb[$n]:-$n}"); done
   say "installing system packages: ${packages[*]}"
   if ! (as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null); then

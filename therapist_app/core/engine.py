@@ -32,7 +32,6 @@ from therapist_app.core.llama_runtime import (
 from therapist_app.core.model_file import (
     ModelFileError,
     bundled_model_path,
-    check_tensor_data_extent,
     read_gguf_header,
 )
 from therapist_app.core.taxonomy import pick_strategies, strategies
@@ -162,7 +161,6 @@ class SuggestionEngine:
         self.config = config or EngineConfig()
         path = Path(self.config.model_path) if self.config.model_path else bundled_model_path()
         read_gguf_header(path)
-        check_tensor_data_extent(path)
         device = gpu_backend()
         if self.config.n_gpu_layers is not None:
             layers = self.config.n_gpu_layers

@@ -36,7 +36,7 @@ from therapist_app.core.engine import EngineConfig
 from therapist_app.core.model_file import (
     ModelFileError,
     bundled_model_path,
-    check_tensor_data_extent,
+    check_model_loads,
     read_gguf_header,
     sha256_file,
 )
@@ -64,10 +64,10 @@ class InspectedModel:
 
 
 def inspect_model(path: Path) -> InspectedModel:
-    """Header, tensor extent and SHA-256 of a GGUF, and its export manifest when one
+    """Header, a llama.cpp load and SHA-256 of a GGUF, and its export manifest when one
     lies beside it (a mismatch is refused). Blocking: run it on a worker."""
     header = read_gguf_header(path)
-    check_tensor_data_extent(path)
+    check_model_loads(path)
     if manifest_path_for(path).exists():
         verified = verify_model(path)
         return InspectedModel(path, verified.manifest.sha256, header.size_bytes, True)
