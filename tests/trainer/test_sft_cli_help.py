@@ -1,0 +1,18 @@
+"""`import`, `split`, `import-gguf` and `sft` have help text for the command and every option."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from trainer.cli import build_parser
+
+
+@pytest.mark.parametrize("command", ["import", "split", "import-gguf", "sft"])
+def test_every_option_has_help(command):
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert any(c.dest == command and c.help for c in subparsers._choices_actions)
+    parser = subparsers.choices[command]
+    assert parser.description
+    assert [a.dest for a in parser._actions if not a.help] == []
