@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -88,22 +90,7 @@ def test_the_model_manager_refuses_a_corrupt_gguf(qtbot, make_window, tmp_path):
     assert dialog.table.rowCount() == 1  # only the bundled model
 
 
-def _write_tiny_gguf(path: Path) -> Path:
-    """A small well-formed GGUF (one 80 KB tensor): passes every file check quickly."""
-    gguf = pytest.importorskip("gguf")
-    import numpy as np
-
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny test model")
-    writer.add_tensor("weight", np.ones((160, 128), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-def test_the_model_manager_adds_a_gguf_and_applies_settings_under_policy(qtbot, make_window, tmp_path):
+def test_the_model_manager_adds_a_gguf_and_applies_settings_under_policy(qtbot, make_window, tmp_path, tiny_gguf):
     h = make_window(policy=Policy(require_approved_models=True))
     window = h.window
     with qtbot.waitSignal(window.engine.load_failed, timeout=20_000) as refused:
@@ -112,7 +99,7 @@ def test_the_model_manager_adds_a_gguf_and_applies_settings_under_policy(qtbot, 
     window.open_model_manager()
     dialog = window.model_manager
     assert not dialog.approve_button.isEnabled()  # IT approves under this policy
-    dialog.add_file(_write_tiny_gguf(tmp_path / "tiny.gguf"))
+    dialog.add_file(shutil.copy(tiny_gguf, tmp_path / "tiny.gguf"))
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Added"), timeout=5000)
     assert "blocks it" in dialog.status.text()
     [record] = window.store.models()
@@ -252,7 +239,7 @@ def test_lock_now_closes_an_open_dialog(qtbot, make_window):
     assert window.pages.currentWidget() is window.unlock
 
 
-def test_an_added_model_is_approved_chosen_and_loaded(qtbot, make_window, tmp_path):
+def test_an_added_model_is_approved_chosen_and_loaded(qtbot, make_window, tmp_path, tiny_gguf):
     loaded = []
     from tests.ui.fakes import FakeEngine, FakeScript
 
@@ -267,7 +254,7 @@ def test_an_added_model_is_approved_chosen_and_loaded(qtbot, make_window, tmp_pa
     unlock(qtbot, window)
     window.open_model_manager()
     dialog = window.model_manager
-    tiny = _write_tiny_gguf(tmp_path / "tiny.gguf")
+    tiny = shutil.copy(tiny_gguf, tmp_path / "tiny.gguf")
     dialog.add_file(tiny)
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Added"), timeout=5000)
     assert "no export manifest" in dialog.status.text()
