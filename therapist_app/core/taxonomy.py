@@ -90,3 +90,36 @@ def pick_strategies(emotion: str | None, n: int) -> list[str]:
     if n > len(ordered):
         raise ValueError(f"at most {len(ordered)} distinct strategies exist; asked for {n}")
     return ordered[:n]
+
+
+EMOTION_SOURCES = ("esconv", "empathetic_dialogues", "goemotions")
+
+
+@cache
+def emotion_mapping(source: str) -> dict[str, str]:
+    """A public corpus's emotion labels (lower-cased) -> our emotion ids.
+
+    >>> emotion_mapping("goemotions")["remorse"]
+    'guilt'
+    """
+    if source not in EMOTION_SOURCES:
+        raise ValueError(f"unknown emotion source {source!r}; expected one of {', '.join(EMOTION_SOURCES)}")
+    with asset_path("emotion_mappings.toml").open("rb") as f:
+        table = tomllib.load(f)[source]
+    unknown = sorted({target for target in table.values() if target not in emotions()})
+    if unknown:
+        raise ValueError(f"emotion_mappings.toml maps {source} labels to unknown ids {unknown}")
+    return dict(table)
+
+
+def map_emotion(source: str, label: str) -> str:
+    """Our id for one source label, any case.
+
+    >>> map_emotion("esconv", "Nervousness")
+    'stress'
+    """
+    mapping = emotion_mapping(source)
+    key = label.strip().casefold()
+    if key not in mapping:
+        raise ValueError(f"{source} label {label!r} has no mapping; known: {', '.join(sorted(mapping))}")
+    return mapping[key]

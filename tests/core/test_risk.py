@@ -1,0 +1,155 @@
+"""The crisis-risk detector: table-driven pattern cases, then the embedding channel with
+a fake embedder (the real MiniLM is exercised by the eval command's slow test)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from therapist_app.core.assets import asset_path
+from therapist_app.core.risk import RiskAnchors, RiskDetector, primary_label
+
+DETECTOR = RiskDetector()  # patterns only: no model needed
+
+FLAGGED = [
+    # (text, category, severity)
+    ("I want to kill myself.", "suicide_selfharm", "moderate"),
+    ("Everyone would be better off without me.", "suicide_selfharm", "moderate"),
+    ("I don't want to be here anymore.", "suicide_selfharm", "moderate"),
+    ("I have the pills saved up and I know how many to take.", "suicide_selfharm", "high"),
+    ("If she leaves me I'll kill myself.", "suicide_selfharm", "moderate"),
+    ("I'm not suicidal exactly, but I wish I could just stop existing.", "suicide_selfharm", "moderate"),
+    ("I've never tried to hurt myself, but lately I've thought about it a lot.", "suicide_selfharm", "moderate"),
+    ("When I was fifteen I used to cut my arms.", "suicide_selfharm", "low"),
+    ("I wrote \"I want to die\" in my diary every night this week.", "suicide_selfharm", "moderate"),
+    ("I'm going to kill him when he gets home.", "harm_others", "high"),
+    ("I could really hurt someone right now, I'm that angry.", "harm_others", "high"),
+    ("My husband hits me when he's been drinking.", "abuse", "moderate"),
+    ("He told me \"I'll kill you if you leave\".", "abuse", "moderate"),
+    ("My boyfriend won't let me see my friends.", "abuse", "moderate"),
+    ("I've taken about thirty paracetamol an hour ago.", "substance_medical", "high"),
+    ("I can't breathe properly and my lips are going blue.", "substance_medical", "high"),
+]
+
+NOT_FLAGGED = [
+    # (text, why) — `why` is the suppression reason when a pattern matched, else None
+    ("I would never hurt myself.", "negated"),
+    ("I'm not suicidal, I just feel really flat.", "negated"),
+    ("I've never thought about hurting anyone.", "negated"),
+    ("Hurting myself isn't something I'd ever do.", "negated"),
+    ("This commute is killing me.", None),
+    ("My mum will kill me if I'm late again.", None),
+    ("I could murder a cup of tea.", None),
+    ("I'm going to kill my brother for spoiling the ending.", None),
+    ("We watched \"Kill Bill\" on Saturday.", None),
+    ("The song goes \"I want to die in your arms tonight\".", "quoted"),
+    ("If I ever felt like hurting myself I would tell you straight away.", "hypothetical"),
+    ("Hypothetically, if someone overdosed, would you have to call an ambulance?", "hypothetical"),
+    ("My therapist asked me whether I was suicidal and I said no.", "reported"),
+    ("A friend of mine overdosed when we were at college.", "reported"),
+    ("My friend said she wanted to kill herself years ago.", None),
+    ("My neighbour said her teenager has been self-harming.", None),
+    ("I cut my finger chopping onions.", None),
+    ("I hurt my back lifting boxes at the weekend.", None),
+    ("I took two paracetamol for my headache this morning.", None),
+]
+
+
+@pytest.mark.parametrize("text,category,severity", FLAGGED)
+def test_flags_crisis_language(text, category, severity):
+    assessment = DETECTOR.assess(text)
+    assert assessment.flagged
+    assert primary_label(assessment) == category
+    assert assessment.severity == severity
+    for trigger in assessment.triggers:
+        assert text[trigger.start:trigger.end] == trigger.phrase
+
+
+@pytest.mark.parametrize("text,why", NOT_FLAGGED)
+def test_does_not_flag_safe_look_alikes(text, why):
+    assessment = DETECTOR.assess(text)
+    assert not assessment.flagged, assessment.triggers
+    assert assessment.severity == "none"
+    if why is not None:
+        assert why in {t.suppressed_by for t in assessment.suppressed}
+
+
+def test_negation_scope_ends_at_the_clause():
+    assessment = DETECTOR.assess("I'm not going to do anything tonight, but I can't promise I'll be safe tomorrow.")
+    assert assessment.categories == ("suicide_selfharm",)
+    assert assessment.severity == "high"  # "tomorrow" is a time frame
+
+
+def test_several_categories_most_severe_first():
+    assessment = DETECTOR.assess("My husband hits me. I've taken a load of pills tonight.")
+    assert assessment.categories == ("substance_medical", "abuse")
+
+
+def test_joke_markers_do_not_make_suicidal_words_safe():
+    assert DETECTOR.assess("i want to die lol").flagged
+
+
+def test_invisible_characters_cannot_split_a_phrase():
+    assert DETECTOR.assess("I want to kill my\u200bself").flagged
+
+
+def test_authored_dev_split_patterns_only():
+    """The patterns were developed on the dev split: they must keep every safe look-alike
+    quiet there and miss at most a few risks (a regression guard, not the reported number)."""
+    rows = [json.loads(line) for line in asset_path("risk_cases.jsonl").read_text().splitlines()]
+    dev = [r for r in rows if r["split"] == "dev"]
+    tricky = [r for r in dev if r["risk"] == "none"]
+    assert all(not DETECTOR.assess(r["text"]).flagged for r in tricky)
+    risky = [r for r in dev if r["risk"] != "none"]
+    caught = sum(DETECTOR.assess(r["text"]).flagged for r in risky)
+    assert caught / len(risky) >= 0.95
+
+
+# ---- the embedding channel, with a fake embedder ------------------------------------
+
+def fake_embed(texts):
+    """Bag of words hashed into 64 dimensions: similar wording, similar vector."""
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().strip(".!?").split():
+            out[row, zlib.crc32(word.encode()) % 64] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+ANCHORS = RiskAnchors({
+    "suicide_selfharm": ("the lights are going out for me soon",),
+    "harm_others": ("he will pay for it in blood",),
+    "abuse": ("she keeps me locked away",),
+    "substance_medical": ("my body is shutting down fast",),
+    "none": ("the lights in the office are too bright",),
+})
+
+
+def test_embedding_channel_flags_what_patterns_miss():
+    detector = RiskDetector(fake_embed, ANCHORS, threshold=0.5, margin=0.05, k=1)
+    assessment = detector.assess("The lights are going out for me soon.")
+    assert assessment.categories == ("suicide_selfharm",)
+    assert assessment.severity == "low"
+    assert assessment.triggers[0].source == "embedding"
+    assert assessment.embedding_used
+
+
+def test_embedding_channel_needs_a_margin_over_safe_anchors():
+    detector = RiskDetector(fake_embed, ANCHORS, threshold=0.3, margin=0.05, k=1)
+    assert not detector.assess("The lights in the office are too bright.").flagged
+
+
+def test_embedding_channel_leaves_sentences_the_patterns_judged():
+    negated = RiskAnchors({**ANCHORS.by_label, "suicide_selfharm": ("I would never hurt myself",)})
+    detector = RiskDetector(fake_embed, negated, threshold=0.3, margin=0.0, k=1)
+    assert not detector.assess("I would never hurt myself.").flagged
+
+
+def test_shipped_anchors_exclude_the_test_split():
+    rows = [json.loads(line) for line in asset_path("risk_cases.jsonl").read_text().splitlines()]
+    anchors = {t for texts in RiskAnchors.load().by_label.values() for t in texts}
+    assert not anchors & {r["text"] for r in rows if r["split"] == "test"}
+    assert {r["text"] for r in rows if r["split"] == "dev"} <= anchors
