@@ -11,7 +11,7 @@ import pytest
 from therapist_app.core.dialogue_format import Example
 from trainer.cli import main
 from trainer.evaluate import EvalSettings, score_replies
-from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge
+from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge, wordnet_available
 
 
 def test_bleu_by_hand():
@@ -99,11 +99,13 @@ def test_eval_command_on_a_tiny_hf_model(tiny_model, tmp_path, capsys):
                  "--runs", str(run), *FAST])
     assert code == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    assert printed[-1].startswith("RESULT bleu=") and "emotion_acc=nan" in printed[-1]
+    keys = [pair.split("=")[0] for pair in printed[-1].split()[1:]]
+    assert printed[-1].startswith("RESULT ") and keys == ["bleu", "rouge1", "rouge2", "rougeL", "meteor", "emotion_acc"]
+    assert all(0 <= float(pair.split("=")[1]) <= 1 or pair.endswith("=nan") for pair in printed[-1].split()[1:])
     report = (out / "report.md").read_text(encoding="utf-8")
     assert report.rstrip().endswith(printed[-1])
     assert "| ROUGE-1 |" in report and "0.1397" in report and "0.6696" in report
-    assert "without WordNet synonyms" in report
+    assert ("without WordNet synonyms" in report) != wordnet_available()
     assert (out / "reward_curves.png").stat().st_size > 1000 and (out / "reward_components.png").is_file()
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["result"]["examples"] == 2

@@ -235,3 +235,15 @@ def test_example_rl_configs_load():
         assert paths, kind
         for path in paths:
             assert load_config(cls, path).model
+
+
+@pytest.mark.slow
+def test_emotion_alignment_with_the_apps_classifier():
+    from trainer.rewards.resources import load_emotion_classifier
+
+    classify = load_emotion_classifier()
+    assert set(classify(["I miss my mum so much since she died."])[0]) >= {"grief", "sadness"}
+    reward = EmotionAlignment()  # "auto": the app's classifier
+    reflective, offhand = reward(["It sounds like you're grieving and missing her terribly.", "What time is it?"],
+                                 client_words=["I miss my mum so much since she died."] * 2)
+    assert reflective > offhand + 0.3
