@@ -153,3 +153,22 @@ def test_shipped_anchors_exclude_the_test_split():
     anchors = {t for texts in RiskAnchors.load().by_label.values() for t in texts}
     assert not anchors & {r["text"] for r in rows if r["split"] == "test"}
     assert {r["text"] for r in rows if r["split"] == "dev"} <= anchors
+
+
+def test_anchor_embeddings_are_cached_per_model_and_anchor_set(tmp_path):
+    from therapist_app.core.risk import cached_anchor_vectors
+
+    calls = []
+
+    def counting_embed(texts):
+        calls.append(len(texts))
+        return fake_embed(texts)
+
+    first = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)
+    second = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)
+    assert len(calls) == len(ANCHORS.by_label)  # the second call read the file
+    assert all(np.array_equal(first[k], second[k]) for k in first)
+    cached_anchor_vectors(counting_embed, "model-b", tmp_path, ANCHORS)
+    assert len(calls) == 2 * len(ANCHORS.by_label)
+    (next(tmp_path.glob("*.npz"))).write_bytes(b"corrupt")
+    assert set(cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)) == set(ANCHORS.by_label)

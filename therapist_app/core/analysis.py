@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import platformdirs
 
 from therapist_app.core.dialogue_format import Turn
-from therapist_app.core.embedder import EmbedderUnavailable, default_embedder
+from therapist_app.core.embedder import EmbedderUnavailable, default_embedder, model_version
 from therapist_app.core.emotion import EmotionClassifier, EmotionHead, EmotionHeadError, EmotionResult
-from therapist_app.core.risk import RiskAssessment, RiskDetector
+from therapist_app.core.policy import APP_NAME
+from therapist_app.core.risk import RiskAssessment, RiskDetector, cached_anchor_vectors
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +61,17 @@ class Analyzer:
         self._memo = memo
 
     @classmethod
-    def load(cls) -> "Analyzer":
+    def load(cls, cache_dir: Path | None = None) -> "Analyzer":
         """MiniLM, the risk anchors and the emotion head; degrades to patterns-only risk
         and no emotion when the model or head is missing."""
+        cache_dir = cache_dir or platformdirs.user_cache_path(APP_NAME)
         try:
             memo = _MemoEmbed(default_embedder().embed)
         except EmbedderUnavailable as missing:
             log.warning("embedding model unavailable (%s): risk runs on patterns only, no emotion", missing)
             return cls(RiskDetector(), None)
-        detector = RiskDetector(memo)
+        vectors = cached_anchor_vectors(memo, model_version(), cache_dir)
+        detector = RiskDetector(memo, anchor_vectors=vectors)
         memo.clear()
         try:
             classifier = EmotionClassifier(memo, EmotionHead.load())
@@ -87,6 +92,8 @@ class Analyzer:
                 emotion = self.classifier.classify(turns)
             except ValueError:
                 emotion = None  # nothing but whitespace to read
+            except Exception as error:  # the risk result must reach the screen regardless
+                log.warning("emotion reading failed: %s", type(error).__name__)
         elapsed = (time.perf_counter() - started) * 1000
         log.info("analysis took %.1f ms (%d chars, risk %s)", elapsed, len(text), risk.severity)
         return AnalysisResult(risk, emotion, elapsed)

@@ -11,12 +11,14 @@ indirect phrasings the lists miss. The detector works without the embedder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -64,6 +66,7 @@ __all__ = [
     "RiskDetector",
     "Trigger",
     "primary_label",
+    "cached_anchor_vectors",
     "risk_anchors",
 ]
 
@@ -126,6 +129,36 @@ class RiskAnchors:
 @cache
 def risk_anchors() -> RiskAnchors:
     return RiskAnchors.load()
+
+
+def embed_anchors(embed: EmbedFn, anchors: RiskAnchors) -> dict[str, np.ndarray]:
+    return {label: np.asarray(embed(list(rows)), dtype=np.float32) for label, rows in anchors.by_label.items()}
+
+
+def cached_anchor_vectors(embed: EmbedFn, model: str, cache_dir: Path,
+                          anchors: RiskAnchors | None = None) -> dict[str, np.ndarray]:
+    """The anchors' embeddings, computed once per model and anchor set and kept in
+    `cache_dir` (a few hundred sentences: seconds on an idle machine, minutes on a busy
+    one). The file name hashes the model id and every anchor, so an edit re-embeds."""
+    anchors = anchors or risk_anchors()
+    key = hashlib.sha256(json.dumps([model, anchors.by_label], sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir / f"risk-anchors-{key}.npz"
+    try:
+        with np.load(path) as stored:
+            vectors = {label: stored[label] for label in anchors.by_label}
+        if all(len(vectors[l]) == len(rows) for l, rows in anchors.by_label.items()):
+            return vectors
+    except (OSError, KeyError, ValueError):
+        pass  # absent or unreadable: recompute
+    vectors = embed_anchors(embed, anchors)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **vectors)
+        tmp.replace(path)
+    except OSError as problem:
+        log.warning("cannot cache risk anchor embeddings: %s", type(problem).__name__)
+    return vectors
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -202,6 +235,7 @@ class RiskDetector:
         self,
         embed: EmbedFn | None = None,
         anchors: RiskAnchors | None = None,
+        anchor_vectors: dict[str, np.ndarray] | None = None,
         threshold: float = 0.45,
         margin: float = 0.06,
         k: int = 3,
@@ -212,11 +246,7 @@ class RiskDetector:
         self.k = k
         self._anchors: dict[str, np.ndarray] | None = None
         if embed is not None:
-            table = anchors or risk_anchors()
-            self._anchors = {
-                label: np.asarray(embed(list(rows)), dtype=np.float32)
-                for label, rows in table.by_label.items()
-            }
+            self._anchors = anchor_vectors or embed_anchors(embed, anchors or risk_anchors())
 
     @property
     def uses_embeddings(self) -> bool:
