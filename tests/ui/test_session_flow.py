@@ -256,13 +256,15 @@ def test_no_client_or_model_text_reaches_the_log(qtbot, ready, caplog):
 
 
 def test_risk_is_assessed_even_when_the_emotion_reader_fails():
+    from therapist_app.core.analysis import Analyzer
     from therapist_app.core.risk import RiskDetector
-    from therapist_app.ui.analysis import make_analyzer
+    from therapist_app.ui.analysis import adapt
 
-    def broken(text, recent):
-        raise RuntimeError("classifier crashed")
+    class Broken:
+        def classify(self, turns):
+            raise RuntimeError("classifier crashed")
 
-    analysis = make_analyzer(RiskDetector(), broken)("I want to kill myself.", ())
+    analysis = adapt(Analyzer(RiskDetector(), Broken()))("I want to kill myself.", ())
     assert analysis.emotion is None and analysis.risk.categories == ("suicide_selfharm",)
 
 

@@ -7,14 +7,12 @@ This module imports no Qt (the `selftest` command uses it headless).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from therapist_app.core.analysis import Analyzer as CoreAnalyzer
 from therapist_app.core.dialogue_format import EmotionReading, Turn
-from therapist_app.core.risk import RiskAssessment, RiskDetector
-
-log = logging.getLogger(__name__)
+from therapist_app.core.risk import RiskAssessment
 
 
 @dataclass(frozen=True)
@@ -38,32 +36,21 @@ def risk_phrases(risk: RiskAssessment) -> list[str]:
     return seen
 
 
-EmotionReader = Callable[[str, Sequence[Turn]], tuple[EmotionReading | None, EmotionReading | None]]
-"""(text, recent turns) -> (reading, runner-up): the slot for an emotion classifier."""
-
-
-def make_analyzer(detector: RiskDetector, read_emotion: EmotionReader | None = None) -> Analyzer:
-    """Risk first and always; the emotion reading is optional and its failure is
-    logged, never allowed to stop the risk assessment from reaching the screen."""
+def adapt(core: CoreAnalyzer) -> Analyzer:
+    """The GUI's view of the core analyser: risk first and always (the core's rule),
+    the emotion as a reading plus its runner-up when a classifier is loaded."""
 
     def analyze(text: str, recent: Sequence[Turn]) -> Analysis:
-        risk = detector.assess(text)
-        emotion = runner_up = None
-        if read_emotion is not None:
-            try:
-                emotion, runner_up = read_emotion(text, recent)
-            except Exception as error:  # a classifier fault leaves the chip for the therapist
-                log.warning("emotion reading failed: %s", type(error).__name__)
-        return Analysis(emotion, runner_up, risk)
+        result = core.analyse(text, recent)
+        emotion = result.emotion
+        if emotion is None:
+            return Analysis(None, None, result.risk)
+        return Analysis(emotion.reading(), emotion.runner_up_reading(), result.risk)
 
     return analyze
 
 
 def default_analyzer() -> Analyzer:
-    """The deterministic risk detector on its patterns. The core has no emotion
-    classifier yet: the chip starts empty and the therapist sets the emotion; the
-    classifier plugs in here as `read_emotion` when the core ships one. The detector's
-    optional embedding channel is not enabled: loading MiniLM took minutes on the
-    project's busy 2-core machine, and the patterns are what the tests pin down."""
-    log.info("emotion classifier not available: the therapist sets the emotion")
-    return make_analyzer(RiskDetector())
+    """MiniLM-based emotion and risk from the core; patterns-only risk and no emotion
+    when the embedding model is missing (the core logs why)."""
+    return adapt(CoreAnalyzer.load())
