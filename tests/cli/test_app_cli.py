@@ -99,3 +99,14 @@ def test_no_display_runs_the_demo(monkeypatch, tiny_gguf, capsys):
     monkeypatch.setattr(suggest, "_engine", tiny_engine)
     assert main([]) == 0
     assert "No display found" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_suggest_detects_emotion_and_warns_on_crisis_language(tiny_gguf, capsys):
+    code = main(["suggest", "Honestly everyone would be better off without me.",
+                 "-n", "1", "--model", str(tiny_gguf), "--max-tokens", "6"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.index("CRISIS LANGUAGE (suicide_selfharm") < out.index("1. [")
+    assert "better off without me" in out
+    assert "(detected," in out and "runner-up" in out

@@ -8,6 +8,7 @@ import time
 import tomllib
 from pathlib import Path
 
+from therapist_app.core.analysis import AnalysisResult, Analyzer
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
 from therapist_app.core.engine import EngineConfig, SuggestionEngine, SuggestionSet
@@ -25,7 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     suggest.add_argument("words", help="what the client just said")
     suggest.add_argument(
-        "--emotion", choices=sorted(emotions()), help="the client's emotion (as the therapist reads it)"
+        "--emotion",
+        choices=sorted(emotions()),
+        help="the client's emotion as the therapist reads it (default: detected from the words)",
     )
     suggest.add_argument(
         "--context-file",
@@ -77,18 +80,45 @@ def _print_suggestions(result: SuggestionSet) -> None:
         print(f"  {s.index + 1}. [{strategies()[s.strategy].name}] {s.text or '(empty)'}")
 
 
+def _print_risk(analysis: AnalysisResult) -> None:
+    """The crisis warning comes first and from the deterministic detector, whatever
+    the model writes afterwards."""
+    risk = analysis.risk
+    if risk.flagged:
+        phrases = "; ".join(dict.fromkeys(t.phrase for t in risk.triggers))
+        print(
+            f"!! CRISIS LANGUAGE ({', '.join(risk.categories)}, severity {risk.severity}): "
+            f"\"{phrases}\". Follow your clinic's risk protocol."
+        )
+
+
+def _emotion_used(given: str | None, analysis: AnalysisResult) -> tuple[EmotionReading | None, str]:
+    """The therapist's reading wins over the classifier's."""
+    if given:
+        return EmotionReading(given), f"{given} (given)"
+    if analysis.emotion is None:
+        return None, "none (no classifier available)"
+    detected = analysis.emotion
+    return detected.reading(), (
+        f"{detected.label} (detected, {detected.confidence:.2f}; "
+        f"runner-up {detected.runner_up} {detected.runner_up_confidence:.2f})"
+    )
+
+
 def run_suggest(args: argparse.Namespace) -> int:
     try:
         context = parse_transcript(read_text_file(args.context_file)) if args.context_file else ()
         strategy = strategy_from_name(args.strategy) if args.strategy else None
-        emotion = EmotionReading(args.emotion) if args.emotion else None
+        analysis = Analyzer.load().analyse(args.words, context)
+        emotion, described = _emotion_used(args.emotion, analysis)
         request = SuggestionRequest(args.words, context, emotion, strategy)
+        _print_risk(analysis)
         with _engine(args) as engine:
             result = engine.complete(request, n=args.n)
     except (TextInputError, ValueError, ModelFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Emotion used: {args.emotion or 'none given'}")
+    print(f"Emotion used: {described}")
     _print_suggestions(result)
     return 0
 
@@ -99,6 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         started = time.perf_counter()
         engine = _engine(args)
+        analyzer = Analyzer.load()
     except ModelFileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -111,16 +142,19 @@ def run_demo(args: argparse.Namespace) -> int:
         context: list[Turn] = [Turn("therapist", script["opening"])]
         print(f"\nTherapist: {script['opening']}")
         for number, turn in enumerate(script["turn"], start=1):
-            emotion = EmotionReading(turn["emotion"])
+            analysis = analyzer.analyse(turn["client"], context)
+            emotion, described = _emotion_used(None, analysis)
             request = SuggestionRequest(turn["client"], tuple(context), emotion)
             result = engine.complete(request, n=3)
             stats = result.stats
             rate = stats.generated_tokens / stats.decode_s if stats.decode_s else 0.0
             print(f"\nClient: {turn['client']}")
-            print(f"  emotion: {emotion.label}")
+            _print_risk(analysis)
+            print(f"  emotion: {described} (the script's author read {turn['emotion']})")
             _print_suggestions(result)
             print(
-                f"  turn {number}: first token {stats.ttft_s * 1000:.0f} ms, all 3 in "
+                f"  turn {number}: analysis {analysis.elapsed_ms:.0f} ms, first token "
+                f"{stats.ttft_s * 1000:.0f} ms, all 3 in "
                 f"{stats.total_s:.2f}s, {rate:.0f} tokens/s, prompt {stats.prompt_tokens} "
                 f"tokens ({stats.reused_tokens} reused from the previous turn)"
             )
