@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from pathlib import Path
 
 from therapist_app.core.dialogue_format import IM_END
+
+from trainer.data.hub import hub_offline
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,6 @@ def bundled_gguf() -> Path:
     return path
 
 
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def resolve_model(name: str) -> str:
     """A loadable `from_pretrained` argument for `name`, or a ModelError saying why not."""
     if not name:
@@ -66,7 +63,7 @@ def resolve_model(name: str) -> str:
         raise ModelError(f"unknown model {name!r}: no such model folder")
     if hub_offline():
         raise ModelError(
-            f"unknown model {name!r}: not a local folder, and the hub is offline (HF_HUB_OFFLINE); "
+            f"unknown model {name!r}: not a local folder, and the hub is offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set); "
             "pass a local folder, e.g. one made by `therapist-trainer import-gguf`"
         )
     return name

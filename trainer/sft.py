@@ -156,7 +156,8 @@ def resolve_device(settings: SFTSettings) -> tuple[bool, bool, bool]:
             raise SFTError("bf16 was requested but this GPU does not support it: pass --bf16 off")
         bf16 = True
     else:
-        # On CPU, float32 is the default: bf16 autocast is slower on most CPUs.
+        # On CPU, float32 is the default: bf16 autocast pays off only on CPUs with bf16
+        # matrix units, so it is opt-in there (--bf16 on).
         bf16 = settings.bf16 == "auto" and not use_cpu and torch.cuda.is_bf16_supported()
     if settings.packing == "auto":
         from transformers.utils import is_flash_attn_2_available
