@@ -31,9 +31,10 @@ def _f(default: Any, help: str, choices: tuple | None = None):
 class SFTSettings:
     model: str = _f("", "base model: a local Hugging Face folder (e.g. from `import-gguf`) or a hub id when online")
     data: str = _f(
-        "assets/seed_corpus.jsonl",
+        "",
         "training data: a normalised JSONL file (split here, conversations kept whole) or a "
-        "folder holding train.jsonl and validation.jsonl from `therapist-trainer split`",
+        "folder holding train.jsonl and validation.jsonl from `therapist-trainer split`; "
+        "empty means the shipped seed corpus",
     )
     output_dir: str = _f("runs/sft", "folder that holds one sub-folder per run")
     run_name: str = _f("", "name of this run's folder; empty means a timestamp")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import Example, fit_context, training_example
 
 from trainer.config import SFTSettings
@@ -51,7 +52,7 @@ class SFTResult:
 
 def load_splits(settings: SFTSettings) -> tuple[list[Example], list[Example], list[Path]]:
     """Train and validation examples (reply-bearing only) and the files they came from."""
-    source = Path(settings.data)
+    source = Path(settings.data) if settings.data else asset_path("seed_corpus.jsonl")
     if source.is_dir():
         files = [source / "train.jsonl", source / "validation.jsonl"]
         missing = [f.name for f in files if not f.is_file()]
