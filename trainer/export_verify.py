@@ -5,8 +5,8 @@
   by the dialogue format (the same token ids go into both, so only the weights and the
   graph are compared); the tokenizers are compared separately;
 - the GGUF's chat template renders the dialogue format byte for byte;
-- `<|im_end|>` is the model's end-of-generation token, and a short greedy generation
-  ends on it instead of running into a new turn.
+- `<|im_end|>` is the model's end-of-generation token, and short sampled generations
+  end on it instead of running into a new turn.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 
 from therapist_app.core import dialogue_format as fmt
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
-from therapist_app.core.llama_runtime import Batch, Context, Model
+from therapist_app.core.llama_runtime import Batch, Context, Model, Sampler, SamplingParams
 from therapist_app.core.model_manifest import Verification
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,11 @@ class ParityThresholds:
     spread (standard deviation) of the reference logits at that position."""
     positions_per_prompt: int = 24
     """Next-token positions compared per prompt, counted back from its end."""
-    generation_tokens: int = 48
-    """Most tokens the stop check generates before calling it a run-on."""
+    generation_tokens: int = 96
+    """Most tokens generated per prompt by the stop check."""
     require_stop: bool = True
-    """Whether a generation that never reaches `<|im_end|>` fails the export."""
+    """Whether it fails the export when no sampled reply reaches `<|im_end|>` (a reply
+    running into a new turn always fails it)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_top1 <= 1.0:
@@ -167,32 +168,54 @@ def stop_token_is_eog(model: Model) -> bool:
     return model.is_end_of_generation(ids[0]) and eos == str(ids[0])
 
 
-def greedy_stops(model: Model, tokens: list[int], max_new: int, threads: int) -> tuple[bool, int]:
-    """Greedy generation from `tokens`: (ended on an end-of-generation token, tokens made)."""
-    import llama_cpp
+@dataclass(frozen=True)
+class StopCheck:
+    stopped: int
+    """Generations that ended on an end-of-generation token within the limit."""
+    generations: int
+    ran_past_end: bool
+    """`<|im_end|>` was generated without ending the generation: the run-on the app must never see."""
 
-    n_ctx = max(256, len(tokens) + max_new + 8)
-    batch = Batch(max(len(tokens), 8), 1)
+
+def sampled_stops(model: Model, prompts: list[list[int]], max_new: int, threads: int) -> StopCheck:
+    """Generate from each prompt with the app's default sampling (repeat penalty included:
+    greedy decoding of a small model loops instead of ending), watching how each ends."""
+    # Ending the turn without stopping is a file defect (the stop token is not marked as
+    # end of generation); whatever else a small model samples is its own quality.
+    markers = set(model.tokenize(fmt.IM_END, special=True))
+    longest = max(len(p) for p in prompts)
+    batch = Batch(max(longest, 8), 1)
     try:
-        ctx = Context(model, n_ctx, max(len(tokens), 8), 1, threads)
+        ctx = Context(model, max(256, longest + max_new + 8), max(longest, 8), 1, threads)
     except RuntimeError:
         batch.close()
         raise
+    stopped, ran_past = 0, False
     try:
-        for pos, token in enumerate(tokens):
-            batch.add(token, pos, (0,), pos == len(tokens) - 1)
-        ctx.decode(batch)
-        last, pos = batch.n_tokens - 1, len(tokens)
-        for made in range(max_new):
-            logits = np.ctypeslib.as_array(llama_cpp_logits(ctx, last), shape=(model.n_vocab,))
-            token = int(np.argmax(logits))
-            if model.is_end_of_generation(token):
-                return True, made
+        for seed, tokens in enumerate(prompts):
+            ctx.clear()
             batch.clear()
-            batch.add(token, pos, (0,), True)
+            for pos, token in enumerate(tokens):
+                batch.add(token, pos, (0,), pos == len(tokens) - 1)
             ctx.decode(batch)
-            last, pos = 0, pos + 1
-        return False, max_new
+            last, pos = batch.n_tokens - 1, len(tokens)
+            sampler = Sampler(SamplingParams(), seed, model.n_vocab)
+            try:
+                for _ in range(max_new):
+                    token = sampler.sample(ctx, last)
+                    if model.is_end_of_generation(token):
+                        stopped += 1
+                        break
+                    if token in markers:
+                        ran_past = True
+                        break
+                    batch.clear()
+                    batch.add(token, pos, (0,), True)
+                    ctx.decode(batch)
+                    last, pos = 0, pos + 1
+            finally:
+                sampler.close()
+        return StopCheck(stopped, len(prompts), ran_past)
     finally:
         ctx.close()
         batch.close()
@@ -225,9 +248,17 @@ def verify_gguf(
         top1 = agree / compared
         template_ok = template_matches(model)
         eog_ok = stop_token_is_eog(model)
-        stopped, made = greedy_stops(model, reference.tokens[0], thresholds.generation_tokens, threads)
-    extra = [f"worst logit error / reference spread = {worst_rel:.4f}", f"stop check generated {made} tokens"]
-    passed = template_ok and eog_ok and tokenizer_ok and (stopped or not thresholds.require_stop)
+        stops = sampled_stops(model, reference.tokens, thresholds.generation_tokens, threads)
+    stopped = stops.stopped > 0 and not stops.ran_past_end
+    extra = [
+        f"worst logit error / reference spread = {worst_rel:.4f}",
+        f"{stops.stopped} of {stops.generations} sampled replies ended at {fmt.IM_END} within "
+        f"{thresholds.generation_tokens} tokens",
+    ]
+    if stops.ran_past_end:
+        extra.append(f"a generation produced {fmt.IM_END} without stopping: it ran past the reply")
+    passed = (template_ok and eog_ok and tokenizer_ok and not stops.ran_past_end
+              and (stopped or not thresholds.require_stop))
     if quantisation in FLOAT_TYPES:
         parity_ok = top1 >= thresholds.min_top1 and worst_rel <= thresholds.max_rel_logit_error
         passed = passed and parity_ok

@@ -56,6 +56,7 @@ class Verification:
     """llama.cpp tokenizes the parity prompts exactly as the Hugging Face tokenizer does."""
     stop_token_is_eog: bool
     generation_stopped: bool
+    """Some sampled replies ended at the end-of-turn token and none ran into a new turn."""
     top1_agreement: float
     max_abs_logit_error: float
     mean_abs_logit_error: float
