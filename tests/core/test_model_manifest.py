@@ -217,3 +217,17 @@ def test_the_manifest_is_plain_json_with_every_field(model):
     assert set(record) >= {"file", "sha256", "size_bytes", "quantisation", "tensor_types", "provenance",
                            "verification", "exported_at", "tools"}
     assert record["verification"]["notes"] == ["a note"]
+
+
+@pytest.mark.parametrize("action", ["verify", "add", "list"])
+def test_models_commands_have_help_for_every_option(action):
+    import argparse
+
+    from therapist_app.cli import build_parser
+
+    def subcommands(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+    models = subcommands(build_parser()).choices["models"]
+    parser = subcommands(models).choices[action]
+    assert parser.description and [a.dest for a in parser._actions if not a.help] == []

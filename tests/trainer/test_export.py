@@ -231,3 +231,14 @@ def test_settings_and_sources_are_checked(tiny_hf_model, lora_run, tmp_path):
         export_model(ExportSettings(adapter, tmp_path / "out", "apache-2.0"))
     with pytest.raises(ExportError, match="neither a model folder"):
         export_model(ExportSettings(tmp_path, tmp_path / "out", "apache-2.0"))
+
+
+def test_export_command_has_help_for_every_option():
+    import argparse
+
+    from trainer.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert any(c.dest == "export" and c.help for c in subparsers._choices_actions)
+    parser = subparsers.choices["export"]
+    assert parser.description and [a.dest for a in parser._actions if not a.help] == []
