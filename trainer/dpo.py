@@ -16,7 +16,9 @@ from typing import Sequence
 from trainer.config import ConfigError, _f
 from trainer.data.records import file_sha256
 from trainer.preferences import PreferencePair, pairs_from_app_export
-from trainer.rl_common import RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, run_directory
+from trainer.rl_common import (
+    RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, run_directory, trainer_arguments,
+)
 from trainer.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -147,26 +149,13 @@ def run_dpo(settings: DPOSettings, callbacks: Sequence = ()) -> DPOResult:
     probe = rows[:64]
     margin_before = logprob_margin(model, tokenizer, probe)
     args = DPOConfig(
-        output_dir=str(run_dir),
         per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
         beta=settings.beta,
         loss_type=["sigmoid", "sft"] if settings.nll_weight else ["sigmoid"],
         loss_weights=[1.0, settings.nll_weight] if settings.nll_weight else None,
         max_length=settings.max_length,
         truncation_mode="keep_end",
-        seed=settings.seed,
-        use_cpu=use_cpu,
-        bf16=bf16,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        dataloader_pin_memory=not use_cpu,
+        **trainer_arguments(settings, run_dir, use_cpu, bf16),
     )
     trainer = DPOTrainer(
         model=model,

@@ -26,6 +26,7 @@ from trainer.config import ConfigError, _f
 from trainer.data.records import DataError, file_sha256
 from trainer.rl_common import (
     RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, plot_curves, reward_curves, run_directory,
+    trainer_arguments,
 )
 from trainer.run_folder import RunFolder
 
@@ -177,9 +178,7 @@ def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
                       "device": "cpu" if use_cpu else torch.cuda.get_device_name(), "torch_threads": threads,
                       "bf16": bf16})
     args = GRPOConfig(
-        output_dir=str(run_dir),
         per_device_train_batch_size=settings.batch_size * settings.num_generations,
-        gradient_accumulation_steps=settings.grad_accum,
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
@@ -187,18 +186,7 @@ def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
         beta=settings.beta,
         scale_rewards=settings.scale_rewards,
         reward_weights=list(pack.weights),
-        learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        seed=settings.seed,
-        use_cpu=use_cpu,
-        bf16=bf16,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        dataloader_pin_memory=not use_cpu,
+        **trainer_arguments(settings, run_dir, use_cpu, bf16),
     )
     trainer_class = _trainer_class(settings.trajectory_cache)
     trainer = trainer_class(
