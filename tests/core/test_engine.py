@@ -177,3 +177,14 @@ def test_bundled_tokenizer_splits_cleanly_at_the_strategy(bundled_model):
         b = engine._tokenize_prompt(fmt.render_prompt(REQUEST.with_strategy("reflection")))
         shared = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
         assert len(a) - shared < 25 and len(b) - shared < 25
+
+
+def test_decode_steps_count_the_one_token_decodes(tiny_engine):
+    tiny_engine.reset_session()
+    result = tiny_engine.complete(REQUEST, n=1)
+    [suggestion] = result.suggestions
+    # The first token comes from the prompt batch; a reply cut at max_tokens has its
+    # last token sampled but never decoded, one ended by the end-of-turn token has all.
+    expected = suggestion.n_tokens - 1 if suggestion.finish_reason == "length" else suggestion.n_tokens
+    assert result.stats.decode_steps == expected
+    assert result.stats.decode_s > 0

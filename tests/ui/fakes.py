@@ -84,7 +84,8 @@ class FakeStream:
             tuple(Suggestion(i, s, parse_reply(texts[i]).text, texts[i], counts[i], finish[i])
                   for i, s in enumerate(self._chosen)),
             RoundStats(prompt_tokens=50, reused_tokens=0, decoded_prompt_tokens=50,
-                       generated_tokens=sum(counts), ttft_s=0.0, total_s=total, decode_s=total),
+                       generated_tokens=sum(counts), ttft_s=0.0, total_s=total, decode_s=total,
+                       decode_steps=max(counts, default=0)),
             self._cancel.is_set(),
         )
 

@@ -104,6 +104,8 @@ class RoundStats:
     total_s: float
     decode_s: float
     """Wall time of the generation loop after the first token."""
+    decode_steps: int
+    """One-token-per-sequence decode calls in that time (tokens/s = steps / decode_s per sequence)."""
 
 
 @dataclass(frozen=True)
@@ -359,6 +361,7 @@ class SuggestionEngine:
         positions = [len(p) for p in prompts]
         first_token_at: float | None = None
         decode_started = 0.0
+        steps = 0
 
         try:
             # First batch: each sequence's own prompt suffix, logits on its last token.
@@ -411,6 +414,7 @@ class SuggestionEngine:
                     if seq == 0:
                         self._cached.append(token)
                 self._ctx.decode(self._batch)
+                steps += 1
         finally:
             for sampler in samplers:
                 sampler.close()
@@ -436,6 +440,7 @@ class SuggestionEngine:
             ttft_s=ttft,
             total_s=finished - started,
             decode_s=finished - decode_started if first_token_at else 0.0,
+            decode_steps=steps,
         )
         log.info(
             "round: %d suggestions, prompt %d tokens (%d reused), %d generated, ttft %.3fs, total %.3fs",
