@@ -15,14 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Sequence
 
-# llama.cpp's CPU backend runs on OpenMP, whose threads spin between operations by
-# default. On a desktop where the GUI, the analysis thread and other programs share
-# the cores, spinning threads starve each other: measured on a busy 2-core machine,
-# 32-40 tokens/s spinning against 48-50 passive, and 10x on a heavily loaded one. Must
-# be set before the OpenMP runtime loads; an explicit setting in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-
-import llama_cpp  # noqa: E402
+import llama_cpp
 
 log = logging.getLogger(__name__)
 
