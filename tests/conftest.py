@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import keyring
+from keyring.backend import KeyringBackend
+
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -45,3 +48,49 @@ def tiny_gguf(tmp_path_factory, tiny_hf_model) -> Path:
     out = tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama.f32.gguf"
     run_converter(tiny_hf_model, out, "f32")
     return out
+
+
+class MemoryKeyring(KeyringBackend):
+    """An OS keychain stand-in that keeps its secrets in a dict the test can inspect."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict = {}
+
+    def get_password(self, service, username):
+        return self.items.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.items[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.items.pop((service, username), None)
+
+
+@pytest.fixture
+def memory_keyring():
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def fd():
+    """Returns a function that puts lines on a pipe and gives the read end's number
+    (how the CLIs take a passphrase without it ever touching argv)."""
+    opened = []
+
+    def feed(*lines: str) -> str:
+        read_end, write_end = os.pipe()
+        os.write(write_end, "".join(line + "\n" for line in lines).encode())
+        os.close(write_end)
+        opened.append(read_end)
+        return str(read_end)
+
+    yield feed
+    for descriptor in opened:
+        os.close(descriptor)

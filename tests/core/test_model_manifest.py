@@ -4,7 +4,6 @@ and the clinic policy allows its hash; `therapist-app models` verifies and regis
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -54,22 +53,6 @@ def model(tiny_gguf, tmp_path) -> Path:
 @pytest.fixture
 def no_policy(tmp_path) -> list[str]:
     return ["--system-policy", str(tmp_path / "none.toml"), "--user-policy", str(tmp_path / "none.toml")]
-
-
-@pytest.fixture
-def fd():
-    opened = []
-
-    def feed(*lines: str) -> str:
-        read_end, write_end = os.pipe()
-        os.write(write_end, "".join(line + "\n" for line in lines).encode())
-        os.close(write_end)
-        opened.append(read_end)
-        return str(read_end)
-
-    yield feed
-    for descriptor in opened:
-        os.close(descriptor)
 
 
 def test_manifest_round_trips_and_verifies(model):

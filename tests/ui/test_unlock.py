@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
 
 from tests.ui.conftest import PASSPHRASE, unlock
 from therapist_app.core.policy import Policy
@@ -85,32 +83,6 @@ def test_passphrase_feedback_is_about_length_not_composition(passphrase, label):
 
 def test_a_passphrase_containing_the_profile_name_is_weak():
     assert assess_passphrase("riveraclinic2026", "Rivera").label == "Weak"
-
-
-class _MemoryKeyring(KeyringBackend):
-    priority = 1
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: dict = {}
-
-    def get_password(self, service, username):
-        return self.items.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.items[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.items.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring():
-    previous = keyring.get_keyring()
-    backend = _MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 def test_keychain_unlock_after_opting_in_at_first_run(qtbot, make_window, memory_keyring):

@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
-import pytest
 
 from therapist_app.cli import build_parser, main
 from therapist_app.core.store import Store
 
 FAST_KDF = ["--kdf-time-cost", "1", "--kdf-memory-kib", "8", "--kdf-parallelism", "1"]
 PASS = "a long enough passphrase"
-
-
-@pytest.fixture
-def fd():
-    """Returns a function that puts lines on a pipe and gives the read end's number."""
-    opened = []
-
-    def feed(*lines: str) -> str:
-        read_end, write_end = os.pipe()
-        os.write(write_end, "".join(line + "\n" for line in lines).encode())
-        os.close(write_end)
-        opened.append(read_end)
-        return str(read_end)
-
-    yield feed
-    for descriptor in opened:
-        os.close(descriptor)
 
 
 def test_store_lifecycle_through_the_cli(tmp_path, fd, capsys):

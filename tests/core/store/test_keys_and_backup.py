@@ -7,7 +7,6 @@ import sqlite3
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from keyring.backends.fail import Keyring as NoKeyring
 
 from tests.core.store.helpers import PASSPHRASE, fill, snapshot
@@ -147,32 +146,6 @@ def test_restore_sets_a_damaged_store_aside(store, tmp_path):
         assert content(restored) == before
     kept = [p for p in tmp_path.iterdir() if ".replaced-" in p.name]
     assert any(p.read_bytes() == bytes(damaged) for p in kept)
-
-
-class MemoryKeyring(KeyringBackend):
-    priority = 1
-
-    def __init__(self):
-        super().__init__()
-        self.items = {}
-
-    def get_password(self, service, username):
-        return self.items.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.items[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.items.pop((service, username), None)
-
-
-@pytest.fixture
-def memory_keyring():
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 def test_keychain_unlocks_without_the_passphrase(tmp_path, memory_keyring):
