@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-
 from therapist_app.cli import build_parser, main
 from therapist_app.core.store import Store
 
