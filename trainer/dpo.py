@@ -17,9 +17,10 @@ from trainer.config import ConfigError, _f
 from trainer.data.records import file_sha256
 from trainer.preferences import PreferencePair, pairs_from_app_export
 from trainer.rl_common import (
-    RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, run_directory, trainer_arguments,
+    RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, run_directory,
 )
 from trainer.run_folder import RunFolder
+from trainer.sft import trainer_arguments
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from trainer.config import ConfigError, _f
 from trainer.data.records import DataError, file_sha256
 from trainer.rl_common import (
     RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, plot_curves, reward_curves, run_directory,
-    trainer_arguments,
 )
 from trainer.run_folder import RunFolder
+from trainer.sft import trainer_arguments
 
 log = logging.getLogger(__name__)
 

@@ -68,26 +68,6 @@ def hardware(settings: RLSettings) -> tuple[bool, bool, int]:
     return use_cpu, bf16, threads
 
 
-def trainer_arguments(settings: RLSettings, run_dir: Path, use_cpu: bool, bf16: bool) -> dict:
-    """The TrainingArguments fields GRPO and DPO set the same way from RLSettings."""
-    return dict(
-        output_dir=str(run_dir),
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        seed=settings.seed,
-        use_cpu=use_cpu,
-        bf16=bf16,
-        gradient_checkpointing=settings.gradient_checkpointing,
-        logging_steps=settings.logging_steps,
-        save_steps=settings.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        dataloader_pin_memory=not use_cpu,
-    )
-
-
 def lora_config(settings: RLSettings):
     if settings.finetune != "lora":
         return None

@@ -140,6 +140,27 @@ def set_threads(requested: int) -> int:
     return threads
 
 
+def trainer_arguments(settings, run_dir: Path, use_cpu: bool, bf16: bool, save_total_limit: int = 2) -> dict:
+    """The TrainingArguments fields SFT, GRPO and DPO set alike from their settings
+    (SFTSettings and RLSettings share these field names)."""
+    return dict(
+        output_dir=str(run_dir),
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        seed=settings.seed,
+        use_cpu=use_cpu,
+        bf16=bf16,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        logging_steps=settings.logging_steps,
+        save_steps=settings.save_steps,
+        save_total_limit=save_total_limit,
+        report_to="none",
+        dataloader_pin_memory=not use_cpu,
+    )
+
+
 def resolve_device(settings: SFTSettings) -> tuple[bool, bool, bool]:
     """(use_cpu, bf16, packing) for these settings on this machine."""
     import torch
@@ -295,38 +316,25 @@ def run_sft(settings: SFTSettings, callbacks: Sequence = ()) -> SFTResult:
         )
 
     args = SFTConfig(
-        output_dir=str(run_dir),
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler,
         warmup_steps=settings.warmup_ratio,
         weight_decay=settings.weight_decay,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        seed=settings.seed,
         data_seed=settings.seed,
-        use_cpu=use_cpu,
-        bf16=bf16,
-        gradient_checkpointing=settings.gradient_checkpointing,
         max_length=settings.max_length,
         packing=packing,
         completion_only_loss=True,
         train_sampling_strategy="group_by_length" if settings.group_by_length and not packing else "random",
-        logging_steps=settings.logging_steps,
         logging_first_step=True,
         eval_strategy="steps" if settings.eval_steps else "no",
         eval_steps=settings.eval_steps or None,
         eval_on_start=settings.eval_on_start,
         save_strategy="steps",
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        report_to="none",
-        dataloader_pin_memory=not use_cpu,
         # Every trainable weight takes part in each step; searching for unused ones
         # costs an extra graph traversal per step under DDP.
         ddp_find_unused_parameters=False,
+        **trainer_arguments(settings, run_dir, use_cpu, bf16, settings.save_total_limit),
     )
     metrics = MetricsCallback(folder if is_main else None)
     try:
