@@ -72,6 +72,33 @@ def test_consecutive_rounds_reuse_the_session_prefix(tiny_engine):
     assert second.stats.decoded_prompt_tokens < second.stats.prompt_tokens
 
 
+def test_priming_the_transcript_leaves_only_the_new_words_to_decode(tiny_engine):
+    follow_up = SuggestionRequest(
+        "And my partner says I snap at them.",
+        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
+        EmotionReading("stress", 0.7),
+    )
+    tiny_engine.reset_session()
+    unprimed = tiny_engine.complete(follow_up, n=2)
+    tiny_engine.reset_session()
+    primed_tokens = tiny_engine.prime(follow_up.context)
+    prefix = tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context))
+    assert primed_tokens == prefix
+    assert tiny_engine.prime(follow_up.context) == 0  # already in the cache
+    primed = tiny_engine.complete(follow_up, n=2)
+    assert primed.stats.reused_tokens >= prefix - 1
+    assert primed.stats.decoded_prompt_tokens <= unprimed.stats.decoded_prompt_tokens - prefix + 1
+    # The cache holds the same tokens either way, so the same seed gives the same drafts.
+    assert [s.raw_text for s in primed.suggestions] == [s.raw_text for s in unprimed.suggestions]
+
+
+def test_priming_a_context_too_long_for_a_round_does_nothing(tiny_engine):
+    tiny_engine.reset_session()
+    long_context = tuple(Turn("client" if i % 2 else "therapist", "word " * 60) for i in range(20))
+    assert tiny_engine.prime(long_context) == 0
+    assert tiny_engine.complete(REQUEST, n=1).suggestions
+
+
 def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
     config = EngineConfig(
         model_path=tiny_gguf, n_ctx=2048, max_tokens=200,

@@ -42,6 +42,8 @@ class FakeScript:
     rounds: list[SuggestionRequest] = field(default_factory=list)
     """Every request the engine received, in order (tests inspect them)."""
     resets: int = 0
+    primed: list[tuple[Turn, ...]] = field(default_factory=list)
+    """The context of every prime call, in order."""
 
 
 class FakeStream:
@@ -120,6 +122,10 @@ class FakeEngine:
                strategies: Sequence[str] | None = None) -> FakeStream:
         self.script.rounds.append(request)
         return FakeStream(self, request, self.plan_strategies(request, n, strategies))
+
+    def prime(self, context: Sequence[Turn]) -> int:
+        self.script.primed.append(tuple(context))
+        return len(context)
 
     def reset_session(self) -> None:
         self.script.resets += 1

@@ -87,6 +87,9 @@ def test_accept_edit_and_reject_land_in_the_store(qtbot, ready):
     assert transcript.utterances[-1].speaker == "therapist"
     assert transcript.utterances[-1].text == "What has been the hardest part of it?"
     assert window.transcript.model().rowCount() == 2
+    # The accepted reply was handed to the engine thread to decode ahead of the client.
+    qtbot.waitUntil(lambda: h.script.primed and len(h.script.primed[-1]) == 2)
+    assert [t.speaker for t in h.script.primed[-1]] == ["client", "therapist"]
 
     say(qtbot, window, "Mostly my manager.")
     assert h.script.rounds[-1].context[-1].text == "What has been the hardest part of it?"

@@ -141,6 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         context: list[Turn] = [Turn("therapist", script["opening"])]
         print(f"\nTherapist: {script['opening']}")
+        engine.prime(context)
         for number, turn in enumerate(script["turn"], start=1):
             analysis = analyzer.analyse(turn["client"], context)
             emotion, described = _emotion_used(None, analysis)
@@ -156,9 +157,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 f"  turn {number}: analysis {analysis.elapsed_ms:.0f} ms, first token "
                 f"{stats.ttft_s * 1000:.0f} ms, all 3 in "
                 f"{stats.total_s:.2f}s, {rate:.0f} tokens/s, prompt {stats.prompt_tokens} "
-                f"tokens ({stats.reused_tokens} reused from the previous turn)"
+                f"tokens ({stats.reused_tokens} already in the cache)"
             )
             chosen = next((s.text for s in result.suggestions if s.text), "I hear you.")
             print(f"Therapist (accepted suggestion 1): {chosen}")
             context += [Turn("client", turn["client"]), Turn("therapist", chosen)]
+            # As the app does: decode the accepted reply while the client answers.
+            engine.prime(context)
     return 0

@@ -16,7 +16,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, Sequence
 
 from therapist_app.core.taxonomy import check_emotion, strategies
 
@@ -170,6 +170,22 @@ def render_chatml(messages: Iterable[Message], add_generation_prompt: bool = Tru
 
 def render_prompt(request: SuggestionRequest) -> str:
     return render_chatml(build_messages(request))
+
+
+# Stands in for the client's next words; no clean text can contain a private-use
+# character followed by this spelling, so the split below is unambiguous.
+_NEXT_WORDS = "\ue000next-client-words\ue000"
+
+
+def render_next_turn_prefix(context: Sequence[Turn]) -> str:
+    """The prompt text that every next request on this context starts with: the
+    system prompt and the turns so far, up to where the client's next words begin.
+
+    >>> render_next_turn_prefix([Turn("therapist", "Hello.")]).endswith("<|im_start|>user\\n")
+    True
+    """
+    rendered = render_prompt(SuggestionRequest(_NEXT_WORDS, tuple(context)))
+    return rendered[: rendered.index(_NEXT_WORDS)]
 
 
 def fit_context(

@@ -249,6 +249,25 @@ class SuggestionEngine:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize_prompt(text))
 
+    def prime(self, context: Sequence[fmt.Turn]) -> int:
+        """Decode the session so far into the cache while nobody is waiting.
+
+        Called when the therapist's reply is recorded: the next round then starts
+        from a cache that already holds every turn up to the client's next words, so
+        its first token waits only for those words and the notes after them. Returns
+        the number of tokens decoded (0 when the context alone fills the room a
+        round has; that round drops the oldest turns itself).
+        """
+        tokens = self._tokenize_prompt(fmt.render_next_turn_prefix(context))
+        room = self._ctx.n_ctx - self.config.n_seq_max * self.config.max_tokens
+        if len(tokens) >= room:
+            return 0
+        started = time.perf_counter()
+        reused = self._extend_cache(tokens)
+        log.info("primed %d tokens (%d reused) in %.3fs", len(tokens) - reused, reused,
+                 time.perf_counter() - started)
+        return len(tokens) - reused
+
     def reset_session(self) -> None:
         """Forget the cached prefix (a new client session starts)."""
         self._ctx.clear()
@@ -321,13 +340,24 @@ class SuggestionEngine:
                 return prompts
             budget -= cells - room
 
-    def _decode_prefix(self, tokens: list[int], start: int, end: int) -> None:
-        """Decode tokens[start:end] into sequence 0 in n_batch chunks, no logits."""
-        for chunk_start in range(start, end, self._ctx.n_batch):
+    def _extend_cache(self, tokens: list[int]) -> int:
+        """Make sequence 0 hold exactly `tokens`: keep the longest common prefix with
+        what it holds, drop the rest and every other sequence, and decode the new tail
+        in n_batch chunks without logits. Returns how many tokens were reused."""
+        reused = _common_prefix_length([self._cached, tokens])
+        for seq in range(1, self.config.n_seq_max):
+            self._ctx.remove(seq)
+        if not self._ctx.remove(0, reused):
+            self._ctx.remove(0)
+            reused = 0
+        self._cached = tokens[:reused]
+        for chunk_start in range(reused, len(tokens), self._ctx.n_batch):
             self._batch.clear()
-            for pos in range(chunk_start, min(end, chunk_start + self._ctx.n_batch)):
+            for pos in range(chunk_start, min(len(tokens), chunk_start + self._ctx.n_batch)):
                 self._batch.add(tokens[pos], pos, (0,), False)
             self._ctx.decode(self._batch)
+        self._cached = tokens[:]
+        return reused
 
     def _run_round(
         self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event
@@ -339,15 +369,7 @@ class SuggestionEngine:
         # logits at its own position in the first shared batch.
         shared = _common_prefix_length(prompts)
         shared = min(shared, min(len(p) for p in prompts) - 1)
-        reused = min(_common_prefix_length([self._cached, prompts[0][:shared]]), shared)
-
-        for seq in range(1, self.config.n_seq_max):
-            self._ctx.remove(seq)
-        if not self._ctx.remove(0, reused):
-            self._ctx.remove(0)
-            reused = 0
-        self._cached = prompts[0][:reused]
-        self._decode_prefix(prompts[0], reused, shared)
+        reused = self._extend_cache(prompts[0][:shared])
         for seq in range(1, n):
             self._ctx.copy_sequence(0, seq, 0, shared)
 

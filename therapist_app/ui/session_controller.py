@@ -131,6 +131,7 @@ class SessionController(QObject):
             self.emotion_corrected = last_client.emotion_corrected is not None
             self.target = last_client
         self.engine.reset_session()
+        self.engine.prime(self.context_turns())
         self.session_changed.emit()
         self.transcript_changed.emit()
         self.emotion_changed.emit()
@@ -384,6 +385,9 @@ class SessionController(QObject):
         slot.decision = decision
         if final_text is not None:
             self.utterances.append(turn)
+            # While the client answers, decode the transcript so far: the next round
+            # then waits only for the client's new words.
+            self.engine.prime(self.context_turns())
             # The reply is given: the remaining drafts answer a moment that has passed.
             for other in self.slots:
                 if other is not slot and other.decision is None:

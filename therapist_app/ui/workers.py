@@ -38,6 +38,8 @@ class Engine(Protocol):
     def plan_strategies(self, request: SuggestionRequest, n: int,
                         chosen: Sequence[str] | None = None) -> list[str]: ...
 
+    def prime(self, context: Sequence[Turn]) -> int: ...
+
     def reset_session(self) -> None: ...
 
     def close(self) -> None: ...
@@ -131,6 +133,15 @@ class EngineWorker(QObject):
         if not ticket.cancelled:
             self.token.emit(ticket.round_id, event.index, event.text)
 
+    @Slot(object)
+    def prime(self, context: tuple[Turn, ...]) -> None:
+        if self._engine is None:
+            return
+        try:
+            self._engine.prime(context)
+        except Exception as error:  # priming only saves time; a round still works without it
+            log.warning("priming the session cache failed: %s", type(error).__name__)
+
     @Slot()
     def reset_session(self) -> None:
         if self._engine is not None:
@@ -193,6 +204,7 @@ class EngineClient(QObject):
     _request_analysis = Signal(int, str, object)
     _request_load = Signal(object, object)
     _request_round = Signal(object, object, object)
+    _request_prime = Signal(object)
     _request_reset = Signal()
     _request_shutdown = Signal()
 
@@ -213,6 +225,7 @@ class EngineClient(QObject):
         self._analysis_id = 0
         self._request_load.connect(self._worker.load)
         self._request_round.connect(self._worker.run_round)
+        self._request_prime.connect(self._worker.prime)
         self._request_reset.connect(self._worker.reset_session)
         self._request_shutdown.connect(self._worker.shutdown)
         self._worker.loaded.connect(self._on_loaded)
@@ -259,6 +272,12 @@ class EngineClient(QObject):
     @property
     def generating(self) -> bool:
         return self._current is not None
+
+    def prime(self, context: tuple[Turn, ...]) -> None:
+        """Decode the session so far on the engine thread while the therapist and
+        client talk, so the next round's first token comes sooner. Queued behind any
+        round in progress."""
+        self._request_prime.emit(tuple(context))
 
     def reset_session(self) -> None:
         self.cancel()
