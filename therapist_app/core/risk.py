@@ -29,9 +29,11 @@ from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
     CLAUSE_BREAK,
+    CLIENT_SUBJECT,
     CONSEQUENT,
     COUNTERFACTUAL,
     DISTANT_PAST,
+    ELIDED_SUBJECT,
     FIRST_PERSON,
     HYPERBOLE,
     HYPOTHETICAL,
@@ -39,6 +41,7 @@ from therapist_app.core.risk_patterns import (
     IMMINENT,
     NEGATION,
     NEGATION_AFTER,
+    NEGATED_BELIEF,
     NEGATION_CANCEL,
     NONE,
     OWN_WORDS,
@@ -105,8 +108,11 @@ def primary_label(assessment: RiskAssessment) -> str:
 @dataclass(frozen=True)
 class RiskAnchors:
     """Authored sentences per label that the embedding channel compares with: the
-    descriptions in risk_descriptions.toml (`none` holds safe look-alikes) plus the
-    `dev` rows of risk_cases.jsonl. The `test` rows never become anchors."""
+    descriptions in risk_descriptions.toml (`none` holds safe look-alikes), the `dev`
+    rows of risk_cases.jsonl, and, as `none`, the everyday emotional talk of
+    emotion_utterances.jsonl: the channel only sees sentences the patterns left alone,
+    and those are mostly ordinary sadness, worry and anger. The `test` rows of
+    risk_cases.jsonl never become anchors."""
 
     by_label: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -123,6 +129,8 @@ class RiskAnchors:
                 case = json.loads(line)
                 if case.get("split") == "dev":
                     rows[case["risk"]].append(case["text"])
+        with asset_path("emotion_utterances.jsonl").open(encoding="utf-8") as f:
+            rows[NONE] += [json.loads(line)["text"] for line in f if line.strip()]
         return cls({c: tuple(v) for c, v in rows.items()})
 
 
@@ -172,9 +180,11 @@ def _clause_start(sentence: str, offset: int) -> int:
     return start
 
 
-def _client_is_subject(before: str) -> bool:
-    pronouns = PRONOUN.findall(before)
-    return bool(pronouns) and bool(FIRST_PERSON.fullmatch(pronouns[-1]))
+def _client_is_subject(sentence: str, core: int) -> bool:
+    pronouns = PRONOUN.findall(sentence, 0, core)
+    if not pronouns:
+        return bool(ELIDED_SUBJECT.match(sentence))
+    return bool(FIRST_PERSON.fullmatch(pronouns[-1]))
 
 
 def _is_negated(prefix: str) -> bool:
@@ -182,7 +192,16 @@ def _is_negated(prefix: str) -> bool:
     if NEGATION_CANCEL.search(prefix):
         return False
     window = " ".join(prefix.split()[-8:])
-    return bool(NEGATION.search(window))
+    cues = list(NEGATION.finditer(window))
+    if not cues:
+        return False
+    # "When the baby won't stop crying I get this urge to...": when the client becomes
+    # the subject after the cue, the cue negated an earlier clause, unless it negated a
+    # belief about what follows ("I don't think I'd...", "not that I would...").
+    last = cues[-1]
+    if CLIENT_SUBJECT.search(window, last.end()):
+        return bool(NEGATED_BELIEF.search(window, max(0, last.start() - 4)))
+    return True
 
 
 def _is_hypothetical(sentence: str, rel_start: int, rel_end: int, pattern: Pattern) -> bool:
@@ -237,7 +256,7 @@ class RiskDetector:
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
         threshold: float = 0.45,
-        margin: float = 0.06,
+        margin: float = 0.0,
         k: int = 3,
     ) -> None:
         self._embed = embed
@@ -300,7 +319,7 @@ class RiskDetector:
         core = match.start("core") if "core" in pattern.regex.groupindex else rel_start
         clause_start = _clause_start(sentence, core)
         prefix = sentence[clause_start:core]
-        if pattern.first_person and not _client_is_subject(sentence[:core]):
+        if pattern.first_person and not _client_is_subject(sentence, core):
             return None
         severity = _severity(pattern.severity, sentence, rel_start, pattern)
         if severity is None:

@@ -38,7 +38,7 @@ _SELF_BODY = r"(?:myself|my (?:arms?|wrists?|legs?|thighs?|skin|stomach))"
 _OBJECT = (
     r"(?:him|her|them|you|someone|somebody|anyone|people|"
     r"my (?!self\b|back\b|finger|hand|knee|foot|feet|ankle|head|neck|shoulder|toe|leg|arm|wrist)[\w'-]+|"
-    r"his \w+|their \w+|that \w+|(?:old |young |random )?(?:people|strangers)|"
+    r"his \w+|their \w+|that (?!none|nobody|no one|my|I|he|she|they|we|you|it|everyone|people)\w+|(?:old |young |random )?(?:people|strangers)|"
     r"a (?:stranger|man|woman|guy|bloke|lad|kid|child|boy|girl|colleague|neighbour)|"
     r"the (?:baby|kids?|child|children|guy|man|woman|lads?|boys?|girls?|people|neighbours?|bloke|teacher|boss|people))"
 )
@@ -70,6 +70,10 @@ _ABUSE_VERB = (
     r"pin(?:s|ned)|grab(?:s|bed)|drag(?:s|ged)|bit(?:es)?|shak(?:es)|shook|starv(?:es|ed))"
 )
 
+# The client as the one who acts: "I ...", or a sentence with the subject dropped
+# ("Want to hurt my neighbour", "gonna smash his face in").
+_ACTOR = r"(?:\bI\b|^\s*(?:want|wanna|need|going|gonna|planning|plan|tempted|about|ready)\b)"
+
 PATTERNS: tuple[Pattern, ...] = (
     # -- suicide or self-harm ----------------------------------------------------
     _p("suicide_selfharm", r"\bkill(?:ing)? myself\b"),
@@ -77,6 +81,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("suicide_selfharm", r"\bsuicidal\b", first_person=True),
     _p("suicide_selfharm", r"\b(?:think\w*|thought|consider\w*|contemplat\w*|plan\w*|attempt\w*) (?:about |of )?suicide\b"),
     _p("suicide_selfharm", r"\b(?:end|ending|take|taking|took) my (?:own )?life\b"),
+    _p("suicide_selfharm", r"\bsuicide\b[^.!?]{0,40}\bI(?:'ve| have| keep| am|'m)? (?:think|thinking|thought|consider\w*|plan\w*|dream\w*)\b"),
     _p("suicide_selfharm", r"\bend(?:ing)? it(?: all)?\b(?! with)(?! for)", first_person=True),
     _p("suicide_selfharm", r"\bwant (?:it|everything|this) (?:all )?to end\b", first_person=True),
     _p("suicide_selfharm", r"\b(?:want|wants|wanted|wanting|wish|plan|planning|ready) to die\b", first_person=True),
@@ -120,20 +125,46 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("suicide_selfharm", r"\bcan't promise (?:I'll|I will|that I'll|to) (?:be|stay|keep) (?:myself )?safe\b"),
     _p("suicide_selfharm", r"\bdo (?:something|anything) stupid\b", first_person=True),
     _p("suicide_selfharm", r"\bbut\b[^.!?]{0,30}\b(?:thought about it|thinking about it|considered it|been tempted|came close|nearly did)\b", after_negated=True),
+    # Published warning signs (988 Lifeline, NHS, AFSP) in everyday words: feeling a
+    # burden, putting affairs in order, saying goodbye, not expecting to be around,
+    # passive wishes to die, rehearsing at a place or with a means.
+    _p("suicide_selfharm", r"\b(?:a|such a|just a|the) (?:burden|weight) (?:on|to|round|around)\b|\bweight (?:round|around) (?:every\w*|their|his|her|my \w+)'?s? necks?\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:sorted|sorting|updated|updating|made|making|wrote|written|writing|changed|finalis\w*|finaliz\w*) (?:out )?(?:my|a) (?:will|funeral plans?)\b|\b(?:my )?affairs in order\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:last|final) time (?:you(?:'ll)?|anyone(?:'ll)?|you will) (?:see|hear from) me\b|\bmade (?:my )?peace with (?:it|dying|everything|it all)\b|\bsay(?:ing)? (?:my )?goodbyes?\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:won't|will not|wont) (?:be needing|need) (?:it|this|them|any of (?:it|this|them))\b[^.!?]{0,30}\b(?:after|much longer|anymore|any more|where I'm going)\b"),
+    _p("suicide_selfharm", r"\b(?:won't|will not|wont|don't see myself|can't see myself) (?:still )?(?:be(?:ing)? )?(?:here|around|alive)\b[^.!?]{0,20}\b(?:by|for|at|next|much longer|after)\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:hope|hoping|wish|wishing|pray|praying)\b[^.!?]{0,20}\b(?:don't|won't|never|not) wake up\b|\bwish(?:ing)? (?:a|that a|the) (?:car|bus|lorry|truck|train) would hit me\b|\bwish(?:ed)? I'd never been born\b"),
+    _p("suicide_selfharm", r"\b(?:want|need|wish) (?:everything|it all|this|the pain|it) to (?:stop|end)\b[^.!?]{0,20}\b(?:permanently|for good|forever|for ever)\b|\b(?:I'm|I am) done\b[^.!?]{0,20}\bfor good\b"),
+    _p("suicide_selfharm", r"\b(?:nearly|almost|came close to|tried to) (?:hang\w*|kill\w*|drown\w*|gass?\w*|poison\w*) myself\b|\b(?:nearly|almost) (?:jumped|overdosed|went through with it|did it)\b", "high", first_person=True),
+    _p("suicide_selfharm", r"\b(?:work|working) up the (?:nerve|courage)\b|\b(?:lean|leaning|step|stepping|climb\w*) (?:over|off|onto|on to) (?:the )?(?:edge|railing|ledge|parapet|chair)\b|\bback from the edge\b", "high"),
+    _p("suicide_selfharm", r"\bhow many (?:of )?(?:my |the |these |those )?(?:\w+ )?(?:pills|tablets|capsules)\b[^.!?]{0,20}\b(?:take|need|kill|enough)\b|\b(?:quietest|highest|best|easiest) (?:cliff|bridge|spot|place|way|method)\b", "high"),
+    _p("suicide_selfharm", r"\blife insurance\b[^.!?]{0,60}\b(?:pay\w*|sort\w*|cover\w*|get|gets|go(?:es)? to|look after)\b|\b(?:family|kids|children|wife|husband) (?:get|gets|would get) the (?:life )?insurance\b", first_person=True),
+    _p("suicide_selfharm", r"\b(?:started|start|been|keep|kept|back to) (?:cutting|burning|scratching)(?=\s*(?:again|myself|[,.;!?]|$|(?:on )?my \w+|the tops?|deeper))|\b(?:cutting|burning) again\b|\b(?:punch\w*|hit\w*|bang\w*) (?:the |a )?walls?\b[^.!?]{0,30}\b(?:until|till|til)\b[^.!?]{0,20}\b(?:bleed|split|broke|bruised)\w*\b", first_person=True),
+    _p("suicide_selfharm", r"\bmore use (?:out )?of (?:it|them|these|those) than I (?:will|would|do|ever)\b|\bgiv\w* (?:away )?(?:all )?(?:my|of my) \w+(?: \w+)? away\b[^.!?]{0,40}\b(?:won't need|soon|not going to need|where I'm going)\b"),
+    _p("suicide_selfharm", r"\bwhat'?s the point (?:of|in) (?:any of (?:it|this)|living|going on|me|being here|carrying on)\b|\bno point (?:in )?(?:going on|carrying on|any of it|me being here)\b"),
     # -- harm to others -------------------------------------------------------
-    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>" + _HARM_VERB + r" " + _OBJECT + r")\b"),
-    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>run \w+ over|set fire to|burn down|smash \w+ face|beat the \w+ out of)\b"),
-    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>(?:shook|shake|shaking) (?:the|my) baby)\b", "high"),
-    _p("harm_others", r"\bI\b[^.!?,;]{0,40}?\b(?P<core>break (?:his|her|their|your) (?:jaw|neck|legs?|arms?|nose|face|skull)|grab\w* (?:him|her|them|my \w+) by the (?:throat|neck|hair)|drown\w* (?:him|her|them|my \w+))\b"),
+    _p("harm_others", _ACTOR + r"[^.!?,;]{0,40}?\b(?P<core>" + _HARM_VERB + r" " + _OBJECT + r")\b"),
+    _p("harm_others", _ACTOR + r"[^.!?,;]{0,40}?\b(?P<core>run \w+ over|set fire to|burn down|smash \w+ face|beat the \w+ out of)\b"),
+    _p("harm_others", _ACTOR + r"[^.!?,;]{0,40}?\b(?P<core>(?:shook|shake|shaking) (?:the|my) baby)\b", "high"),
+    _p("harm_others", _ACTOR + r"[^.!?,;]{0,40}?\b(?P<core>break (?:his|her|their|your) (?:jaw|neck|legs?|arms?|nose|face|skull)|grab\w* (?:him|her|them|my \w+) by the (?:throat|neck|hair)|drown\w* (?:him|her|them|my \w+))\b"),
     _p("harm_others", r"\bwatch (?:his|her|their|your) back\b|\bI'm coming for (?:him|her|them|you)\b"),
     _p("harm_others", r"\bmake (?:him|her|them) (?:pay|suffer)\b|\b(?:get|gets|got) what's coming to (?:him|her|them)\b"),
     _p("harm_others", r"\bsomeone(?:'s| is) going to get hurt\b"),
     _p("harm_others", r"\b(?:won't|will not) be (?:breathing|alive|walking) (?:for long|much longer)\b", "high"),
     _p("harm_others", r"\bI\b[^.!?]{0,60}\b(?P<core>with (?:a|my) (?:knife|hammer|bat|gun|crowbar|machete|weapon))\b", "high"),
     _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b", "high"),
+    # Warning signs of violence: rehearsal, surveillance of a target, weapons, revenge
+    # with intent, poisoning, urges toward a child, command hallucinations.
+    _p("harm_others", r"\b(?:my )?hands? (?:round|around|on) (?:his|her|their|your) (?:throat|neck)\b|\b(?:slip\w*|put\w*|add\w*) (?:something|stuff|bleach|pills|poison)\b[^.!?]{0,10}\b(?:in|into)\b[^.!?]{0,30}\b(?:drink|tea|coffee|food|dinner|water)\b", "high"),
+    _p("harm_others", r"\b(?:I know|I've found out|I found out|learning|learnt|learned|noting|watching|timed|clocked) (?:where|when|what time) (?:he|she|they|\w+) (?:lives|parks|works|leaves|is alone|goes|walks)\b|\b(?:watching|following|sitting outside|parked outside|learning) (?:his|her|their|my ex'?s?) (?:house|flat|place|home|apartment|routine|new \w+)\b", "high"),
+    _p("harm_others", r"\b(?:won't|will not|isn't going to|wont) be (?:walking|breathing|standing|around) (?:around )?(?:much longer|for long|long|after)\b|\b(?:ending|end) up in (?:hospital|a coffin|the morgue|a box)\b|\bfind out what happens when\b", "high"),
+    _p("harm_others", r"\bI(?:'ll| will| am going to|'m going to|'m gonna) make (?:sure|damn sure) (?:she|he|they)\b[^.!?,;]{0,25}?\b(?:never forgets?|regrets?|learns?|pays?|suffers?|gets? (?:it|what)|does|do)\b|\b(?:she|he|they)(?:'ll| will) regret (?:the day|it|this)\b"),
+    _p("harm_others", r"\b(?:gun|shotgun|piece|knife|blade|bat|machete|crowbar)\b[^.!?]{0,30}\b(?:in (?:my|the) (?:bag|glovebox|car|pocket|boot|trunk))\b", "high"),
+    _p("harm_others", r"\b(?:urge|urges|impulse|tempted) to (?:shake|hit|smother|hurt|slap|throttle|strangle|drown)\b|\b(?:came|come|came scarily) (?:close|within an inch) (?:to|of) (?:hitting|hurting|shaking|strangling|stabbing)\b", "high"),
+    _p("harm_others", r"\b(?:don't|do not) trust myself (?:around|with|at home|near)\b|\bvoices\b[^.!?]{0,40}\b(?:tell\w*|want\w*) me to (?:hurt|kill|stop|punish|attack)\b|\bvoices\b[^.!?]{0,80}\b(?:have to|must|need to|got to|gotta) (?:stop|kill|hurt|get|deal with|punish) (?:him|her|them)\b|\b(?:have to|must|need to|got to|gotta) (?:get|stop) (?:him|her|them) (?:first|before (?:he|she|they))\b"),
     # -- abuse or safeguarding ---------------------------------------------------
-    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + _VICTIM_CLIENT + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel better|a cake))"),
-    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + r"(?:her|him|them)" + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel better|a cake))", third_party=True),
+    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + _VICTIM_CLIENT + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel|a cake))"),
+    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + r"(?:her|him|them)" + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel|a cake))", third_party=True),
     _p("abuse", r"\b(?:won't|doesn't|does not|will not) let me (?:see|leave|go|have|talk|use|work|out)\b"),
     _p("abuse", r"\bI(?:'m| am) not allowed (?:to|a|an|out|any)\b"),
     _p("abuse", r"\b(?:takes|took|keeps|kept|controls|has) (?:all )?(?:of )?my (?:wages|money|pension|passport|benefits|bank card|documents|salary)\b"),
@@ -149,6 +180,16 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("abuse", r"\b(?:leaves|left) (?:me|us|them) without (?:food|water|my medication|heating)\b"),
     _p("abuse", r"\bviolent (?:with|towards|to) (?:me|us|the kids)\b"),
     _p("abuse", r"\bscared (?:to go home|of (?:my )?(?:husband|wife|partner|boyfriend|girlfriend|dad|father|stepdad|mum|mother))\b"),
+    # Coercive control, sexual assault, threats that keep someone silent, and signs of
+    # neglect of a child or a vulnerable adult (the safeguarding lists of the NSPCC,
+    # Women's Aid and the Care Act guidance, in everyday words).
+    _p("abuse", r"\b(?:locks?|locked) me (?:in|out)\b|\b(?:makes|made|forces|forced) me (?:to )?(?:sleep|stay|eat|kneel|stand)\b[^.!?]{0,20}\b(?:garage|shed|outside|floor|cupboard|my room)\b|\b(?:choked|strangled|throttled) me\b", "high"),
+    _p("abuse", r"\b(?:send|text) (?:him|her|them) (?:a )?(?:photo|picture|selfie|my location)\b|\b(?:chooses|decides|picks) what I (?:wear|eat|spend)\b|\bnot allowed to (?:see|eat|go|leave|talk|have|wear|work)\b"),
+    _p("abuse", r"\bwoke up\b[^.!?]{0,40}\b(?:naked|clothes off|no clothes|no memory|didn't know where)\b|\b(?:spiked|drugged) (?:my|me)\b|\bhands on me\b|\b(?:lets|let) (?:himself|herself|themselves) in\b"),
+    _p("abuse", r"\b(?:our|a|their) (?:special|little) secret\b|\b(?:it's|it is|keep it|says it's) (?:our|a|their) secret\b|\bcomes? into (?:her|his|my|their) (?:room|bed)\b|\bif (?:I|you|she|he) (?:ever )?tells? (?:anyone|anybody|someone|mum|mom)\b", "high"),
+    _p("abuse", r"\b(?:bruises|marks|burns|injuries)\b[^.!?]{0,40}\b(?:nobody|no one|no-one|can't|won't) (?:can )?explain\b|\b(?:always|constantly) (?:starving|hungry|filthy)\b|\b(?:leaves|left) (?:him|her|them) (?:alone|on (?:his|her|their) own|by (?:him|her|them)selves)\b[^.!?]{0,20}\b(?:days|nights|weekend)\b"),
+    _p("abuse", r"\bif I (?:ever )?(?:leave|left|tell|report|go to the police)\b[^.!?]{0,40}\b(?:he'll|she'll|they'll|he will|she will|he'd|she'd)\b[^.!?]{0,30}\b(?:never see|kill|hurt|take|put me|make sure)\b", "high"),
+    _p("abuse", r"\b(?:shoved|pushed|threw|slammed|pinned) me (?:into|against|down|up against|to the)\b", "high"),
     # -- acute substance or medical crisis ---------------------------------------
     _p("substance_medical", r"\b(?:took|taken|swallowed|had|downed|necked)\b[^.!?]{0,25}?\b(?:\d{2,}|twenty|thirty|forty|fifty|a (?:load|lot|bunch|handful|bottle|packet|box|strip)|a whole (?:\w+)|all (?:my|the|of my)|the whole)\b[^.!?]{0,25}?\b" + _DRUG + r"\b", "high"),
     _p("substance_medical", r"\bI(?:'ve| have| think I| just| had)?\s*(?:\w+\s+)?(?:overdosed|od'd)\b", "high"),
@@ -171,6 +212,19 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("substance_medical", r"\bseeing things\b|\bhallucinat\w*\b|\bthe shakes\b"),
     _p("substance_medical", r"\bcan't stop drinking\b|\bdrinking (?:since (?:this morning|I woke up)|all day)\b"),
     _p("substance_medical", r"\b(?:drank|swallowed|drunk) (?:some )?(?:antifreeze|bleach|weedkiller|poison)\b", "high"),
+    # Emergency signs from first-aid lists: stroke (sudden worst headache, one-sided
+    # weakness or vision), heart attack (pain spreading to the arm or jaw), airway,
+    # bleeding that will not stop, seizures, diabetic crises, withdrawal, dangerous mixes.
+    _p("substance_medical", r"\bheadache\b[^.!?]{0,40}\b(?:thunderclap|worst (?:I've|I have|of my life|ever))\b|\b(?:vision|eyesight)\b[^.!?]{0,30}\b(?:gone|going|went) (?:blurry|dark|black|double)\b", "high"),
+    _p("substance_medical", r"\bpain\b[^.!?]{0,20}\b(?:going|spreading|moving|shooting|radiating) (?:down|into|up) (?:my|the) (?:left |right )?(?:arm|jaw|neck|back)\b|\bchest (?:has been |is |feels |was )?(?:really |so |very )?tight\b[^.!?]{0,40}\b(?:arm|jaw|sweat\w*|breath)\b", "high"),
+    _p("substance_medical", r"\b(?:can't|cannot|can not|couldn't) (?:get|catch) (?:a |my )?(?:proper |full )?(?:breath|air)\b|\bbreathing through a straw\b|\blips (?:have |are )?(?:gone |going |turned )?(?:a bit |slightly )?blue\b", "high"),
+    _p("substance_medical", r"\b(?:nose|cut|wound|gums?)\b[^.!?]{0,30}\bbleeding\b[^.!?]{0,40}\b(?:won't stop|will not stop|for (?:over )?(?:an|a|\d+|two|three) hours?)\b|\bbleeding for (?:over )?an hour\b", "high"),
+    _p("substance_medical", r"\b(?:ran|run|running) out of (?:my )?(?:insulin|epilepsy \w+|anti-?seizure \w+|seizure \w+|inhaler)\b|\b(?:without|no) (?:my )?insulin\b|\bpear drops\b", "high"),
+    _p("substance_medical", r"\b(?:some kind of|a sort of|some sort of) (?:fit|seizure)\b|\bfitting\b|\b(?:things|bugs|insects|spiders) crawling\b|\b(?:came|coming|come) off\b[^.!?]{0,30}\bcold turkey\b", "high"),
+    _p("substance_medical", r"\b(?:stopped|quit|came off) (?:my |taking my |the )?(?:lithium|insulin|benzos|diazepam|methadone|epilepsy \w+|antipsychotics?|warfarin)\b[^.!?]{0,60}\b(?:shaking|sick|vomit\w*|throwing up|seizures?|fits?|confused|sweating|can't sleep)\b", "high"),
+    _p("substance_medical", r"\b(?:heart|pulse)\b[^.!?]{0,20}\b(?:won't slow|going mental|racing|pounding|skipping|fluttery|fluttering|all over the place)\b[^.!?]{0,40}|\b(?:room|everything)(?:'s| is| won't stop)? spinning\b", first_person=True),
+    _p("substance_medical", r"\b(?:took|taken|take|taking) (?:my )?\w+ twice\b|\bdouble dose\b|\b(?:struggling|can't|cannot) (?:to )?keep my eyes open\b", "high"),
+    _p("substance_medical", r"\b(?:\d+|two|three|four|five|six|near(?:ly)?(?: enough)? two) bottles\b|\b(?:\d{2,}|fifteen|twenty|a dozen) pints\b|\b(?:pills|ket|coke|xannies|benzos|methadone|spice|mdma)\b[^.!?]{0,40}\b(?:plus|and|then|with) (?:a couple (?:of )?)?(?:xannies|benzos|ket|pills|morphine|methadone|vodka|coke|lines)\b", "high"),
 )
 
 # Idioms that use crisis words for something ordinary. Their spans are blanked before
@@ -183,7 +237,7 @@ HYPERBOLE = re.compile(
     r"\b(?:could|would|'d) (?:kill|murder) (?:for )?(?:a|an|some) (?!\w*(?:man|woman|person|one|body)\b)\w+\b|"
     r"\bkill for\b|\bmurder on\b|\b(?:is|was|be) murder\b|\bdeath of me\b|\bearly grave\b|\bkill me now\b|"
     r"\b(?:kill|murder) (?:me|him|her|them|my \w+) (?:if I'm late|if I am late|if I forget\w*|for (?:\w+ing)\b)|"
-    r"\b(?:kill|murder) me when (?:she|he|they) sees?\b|\bdead meat\b",
+    r"\b(?:kill|murder) me when (?:she|he|they) sees?\b|\bdead meat\b|\bkill(?:ed|ing)? myself laughing\b",
     re.IGNORECASE,
 )
 
@@ -193,6 +247,18 @@ NEGATION = re.compile(r"n't\b|\b(?:not|never|no|nor|neither|cannot)\b", re.IGNOR
 # Uncertainty in front of a negation keeps the risk: "I'm not sure I won't hurt myself".
 NEGATION_CANCEL = re.compile(
     r"\b(?:not sure|unsure|can't promise|cannot promise|don't know (?:if|whether)|not certain|can't say)\b",
+    re.IGNORECASE,
+)
+CLIENT_SUBJECT = re.compile(r"\bI\b")
+NEGATED_BELIEF = re.compile(
+    r"\b(?:(?:do|does|did|would|could)n't|(?:do|does|did|would|could) not|never|not)\s+(?:think|believe|reckon|imagine|see|expect|feel like)\b|"
+    r"\bnot that\b|\bno(?:body|one| one) (?:thinks|believes|expects)\b|\bno (?:way|chance)\b|\bnever in a million years\b",
+    re.IGNORECASE,
+)
+# Texting style drops the subject: "been cutting again", "feeling like ending it".
+ELIDED_SUBJECT = re.compile(
+    r"^\s*(?:been|just|still|started|starting|keep|kept|feeling|felt|thinking|thought|got|had|having|"
+    r"can't|cannot|want|wanted|need|tried|trying|nearly|almost|gonna|going to)\b",
     re.IGNORECASE,
 )
 FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|myself)\b", re.IGNORECASE)
@@ -227,7 +293,9 @@ HYPOTHETICAL = re.compile(
 )
 IF_WORD = re.compile(r"\bif\b", re.IGNORECASE)
 # A real consequence follows the if-clause: "if she leaves me I'll kill myself".
-CONSEQUENT = re.compile(r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then)\b", re.IGNORECASE)
+CONSEQUENT = re.compile(
+    r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then|I'm done|I am done|I'm out|I'm gone)\b", re.IGNORECASE
+)
 COUNTERFACTUAL = re.compile(r"\b(?:I'd|I would)\b", re.IGNORECASE)
 DISTANT_PAST = re.compile(
     r"\b(?:years? ago|last year|when (?:I|we|he|she|they) (?:was|were)|at college|in college|used to|as a (?:kid|child|teenager)|in the past|back then|at (?:school|uni))\b",
