@@ -69,7 +69,9 @@ __all__ = [
     "RiskDetector",
     "Trigger",
     "primary_label",
+    "anchor_scores",
     "cached_anchor_vectors",
+    "channel_eligible",
     "risk_anchors",
 ]
 
@@ -167,6 +169,32 @@ def cached_anchor_vectors(embed: EmbedFn, model: str, cache_dir: Path,
     except OSError as problem:
         log.warning("cannot cache risk anchor embeddings: %s", type(problem).__name__)
     return vectors
+
+
+def anchor_scores(vectors: np.ndarray, anchors: dict[str, np.ndarray], k: int,
+                  leave_out_identical: bool = False) -> dict[str, np.ndarray]:
+    """Per label, each vector's mean cosine with its k most similar anchors.
+
+    `leave_out_identical` ignores an anchor identical to the vector (cosine ~1): the
+    leave-one-out scoring that chose the channel's operating point.
+    """
+    scores = {}
+    for label, rows in anchors.items():
+        similarity = vectors @ rows.T
+        if leave_out_identical:
+            similarity = np.where(similarity > 0.9999, -1.0, similarity)
+        scores[label] = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+    return scores
+
+
+def channel_eligible(text: str) -> bool:
+    """Whether the embedding channel would read this text: no pattern touched it and
+    it is neither quoted nor conditional."""
+    cleaned = clean_text(text)
+    masked = HYPERBOLE.sub(lambda m: " " * len(m.group()), cleaned)
+    assessment = _PATTERNS_ONLY.assess(cleaned)
+    return not (assessment.triggers or assessment.suppressed or _conditional(masked)
+                or QUOTED.search(masked))
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -360,10 +388,7 @@ class RiskDetector:
             return []
         # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
         vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
-        scores = {
-            label: np.sort(vectors @ anchors.T, axis=1)[:, -self.k :].mean(axis=1)
-            for label, anchors in self._anchors.items()
-        }
+        scores = anchor_scores(vectors, self._anchors, self.k)
         found = []
         for i, (a, b) in enumerate(spans):
             best = max(CATEGORIES, key=lambda c: scores[c][i])
@@ -395,3 +420,6 @@ def _summarise(active: list[Trigger], suppressed: list[Trigger], embedding_used:
     categories = tuple(sorted(worst, key=lambda c: (-rank[worst[c]], CATEGORIES.index(c))))
     severity = worst[categories[0]] if categories else "none"
     return RiskAssessment(categories, severity, tuple(active), tuple(suppressed), embedding_used)
+
+
+_PATTERNS_ONLY = RiskDetector()

@@ -1,0 +1,57 @@
+"""Choosing the crisis detector's embedding operating point, with a bag-of-words embedder."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from therapist_app.core.risk import RiskAnchors
+from trainer.risk_channel import choose, operating_points
+
+
+def bag_of_words(texts):
+    out = np.zeros((len(texts), 64), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.lower().strip(".!?").split():
+            out[row, zlib.crc32(word.encode()) % 64] += 1.0
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+ANCHORS = RiskAnchors({
+    "suicide_selfharm": ("nobody would notice if I was gone for good",
+                         "I keep thinking everyone would be fine if I was gone",
+                         "I have been thinking I would be gone soon"),
+    "harm_others": ("I keep picturing breaking his jaw", "I keep picturing hurting him badly",
+                    "picturing his jaw breaking"),
+    "abuse": ("he reads my texts and keeps my bank card", "he keeps my bank card and my passport",
+              "she reads my texts every night"),
+    "substance_medical": ("my chest is crushing and my arm is numb", "my arm went numb and my chest hurts",
+                          "chest crushing since this morning"),
+    "none": ("work was busy and I felt tired", "I felt tired after a busy week at work",
+             "the weekend was quiet and nice", "I felt nervous about the exam",
+             "my sister visited and we cooked", "I was annoyed at the train delays",
+             "I would never hurt myself"),  # negated: the patterns handle it, not the channel
+})
+
+
+def test_every_point_is_scored_leave_one_out():
+    points = operating_points(bag_of_words, ANCHORS)
+    assert len(points) == 24
+    assert all(0.0 <= recall <= 1.0 and 0.0 <= rate <= 1.0 for _, _, recall, rate in points)
+    # A lower threshold never catches fewer risks.
+    by_margin = {}
+    for threshold, margin, recall, _ in points:
+        by_margin.setdefault(margin, []).append((threshold, recall))
+    for series in by_margin.values():
+        recalls = [r for _, r in sorted(series)]
+        assert recalls == sorted(recalls, reverse=True)
+
+
+def test_the_choice_keeps_within_the_safe_budget_and_maximises_recall():
+    points = [(0.35, 0.0, 0.9, 0.20), (0.45, 0.0, 0.7, 0.04), (0.45, 0.02, 0.7, 0.02), (0.5, 0.0, 0.5, 0.0)]
+    assert choose(points, 0.05) == (0.45, 0.02, 0.7, 0.02)
+    assert choose(points, 0.25)[2] == 0.9
+    with pytest.raises(ValueError, match="at most"):
+        choose([(0.35, 0.0, 0.9, 0.2)], 0.05)

@@ -1,0 +1,80 @@
+"""`therapist-trainer tune-risk-channel`: choose the embedding channel's operating point.
+
+The crisis detector's embedding channel flags a sentence when its best risk label's
+score (mean cosine of the 3 nearest authored anchors) reaches a threshold and beats the
+safe anchors' score by a margin. This command scores every dev anchor leave-one-out
+against all the others and picks the (threshold, margin) with the most recall of dev
+risks while flagging at most `--max-safe-rate` of the safe sentences the channel would
+actually read (everyday talk and pattern-silent safe cases). Test rows are never used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+THRESHOLDS = (0.35, 0.40, 0.45, 0.50)
+MARGINS = (-0.04, -0.02, 0.0, 0.02, 0.04, 0.06)
+
+
+def operating_points(embed, anchors, k: int = 3) -> list[tuple[float, float, float, float]]:
+    """(threshold, margin, recall of risk anchors, rate of eligible safe anchors flagged)."""
+    from therapist_app.core.risk import NONE, anchor_scores, channel_eligible, embed_anchors
+
+    vectors = embed_anchors(embed, anchors)
+    texts = [t for label in anchors.by_label for t in anchors.by_label[label]]
+    labels = [label for label in anchors.by_label for _ in anchors.by_label[label]]
+    is_risk = np.array([label != NONE for label in labels])
+    # Safe sentences the channel would never see (negated, quoted...) are not its job.
+    counted = is_risk | np.array([channel_eligible(t) for t in texts])
+    scores = anchor_scores(np.concatenate([vectors[l] for l in anchors.by_label]), vectors, k,
+                           leave_out_identical=True)
+    best = np.max([scores[l] for l in scores if l != NONE], axis=0)
+    margin = best - scores[NONE]
+    points = []
+    for threshold in THRESHOLDS:
+        for m in MARGINS:
+            flagged = (best >= threshold) & (margin >= m) & counted
+            points.append((threshold, m, flagged[is_risk].mean(),
+                           flagged[~is_risk & counted].sum() / max(1, (~is_risk & counted).sum())))
+    return points
+
+
+def choose(points, max_safe_rate: float) -> tuple[float, float, float, float]:
+    """The most recall within the safe-rate budget; ties go to the fewer false flags."""
+    allowed = [p for p in points if p[3] <= max_safe_rate]
+    if not allowed:
+        raise ValueError(f"no operating point flags at most {max_safe_rate:.0%} of safe sentences")
+    return max(allowed, key=lambda p: (p[2], -p[3]))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "tune-risk-channel",
+        help="choose the crisis detector's embedding threshold and margin by leave-one-out on dev",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("--max-safe-rate", type=float, default=0.05,
+                        help="most share of everyday safe sentences the channel may flag (default 0.05)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from therapist_app.core.embedder import EmbedderUnavailable, default_embedder
+    from therapist_app.core.risk import risk_anchors
+
+    try:
+        points = operating_points(default_embedder().embed, risk_anchors())
+        threshold, margin, recall, safe_rate = choose(points, args.max_safe_rate)
+    except (ValueError, OSError, EmbedderUnavailable) as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    print("threshold margin  recall  safe flagged")
+    for t, m, r, f in points:
+        print(f"{t:9.2f} {m:6.2f} {r:7.3f} {f:12.3f}")
+    print(f"chosen: threshold {threshold:.2f}, margin {margin:.2f} "
+          f"(recall {recall:.3f} of dev risks, {safe_rate:.3f} of everyday safe sentences flagged)")
+    print(f"RESULT threshold={threshold:.2f} margin={margin:.2f} recall={recall:.4f} safe_rate={safe_rate:.4f}")
+    return 0
