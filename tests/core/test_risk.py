@@ -4,11 +4,11 @@ a fake embedder (the real MiniLM is exercised by the eval command's slow test)."
 from __future__ import annotations
 
 import json
-import zlib
 
 import numpy as np
 import pytest
 
+from tests.bag_of_words import bag_of_words_embed
 from therapist_app.core.assets import asset_path
 from therapist_app.core.risk import RiskAnchors, RiskDetector, primary_label
 
@@ -128,15 +128,6 @@ def test_authored_dev_split_patterns_only():
 
 # ---- the embedding channel, with a fake embedder ------------------------------------
 
-def fake_embed(texts):
-    """Bag of words hashed into 64 dimensions: similar wording, similar vector."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in text.lower().strip(".!?").split():
-            out[row, zlib.crc32(word.encode()) % 64] += 1.0
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-
-
 ANCHORS = RiskAnchors({
     "suicide_selfharm": ("the lights are going out for me soon",),
     "harm_others": ("he will pay for it in blood",),
@@ -147,7 +138,7 @@ ANCHORS = RiskAnchors({
 
 
 def test_embedding_channel_flags_what_patterns_miss():
-    detector = RiskDetector(fake_embed, ANCHORS, threshold=0.5, margin=0.05, k=1)
+    detector = RiskDetector(bag_of_words_embed, ANCHORS, threshold=0.5, margin=0.05, k=1)
     assessment = detector.assess("The lights are going out for me soon.")
     assert assessment.categories == ("suicide_selfharm",)
     assert assessment.severity == "low"
@@ -156,13 +147,13 @@ def test_embedding_channel_flags_what_patterns_miss():
 
 
 def test_embedding_channel_needs_a_margin_over_safe_anchors():
-    detector = RiskDetector(fake_embed, ANCHORS, threshold=0.3, margin=0.05, k=1)
+    detector = RiskDetector(bag_of_words_embed, ANCHORS, threshold=0.3, margin=0.05, k=1)
     assert not detector.assess("The lights in the office are too bright.").flagged
 
 
 def test_embedding_channel_leaves_sentences_the_patterns_judged():
     negated = RiskAnchors({**ANCHORS.by_label, "suicide_selfharm": ("I would never hurt myself",)})
-    detector = RiskDetector(fake_embed, negated, threshold=0.3, margin=0.0, k=1)
+    detector = RiskDetector(bag_of_words_embed, negated, threshold=0.3, margin=0.0, k=1)
     assert not detector.assess("I would never hurt myself.").flagged
 
 
@@ -180,7 +171,7 @@ def test_anchor_embeddings_are_cached_per_model_and_anchor_set(tmp_path):
 
     def counting_embed(texts):
         calls.append(len(texts))
-        return fake_embed(texts)
+        return bag_of_words_embed(texts)
 
     first = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)
     second = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 import pytest
 
+from tests.bag_of_words import bag_of_words_embed
 from therapist_app.core.risk import RiskAnchors
 from trainer.risk_channel import choose, operating_points
-
-
-def bag_of_words(texts):
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word in text.lower().strip(".!?").split():
-            out[row, zlib.crc32(word.encode()) % 64] += 1.0
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
 ANCHORS = RiskAnchors({
@@ -37,7 +27,7 @@ ANCHORS = RiskAnchors({
 
 
 def test_every_point_is_scored_leave_one_out():
-    points = operating_points(bag_of_words, ANCHORS)
+    points = operating_points(bag_of_words_embed, ANCHORS)
     assert len(points) == 24
     assert all(0.0 <= recall <= 1.0 and 0.0 <= rate <= 1.0 for _, _, recall, rate in points)
     # A lower threshold never catches fewer risks.
