@@ -187,14 +187,24 @@ def anchor_scores(vectors: np.ndarray, anchors: dict[str, np.ndarray], k: int,
     return scores
 
 
+def _mask_hyperbole(text: str) -> str:
+    """Blank hyperbolic idioms, keeping every offset, so they can trigger nothing."""
+    return HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
+
+
+def _channel_reads(masked: str) -> bool:
+    """Quotations and thought experiments are the patterns' to judge, never the
+    embedding channel's."""
+    return not _conditional(masked) and not QUOTED.search(masked)
+
+
 def channel_eligible(text: str) -> bool:
     """Whether the embedding channel would read this text: no pattern touched it and
     it is neither quoted nor conditional."""
     cleaned = clean_text(text)
-    masked = HYPERBOLE.sub(lambda m: " " * len(m.group()), cleaned)
     assessment = _PATTERNS_ONLY.assess(cleaned)
-    return not (assessment.triggers or assessment.suppressed or _conditional(masked)
-                or QUOTED.search(masked))
+    touched = assessment.triggers or assessment.suppressed
+    return not touched and _channel_reads(_mask_hyperbole(cleaned))
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -301,7 +311,7 @@ class RiskDetector:
 
     def assess(self, text: str) -> RiskAssessment:
         text = clean_text(text)
-        masked = HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
+        masked = _mask_hyperbole(text)
         active, suppressed = self._pattern_triggers(text, masked)
         if self._anchors is not None:
             touched = {(t.start, t.end) for t in active + suppressed}
@@ -382,7 +392,7 @@ class RiskDetector:
         spans = [
             (a, b) for a, b in _sentence_spans(masked)
             if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
-            and not _conditional(masked[a:b]) and not QUOTED.search(masked[a:b])
+            and _channel_reads(masked[a:b])
         ]
         if not spans:
             return []
