@@ -15,8 +15,8 @@ import sys
 
 import numpy as np
 
-THRESHOLDS = (0.35, 0.40, 0.45, 0.50)
-MARGINS = (-0.04, -0.02, 0.0, 0.02, 0.04, 0.06)
+THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50)
+MARGINS = (-0.04, -0.02, 0.0, 0.02, 0.04, 0.06, 0.08)
 
 
 def operating_points(embed, anchors, k: int = 3) -> list[tuple[float, float, float, float]]:

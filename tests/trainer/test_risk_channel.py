@@ -6,7 +6,7 @@ import pytest
 
 from tests.bag_of_words import bag_of_words_embed
 from therapist_app.core.risk import RiskAnchors
-from trainer.risk_channel import choose, operating_points
+from trainer.risk_channel import MARGINS, THRESHOLDS, choose, operating_points
 
 
 ANCHORS = RiskAnchors({
@@ -28,7 +28,7 @@ ANCHORS = RiskAnchors({
 
 def test_every_point_is_scored_leave_one_out():
     points = operating_points(bag_of_words_embed, ANCHORS)
-    assert len(points) == 24
+    assert len(points) == len(THRESHOLDS) * len(MARGINS)
     assert all(0.0 <= recall <= 1.0 and 0.0 <= rate <= 1.0 for _, _, recall, rate in points)
     # A lower threshold never catches fewer risks.
     by_margin = {}

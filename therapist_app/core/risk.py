@@ -4,8 +4,8 @@ Two channels. Deterministic patterns (risk_patterns.py) find crisis phrases and 
 read their context: negation in the same clause, a quotation of someone else's words,
 a hypothetical or generic if-clause, a distant past, and hyperbolic idioms (blanked
 before matching). Then, only for sentences the patterns said nothing about, embedding
-similarity to authored risk descriptions (assets/risk_descriptions.toml) catches
-indirect phrasings the lists miss. The detector works without the embedder
+similarity to authored risk descriptions and sentences (assets/risk_descriptions.toml,
+assets/risk_anchor_sentences.jsonl) catches indirect phrasings the lists miss. The detector works without the embedder
 (patterns only), so a missing model can never switch risk detection off.
 """
 
@@ -29,12 +29,13 @@ from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
     CLAUSE_BREAK,
-    CLIENT_SUBJECT,
+    NEW_SUBJECT,
     CONSEQUENT,
     COUNTERFACTUAL,
     DISTANT_PAST,
     ELIDED_SUBJECT,
     FIRST_PERSON,
+    FIRST_PERSON_SUBJECT,
     HYPERBOLE,
     HYPOTHETICAL,
     IF_WORD,
@@ -49,6 +50,7 @@ from therapist_app.core.risk_patterns import (
     PATTERNS,
     QUOTED,
     REPORTED_QUESTION,
+    RESOLVED,
     RETURNING,
     RISK_LABELS,
     SENTENCE,
@@ -111,7 +113,8 @@ def primary_label(assessment: RiskAssessment) -> str:
 class RiskAnchors:
     """Authored sentences per label that the embedding channel compares with: the
     descriptions in risk_descriptions.toml (`none` holds safe look-alikes), the `dev`
-    rows of risk_cases.jsonl, and, as `none`, the everyday emotional talk of
+    rows of risk_cases.jsonl, the indirect phrasings and look-alikes of
+    risk_anchor_sentences.jsonl, and, as `none`, the everyday emotional talk of
     emotion_utterances.jsonl: the channel only sees sentences the patterns left alone,
     and those are mostly ordinary sadness, worry and anger. The `test` rows of
     risk_cases.jsonl never become anchors."""
@@ -130,6 +133,13 @@ class RiskAnchors:
             for line in f:
                 case = json.loads(line)
                 if case.get("split") == "dev":
+                    rows[case["risk"]].append(case["text"])
+        with asset_path("risk_anchor_sentences.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    case = json.loads(line)
+                    if case["risk"] not in rows:
+                        raise ValueError(f"risk_anchor_sentences.jsonl: unknown risk {case['risk']!r}")
                     rows[case["risk"]].append(case["text"])
         with asset_path("emotion_utterances.jsonl").open(encoding="utf-8") as f:
             rows[NONE] += [json.loads(line)["text"] for line in f if line.strip()]
@@ -193,9 +203,10 @@ def _mask_hyperbole(text: str) -> str:
 
 
 def _channel_reads(masked: str) -> bool:
-    """Quotations and thought experiments are the patterns' to judge, never the
-    embedding channel's."""
-    return not _conditional(masked) and not QUOTED.search(masked)
+    """Quotations, thought experiments and crises the client says are over are the
+    patterns' to judge, never the embedding channel's."""
+    ended = RESOLVED.search(masked) and not RETURNING.search(masked)
+    return not _conditional(masked) and not QUOTED.search(masked) and not ended
 
 
 def channel_eligible(text: str) -> bool:
@@ -233,11 +244,11 @@ def _is_negated(prefix: str) -> bool:
     cues = list(NEGATION.finditer(window))
     if not cues:
         return False
-    # "When the baby won't stop crying I get this urge to...": when the client becomes
-    # the subject after the cue, the cue negated an earlier clause, unless it negated a
-    # belief about what follows ("I don't think I'd...", "not that I would...").
+    # "When the baby won't stop crying I get this urge to...": when a subject follows
+    # the cue, the cue negated an earlier clause, unless it negated a belief about what
+    # follows ("I don't think I'd...", "not that I would...").
     last = cues[-1]
-    if CLIENT_SUBJECT.search(window, last.end()):
+    if NEW_SUBJECT.search(window, last.end()):
         return bool(NEGATED_BELIEF.search(window, max(0, last.start() - 4)))
     return True
 
@@ -271,12 +282,17 @@ def _quote_containing(text: str, start: int) -> tuple[int, int] | None:
     return None
 
 
-def _severity(base: str, sentence: str, rel_start: int, pattern: Pattern) -> str | None:
-    """The trigger's severity, or None when it reports a third party's past."""
+def _severity(base: str, text: str, sentence: str, rel_start: int, pattern: Pattern) -> str | None:
+    """The trigger's severity, or None when it reports a third party's past or a past
+    crisis the client says has ended."""
+    if pattern.category == "substance_medical" and RESOLVED.search(sentence):
+        return None
     past = DISTANT_PAST.search(sentence)
     if past:
         subject = " ".join(sentence[:rel_start].split()[-2:])
-        if pattern.third_party and not FIRST_PERSON.search(subject):
+        if pattern.third_party and not FIRST_PERSON_SUBJECT.search(subject):
+            return None
+        if RESOLVED.search(text):
             return None
         if not RETURNING.search(sentence):
             return "low"
@@ -293,8 +309,8 @@ class RiskDetector:
         embed: EmbedFn | None = None,
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
-        threshold: float = 0.45,
-        margin: float = 0.0,
+        threshold: float = 0.35,
+        margin: float = 0.04,
         k: int = 3,
     ) -> None:
         self._embed = embed
@@ -359,7 +375,7 @@ class RiskDetector:
         prefix = sentence[clause_start:core]
         if pattern.first_person and not _client_is_subject(sentence, core):
             return None
-        severity = _severity(pattern.severity, sentence, rel_start, pattern)
+        severity = _severity(pattern.severity, text, sentence, rel_start, pattern)
         if severity is None:
             return self._make(text, s_start, rel_start, rel_end, pattern, "low", "reported")
         quote = _quote_containing(text, s_start + rel_start)
