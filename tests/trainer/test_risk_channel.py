@@ -45,3 +45,19 @@ def test_the_choice_keeps_within_the_safe_budget_and_maximises_recall():
     assert choose(points, 0.25)[2] == 0.9
     with pytest.raises(ValueError, match="at most"):
         choose([(0.35, 0.0, 0.9, 0.2)], 0.05)
+
+
+@pytest.mark.slow
+def test_the_shipped_operating_point_is_what_the_tuner_chooses(capsys):
+    """Anchors added without re-running tune-risk-channel would leave the detector at a
+    point nobody measured: the defaults must be the tuner's choice on the shipped data."""
+    import inspect
+
+    from therapist_app.core.risk import RiskDetector
+    from trainer.cli import main
+
+    assert main(["tune-risk-channel"]) == 0
+    result = dict(item.split("=") for item in capsys.readouterr().out.strip().splitlines()[-1].split()[1:])
+    defaults = inspect.signature(RiskDetector).parameters
+    assert float(result["threshold"]) == defaults["threshold"].default
+    assert float(result["margin"]) == defaults["margin"].default
