@@ -54,7 +54,7 @@ def make_window(qtbot, tmp_path, store_template):
 
     def make(existing: bool = True, policy: Policy | None = None,
              script: FakeScript | None = None, analyzer: FakeAnalyzer | None = None,
-             engine_factory=None) -> Harness:
+             engine_factory=None, analyzer_factory=None) -> Harness:
         store_path = tmp_path / "data" / "store.db"
         store_path.parent.mkdir(exist_ok=True)
         if existing:
@@ -68,7 +68,7 @@ def make_window(qtbot, tmp_path, store_template):
             policy=policy or Policy(),
             settings=AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)),
             engine_factory=engine_factory or (lambda config: FakeEngine(config, script)),
-            analyzer_factory=lambda: analyzer,
+            analyzer_factory=analyzer_factory or (lambda: analyzer),
             kdf=KdfParams.fast(),
             clock=clock,
             idle_check_ms=20,

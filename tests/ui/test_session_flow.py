@@ -47,6 +47,27 @@ def test_clients_are_created_searched_and_their_sessions_listed(qtbot, make_wind
     assert "view_client" in actions and "view_session" in actions
 
 
+def test_the_analyser_loads_before_the_first_words_and_a_failed_load_keeps_them(qtbot, ready):
+    """MiniLM and the risk anchors load while the therapist unlocks, not when the
+    client first speaks; a load that fails then is tried again on the first words,
+    and its failure is reported with the words handed back."""
+    calls = []
+
+    def failing_factory():
+        calls.append("load")
+        raise OSError("model folder unreadable")
+
+    h = ready(analyzer_factory=failing_factory)
+    qtbot.waitUntil(lambda: calls == ["load"], timeout=5000)  # before any words were said
+    window = h.window
+    window.input.setPlainText("I haven't slept properly in weeks.")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: "could not be checked for risk" in window.statusBar().currentMessage(), timeout=5000)
+    assert calls == ["load", "load"]
+    assert window.input.toPlainText() == "I haven't slept properly in weeks."
+    assert not window.store.session_transcript(window.controller.session.id).utterances
+
+
 def test_client_words_are_analysed_stored_and_answered_by_a_stream(qtbot, ready):
     h = ready()
     window, controller = h.window, h.window.controller

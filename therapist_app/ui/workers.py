@@ -169,6 +169,18 @@ class AnalysisWorker(QObject):
         self._analyzer_factory = analyzer_factory
         self._analyzer: Analyzer | None = None
 
+    @Slot()
+    def prepare(self) -> None:
+        """Load the analyser before the first client words arrive: MiniLM and the risk
+        anchors take about 30 s on a fresh install (cached after), time the therapist
+        spends unlocking and opening a session. A failure here is only logged: the first
+        analysis tries again and reports it, with the words kept."""
+        if self._analyzer is None:
+            try:
+                self._analyzer = self._analyzer_factory()
+            except Exception as error:
+                log.warning("analyser warm-up failed: %s", type(error).__name__)
+
     @Slot(int, str, object)
     def analyze(self, request_id: int, text: str, recent: tuple[Turn, ...]) -> None:
         started = time.perf_counter()
@@ -202,6 +214,7 @@ class EngineClient(QObject):
     analysis_failed = Signal(str)
 
     _request_analysis = Signal(int, str, object)
+    _request_analysis_warmup = Signal()
     _request_load = Signal(object, object)
     _request_round = Signal(object, object, object)
     _request_prime = Signal(object)
@@ -220,6 +233,7 @@ class EngineClient(QObject):
         self._analysis = AnalysisWorker(analyzer_factory)
         self._analysis.moveToThread(self._analysis_thread)
         self._request_analysis.connect(self._analysis.analyze)
+        self._request_analysis_warmup.connect(self._analysis.prepare)
         self._analysis.analysed.connect(self._on_analysed)
         self._analysis.analysis_failed.connect(self._on_analysis_failed)
         self._analysis_id = 0
@@ -236,6 +250,7 @@ class EngineClient(QObject):
         self._worker.round_failed.connect(self._on_round_failed)
         self._thread.start()
         self._analysis_thread.start()
+        self._request_analysis_warmup.emit()
         self._next_id = 0
         self._current: RoundTicket | None = None
         self.info: EngineInfo | None = None
