@@ -309,7 +309,7 @@ class RiskDetector:
         embed: EmbedFn | None = None,
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
-        threshold: float = 0.35,
+        threshold: float = 0.45,
         margin: float = 0.04,
         k: int = 3,
     ) -> None:
