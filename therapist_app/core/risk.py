@@ -51,6 +51,7 @@ from therapist_app.core.risk_patterns import (
     QUOTED,
     REPORTED_QUESTION,
     RESOLVED,
+    RETRACTED,
     RETURNING,
     RISK_LABELS,
     SENTENCE,
@@ -202,11 +203,14 @@ def _mask_hyperbole(text: str) -> str:
     return HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
 
 
-def _channel_reads(masked: str) -> bool:
-    """Quotations, thought experiments and crises the client says are over are the
-    patterns' to judge, never the embedding channel's."""
-    ended = RESOLVED.search(masked) and not RETURNING.search(masked)
-    return not _conditional(masked) and not QUOTED.search(masked) and not ended
+def _channel_reads(sentence: str) -> bool:
+    """Quotations, thought experiments, crises the client says are over and sentences
+    built on a hyperbolic idiom ("I'd kill for a proper night's sleep": what is left
+    once the idiom is blanked would be read out of context) are the patterns' to
+    judge, never the embedding channel's."""
+    ended = RESOLVED.search(sentence) and not RETURNING.search(sentence)
+    return (not _conditional(sentence) and not QUOTED.search(sentence) and not ended
+            and not HYPERBOLE.search(sentence))
 
 
 def channel_eligible(text: str) -> bool:
@@ -215,7 +219,7 @@ def channel_eligible(text: str) -> bool:
     cleaned = clean_text(text)
     assessment = _PATTERNS_ONLY.assess(cleaned)
     touched = assessment.triggers or assessment.suppressed
-    return not touched and _channel_reads(_mask_hyperbole(cleaned))
+    return not touched and _channel_reads(cleaned)
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -381,9 +385,10 @@ class RiskDetector:
         quote = _quote_containing(text, s_start + rel_start)
         if quote is not None and not OWN_WORDS.search(text[max(0, quote[0] - 60) : quote[0]]):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "quoted")
-        if REPORTED_QUESTION.search(sentence, 0, rel_start):
+        if REPORTED_QUESTION.search(sentence, 0, core):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "reported")
-        if _is_negated(prefix) or (not prefix.strip() and NEGATION_AFTER.match(sentence[rel_end:])):
+        if (_is_negated(prefix) or (not prefix.strip() and NEGATION_AFTER.match(sentence[rel_end:]))
+                or RETRACTED.match(sentence[rel_end:])):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "negated")
         if _is_hypothetical(sentence, rel_start, rel_end, pattern):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "hypothetical")
@@ -408,12 +413,11 @@ class RiskDetector:
         spans = [
             (a, b) for a, b in _sentence_spans(masked)
             if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
-            and _channel_reads(masked[a:b])
+            and _channel_reads(text[a:b])
         ]
         if not spans:
             return []
-        # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
-        vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
+        vectors = np.asarray(self._embed([text[a:b].strip() for a, b in spans]), dtype=np.float32)
         scores = anchor_scores(vectors, self._anchors, self.k)
         found = []
         for i, (a, b) in enumerate(spans):

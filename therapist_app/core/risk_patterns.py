@@ -66,7 +66,7 @@ _ABUSE_VERB = (
     r"(?:abus(?:es|ed|ing)|mistreat(?:s|ed|ing)|hits?|hitting|beats?|beat|beating|slaps?|slapped|kicks?|kicked|punch(?:es|ed)?|push(?:es|ed)|"
     r"shoves?|shoved|strangl\w*|chok(?:es|ed)|rap(?:es|ed)|touch(?:es|ed)|forc(?:es|ed)|lock(?:s|ed)|"
     r"ties|tied|burn(?:s|ed|t)|hurts|hurt|threaten(?:s|ed|ing)?|stalk(?:s|ed|ing)|ties? \w+ up|throws? things at|"
-    r"threw things at|kill(?:s)?|'d kill|'ll kill|'ll hurt|would kill|will kill|will hurt|made|make|"
+    r"threw things at|kill(?:s)?|'d kill|'ll kill|'ll hurt|would kill|will kill|will hurt|"
     r"pin(?:s|ned)|grab(?:s|bed)|drag(?:s|ged)|bit(?:es)?|shak(?:es)|shook|starv(?:es|ed))"
 )
 
@@ -146,6 +146,7 @@ PATTERNS: tuple[Pattern, ...] = (
     # Concealing fresh wounds, rehearsing a method in the mind, goodbyes that close a
     # relationship, and suicidal thoughts named as the client's own.
     _p("suicide_selfharm", r"\blong sleeves\b[^.!?]{0,40}\b(?:hide|cover|so (?:no ?one|nobody)|marks|scars)\b|\b(?:big |more |extra )?(?:plasters|bandages|steri-?strips|dressings)\b[^.!?]{0,40}\b(?:again|this time|arms?|legs?|thighs?|wrists?|deeper|worse)\b"),
+    _p("suicide_selfharm", r"\bwhoever (?:clears|finds|sorts|empties|cleans) (?:out |up )?(?:the|my) (?:flat|house|room|place|stuff|things)\b|\b(?:wrote|written|writing|finished) the letters\b"),
     _p("suicide_selfharm", r"\blong sleeves (?:aren't|are not|isn't|not) for the (?:cold|weather)\b|\bfresh (?:cuts|marks|burns|ones)\b[^.!?]{0,30}\b(?:deeper|last night|again)\b|\bdeeper than (?:usual|before|last time|ever)\b"),
     _p("suicide_selfharm", r"\b(?:walk\w*|swim\w*|wad\w*) (?:out )?(?:into|to) the (?:sea|ocean|river|lake|water|waves)\b[^.!?]{0,40}\bnot (?:turning|coming|swimming) back\b|\bdrive\w* (?:into|off) (?:a |the )?(?:wall|tree|cliff|bridge|oncoming)\b", "high", first_person=True),
     _p("suicide_selfharm", r"\b(?:won't|will not|wont) (?:need|be needing|want) (?:him|her|them|it) back\b|\b(?:my )?(?:papers|paperwork|documents) (?:are |is )?(?:all )?(?:arranged|in order|sorted)\b", first_person=True),
@@ -161,7 +162,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("harm_others", r"\bsomeone(?:'s| is) going to get hurt\b"),
     _p("harm_others", r"\b(?:won't|will not) be (?:breathing|alive|walking) (?:for long|much longer)\b", "high"),
     _p("harm_others", r"\bI\b[^.!?]{0,60}\b(?P<core>with (?:a|my|the) (?:knife|hammer|bat|gun|crowbar|machete|weapon))\b", "high"),
-    _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b", "high"),
+    _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b|\bI(?:'m| am|'ll| will)? (?:bring\w*|tak\w*|carry\w*) (?:the|a|my) (?:\w+ )?(?:knife|hammer|bat|gun|machete|crowbar|blade)\b (?:in|to work|with me|round|along)\b", "high"),
     # Warning signs of violence: rehearsal, surveillance of a target, weapons, revenge
     # with intent, poisoning, urges toward a child, command hallucinations.
     _p("harm_others", r"\b(?:my )?hands? (?:round|around|on) (?:his|her|their|your) (?:throat|neck)\b|\b(?:slip\w*|put\w*|add\w*) (?:something|stuff|bleach|pills|poison)\b[^.!?]{0,10}\b(?:in|into)\b[^.!?]{0,30}\b(?:drink|tea|coffee|food|dinner|water)\b", "high"),
@@ -169,16 +170,17 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("harm_others", r"\b(?:won't|will not|isn't going to|wont) be (?:walking|breathing|standing|around) (?:around )?(?:much longer|for long|long|after)\b|\b(?:ending|end) up in (?:hospital|a coffin|the morgue|a box)\b|\bfind out what happens when\b", "high"),
     _p("harm_others", r"\b(?:I(?:'ll| will| am going to|'m going to|'m gonna)|im (?:gonna|going to)|ill) make (?:sure|damn sure) (?:she|he|they)\b[^.!?,;]{0,25}?\b(?:never (?:forgets?|walks?|talks?|sees?)|regrets?|learns?|pays?|suffers?|gets? (?:it|what)|does|do)\b|\b(?:she|he|they)(?:'ll| will) regret (?:the day|it|this)\b"),
     _p("harm_others", r"\b(?:gun|shotgun|piece|knife|blade|bat|machete|crowbar)\b[^.!?]{0,30}\b(?:in (?:my|the) (?:bag|glovebox|car|pocket|boot|trunk)|under (?:the|my) (?:bed|seat|pillow))\b", "high"),
+    _p("harm_others", r"\b(?:written|wrote|got|have|know) (?:down )?the names (?:and addresses )?of (?:the )?(?:\w+ )?(?:people|kids|lads|guys|men|girls|boys)\b[^.!?]{0,10}\b(?:who|that) (?:did|hurt|bullied|wronged|attacked|jumped)\b", "high"),
     _p("harm_others", r"\b(?:made|making|got|have|wrote|written) a list of (?:the )?(?:people|kids|lads|guys|men|girls|everyone|names)\b[^.!?]{0,20}\b(?:who|that) (?:did|hurt|bullied|wronged|humiliated|laughed|ruined|took)\b", "high"),
-    _p("harm_others", r"\b(?:urge|urges|impulse|tempted) to (?:shake|hit|smother|hurt|slap|throttle|strangle|drown)\b|\b(?:shake|smother) (?:him|her|them|the baby) (?:until|till) (?:he|she|they|it) (?:stopped|stops|stop)\b|\bpillow (?:down )?(?:over|on) (?:his|her|their|the baby's) face\b|\b(?:came|come|came scarily) (?:close|within an inch) (?:to|of) (?:hitting|hurting|shaking|strangling|stabbing)\b", "high"),
+    _p("harm_others", r"\b(?:urge|urges|impulse|tempted) to (?:shake|hit|smother|hurt|slap|throttle|strangle|drown)\b|\b(?:shake|smother) (?:him|her|them|the baby) (?:until|till) (?:he|she|they|it) (?:stopped|stops|stop)\b|\bpillow (?:down )?(?:over|on) (?:his|her|their|the baby's) face\b|\b(?:held|holding|hold) (?:the|a) pillow (?:over|on|against) (?:him|her|them|his|her)\b|\b(?:came|come|came scarily) (?:close|within an inch) (?:to|of) (?:hitting|hurting|shaking|strangling|stabbing)\b", "high"),
     _p("harm_others", r"\b(?:don't|do not) trust myself (?:around|with|at home|near)\b|\bvoices\b[^.!?]{0,40}\b(?:tell\w*|want\w*) me to (?:hurt|kill|stop|punish|attack)\b|\bvoices\b[^.!?]{0,80}\b(?:have to|must|need to|got to|gotta) (?:stop|kill|hurt|get|deal with|punish) (?:him|her|them)\b|\b(?:have to|must|need to|got to|gotta) (?:get|stop) (?:him|her|them) (?:first|before (?:he|she|they))\b"),
     _p("harm_others", r"\btold (?:her|him|them) (?:she|he|they) (?:won't|will not|wont|'ll never|will never) (?:see|live to see|make it to)\b|\bfinish (?:him|her|them) off\b|\b(?:he|she|they|my \w+) (?:is|are|'s|'re) going to regret (?:the day|crossing|messing|humiliating|hurting|what)\b", "high"),
     _p("harm_others", r"\b(?:worked out|figured out|found out|found|got|know|learned|learnt|memoris\w*|memoriz\w*|tracked|tracking|wrote down|written down) (?:his|her|their) (?:(?:new )?address|schedule|routine|movements|shifts?|shift pattern|timetable|registration|number plate)\b|\bI\b[^.!?]{0,60}\bsharpen\w*\b[^.!?]{0,40}\b(?:bag|pocket|coat|car|tomorrow|tonight|ready|him|her|them)\b", "high"),
     # -- abuse or safeguarding ---------------------------------------------------
-    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + _VICTIM_CLIENT + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel|a cake))(?! (?:to|into) (?!the\b|a\b|my\b|his\b|her\b)\w+)"),
+    _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + _VICTIM_CLIENT + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel|a cake|understand|realise|realize|think|see|want|cry|appreciate))(?! (?:to|into) (?!the\b|a\b|my\b|his\b|her\b)\w+)"),
     _p("abuse", _AGENT + r"[^.!?;]{0,40}?\b(?P<core>" + _ABUSE_VERB + r"\b[^.!?;]{0,15}?\b" + r"(?:her|him|them)" + r")\b(?! (?:dinner|tea|laugh|smile|happy|proud|feel|a cake))", third_party=True),
     _p("abuse", r"\b(?:won't|doesn't|does not|will not) let me (?:see|leave|go|have|talk|use|work|out)\b"),
-    _p("abuse", r"\bI(?:'m| am) not allowed (?:to|a|an|out|any)\b"),
+    _p("abuse", r"\bI(?:'m| am) not allowed (?:to|a|an|out|any)\b|\b(?:can't|cannot|can not|not allowed to|never allowed to) (?:leave|go out of) the (?:house|flat) (?:without|alone|unless)\b"),
     _p("abuse", r"\b(?:takes|took|keeps|kept|controls|has) (?:all )?(?:of )?my (?:wages|money|pension|passport|benefits|bank card|documents|salary)\b"),
     _p("abuse", r"\b(?:controls|keeps|took|takes|has) (?:all )?(?:the|our) (?:money|bank cards?|cards|car keys)\b|\b(?:show|bring|give|hand) (?:him|her|them) (?:every|all the|the) receipts?\b|\bchecks my phone\b|\breads (?:all )?my (?:messages|texts|emails)\b"),
     _p("abuse", r"\bask (?:his|her|their) permission\b|\bunless I do what (?:he|she|they) (?:says|wants)\b"),
@@ -199,7 +201,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("abuse", r"\b(?:send|text) (?:him|her|them) (?:a )?(?:photo|picture|selfie|my location)\b|\b(?:chooses|decides|picks) what I (?:wear|eat|spend)\b|\bnot allowed to (?:see|eat|go|leave|talk|have|wear|work)\b"),
     _p("abuse", r"\bwoke up\b[^.!?]{0,40}\b(?:naked|clothes off|no clothes|no memory|didn't know where)\b|\b(?:spiked|drugged) (?:my|me)\b|\bhands on me\b|\b(?:lets|let) (?:himself|herself|themselves) in\b"),
     _p("abuse", r"\b(?:our|a|their) (?:special|little) secret\b|\b(?:it's|it is|keep it|says it's) (?:our|a|their) secret\b|\bcomes? into (?:her|his|my|their) (?:room|bed)\b|\bif (?:I|you|she|he) (?:ever )?tells? (?:anyone|anybody|someone|mum|mom)\b", "high"),
-    _p("abuse", r"\b(?:bruises|marks|burns|injuries)\b[^.!?]{0,40}\b(?:nobody|no one|no-one|can't|won't) (?:can )?explain\b|\b(?:always|constantly) (?:starving|hungry|filthy)\b|\b(?:leaves|left) (?:him|her|them|me|us|me and my (?:\w+ )?\w+) (?:alone|on (?:his|her|their|my|our) own|by (?:him|her|them|my|our)sel(?:f|ves))\b[^.!?]{0,20}\b(?:days|nights|weekend)\b|\bfinger-?(?:shaped|mark|tip) bruises\b|\blocks? (?:the|up the) (?:fridge|food|cupboards?)\b|\b(?:go|goes|went|going|sent) to bed (?:starving|hungry|without (?:food|tea|dinner|supper))\b|\b(?:begged|begs|asked|asks|pleaded) (?:me )?(?:to stay|not to (?:go|be sent) home)\b"),
+    _p("abuse", r"\b(?:bruises|marks|burns|injuries)\b[^.!?]{0,40}\b(?:nobody|no one|no-one|can't|won't) (?:can )?explain\b|\b(?:always|constantly) (?:starving|hungry|filthy)\b|\b(?:leaves|left) (?:him|her|them|me|us|me and my (?:\w+ )?\w+) (?:alone|on (?:his|her|their|my|our) own|by (?:him|her|them|my|our)sel(?:f|ves))\b[^.!?]{0,20}\b(?:days|nights|weekend)\b|\bfinger-?(?:shaped|mark|tip) bruises\b|\blocks? (?:the|up the) (?:fridge|food|cupboards?)\b|\b(?:never|no) (?:an )?adults? (?:home|in|around|there)\b|\b(?:same|dirty) (?:clothes|jumper|uniform|nappy)\b[^.!?]{0,15}\b(?:all|for) (?:week|days|the week)\b|\b(?:knocks?|knocking|comes? round|came round)\b[^.!?]{0,30}\basking (?:us |me )?for (?:food|bread|something to eat)\b|\b(?:go|goes|went|going|sent) to bed (?:starving|hungry|without (?:food|tea|dinner|supper))\b|\b(?:begged|begs|asked|asks|pleaded) (?:me )?(?:to stay|not to (?:go|be sent) home)\b"),
     _p("abuse", r"\bif I (?:ever )?(?:leave|left|tell|report|go to the police)\b[^.!?]{0,40}\b(?:he'll|she'll|they'll|he will|she will|he'd|she'd)\b[^.!?]{0,30}\b(?:never see|kill|hurt|take|put me|make sure)\b", "high"),
     _p("abuse", r"\b(?:shoved|pushed|threw|slammed|pinned) me (?:into|against|down|up against|to the)\b", "high"),
     _p("abuse", r"\b(?:put|puts|had|has|got|wrapped) (?:his|her|their) hands? (?:round|around|on) my (?:throat|neck)\b", "high"),
@@ -257,6 +259,11 @@ HYPERBOLE = re.compile(
     re.IGNORECASE,
 )
 
+# "I said I wanted to throttle him, but I didn't mean it": taken back in the same breath.
+RETRACTED = re.compile(
+    r"^[^.!?]{0,40}\b(?:I (?:didn't|did not) mean (?:it|that|a word of it)|I was (?:only |just )?joking|(?:I )?wasn't serious)\b",
+    re.IGNORECASE,
+)
 # "Hurting myself isn't something I'd do": the negation follows a gerund subject.
 NEGATION_AFTER = re.compile(r"^\s*(?:is|was|has|have)?\s*(?:n't|not|never)\b|^\s*(?:isn't|wasn't|hasn't)\b", re.IGNORECASE)
 # Texting drops the apostrophe: "i dont want to die".
@@ -311,7 +318,9 @@ THREAT_TO_YOU = re.compile(
 # a film or a role in a play reports a story.
 REPORTED_QUESTION = re.compile(
     r"\bask(?:s|ed|ing)? (?:me |us |him |her )?(?:whether|if)\b|\b(?:in|from) (?:the|a|this|that) "
-    r"(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|game|news|article)\b|\bmy character\b",
+    r"(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|game|news|article)\b|\bmy character\b|"
+    r"\b(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|article)\b[^.!?]{0,10}\b(?:where|in which|about)\b|"
+    r"\b(?:train|teach|taught|training|teaching)\b[^.!?]{0,40}\b(?:to spot|how to spot|to recognise|to recognize)\b",
     re.IGNORECASE,
 )
 HYPOTHETICAL = re.compile(
@@ -327,7 +336,7 @@ IF_WORD = re.compile(
 )
 # A real consequence follows the if-clause: "if she leaves me I'll kill myself".
 CONSEQUENT = re.compile(
-    r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then|I'm done|I am done|I'm out|I'm gone)\b|"
+    r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then|I'm done|I am done|I'm out|I'm gone|I'm \w+ing)\b|"
     r"\b(?:he|she|they)(?:'ll| will| says| said| threatens| threatened)\b", re.IGNORECASE
 )
 COUNTERFACTUAL = re.compile(r"\b(?:I'd|I would)\b", re.IGNORECASE)
