@@ -59,6 +59,10 @@ FLAGGED = [
     ("My uncle says I can't leave the house without my cousin now.", "abuse", "moderate"),
     ("The kids upstairs came round asking for food again, there's never an adult home.", "abuse", "moderate"),
     ("Told my brother he can keep the car, finished the letters last night.", "suicide_selfharm", "moderate"),
+    ("im bringing my dads knife in tomorrow", "harm_others", "high"),
+    ("I've got a list of the lads from the site, home addresses and all.", "harm_others", "high"),
+    ("If he comes near my kids again, I've got something in the boot that'll sort him.", "harm_others", "high"),
+    ("Some nights I think a pillow would be kinder for both of us.", "harm_others", "high"),
 ]
 
 NOT_FLAGGED = [
@@ -104,6 +108,8 @@ NOT_FLAGGED = [
     ("I'm watching a series where the nurse poisons her patients, it's gripping.", "reported"),
     ("I teach trainee teachers how to spot neglect and grooming.", "reported"),
     ("My aunt told me about her divorce and it made me understand her better.", None),
+    ("Dad nearly took a hammer to the printer this morning.", None),
+    ("I'm reading a story about a woman who stabs her boss, it's so dark.", "reported"),
 ]
 
 
@@ -147,18 +153,18 @@ def test_invisible_characters_cannot_split_a_phrase():
 
 def test_authored_dev_split_patterns_only():
     """The patterns were developed on the dev split: they must keep the safe look-alikes
-    quiet there and keep catching what they catch now (a regression guard, not the
-    reported number; the blind batches folded into dev are partly left to the embedding
-    channel). The only safe rows allowed to flag are hyperbole the lists cannot tell
-    from a threat ("I swear I'll kill her"), flagged by design: the safer error."""
+    quiet there and keep catching the risks said outright (a regression guard, not the
+    reported number; indirect phrasings are shared with the embedding channel). The
+    only safe rows allowed to flag are hyperbole the lists cannot tell from a threat
+    ("I swear I'll kill her"), flagged by design: the safer error."""
     rows = [json.loads(line) for line in asset_path("risk_cases.jsonl").read_text().splitlines()]
     dev = [r for r in rows if r["split"] == "dev"]
     tricky = [r for r in dev if r["risk"] == "none"]
     flagged = [r for r in tricky if DETECTOR.assess(r["text"]).flagged]
     assert all(r["kind"] == "hyperbolic" for r in flagged) and len(flagged) <= 0.03 * len(tricky)
-    risky = [r for r in dev if r["risk"] != "none"]
-    caught = sum(DETECTOR.assess(r["text"]).flagged for r in risky)
-    assert caught / len(risky) >= 0.80
+    outright = [r for r in dev if r["risk"] != "none" and r["kind"] != "indirect"]
+    caught = sum(DETECTOR.assess(r["text"]).flagged for r in outright)
+    assert caught / len(outright) >= 0.95
 
 
 # ---- the embedding channel, with a fake embedder ------------------------------------

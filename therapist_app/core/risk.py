@@ -313,7 +313,7 @@ class RiskDetector:
         embed: EmbedFn | None = None,
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
-        threshold: float = 0.45,
+        threshold: float = 0.40,
         margin: float = 0.04,
         k: int = 3,
     ) -> None:

@@ -162,7 +162,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("harm_others", r"\bsomeone(?:'s| is) going to get hurt\b"),
     _p("harm_others", r"\b(?:won't|will not) be (?:breathing|alive|walking) (?:for long|much longer)\b", "high"),
     _p("harm_others", r"\bI\b[^.!?]{0,60}\b(?P<core>with (?:a|my|the) (?:knife|hammer|bat|gun|crowbar|machete|weapon))\b", "high"),
-    _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b|\bI(?:'m| am|'ll| will)? (?:bring\w*|tak\w*|carry\w*) (?:the|a|my) (?:\w+ )?(?:knife|hammer|bat|gun|machete|crowbar|blade)\b (?:in|to work|with me|round|along)\b", "high"),
+    _p("harm_others", r"\b(?:bought|got|have|carry(?:ing)?) a (?:gun|knife|weapon|machete)\b[^.!?]{0,40}\buse it\b|\b(?:I(?:'m| am|'ll| will)?|im) (?:bring\w*|tak\w*|carry\w*) (?:the|a|my) (?:\w+ )?(?:knife|hammer|bat|gun|machete|crowbar|blade)\b (?:in|to work|with me|round|along)\b", "high"),
     # Warning signs of violence: rehearsal, surveillance of a target, weapons, revenge
     # with intent, poisoning, urges toward a child, command hallucinations.
     _p("harm_others", r"\b(?:my )?hands? (?:round|around|on) (?:his|her|their|your) (?:throat|neck)\b|\b(?:slip\w*|put\w*|add\w*) (?:something|stuff|bleach|pills|poison)\b[^.!?]{0,10}\b(?:in|into)\b[^.!?]{0,30}\b(?:drink|tea|coffee|food|dinner|water)\b", "high"),
@@ -170,6 +170,7 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("harm_others", r"\b(?:won't|will not|isn't going to|wont) be (?:walking|breathing|standing|around) (?:around )?(?:much longer|for long|long|after)\b|\b(?:ending|end) up in (?:hospital|a coffin|the morgue|a box)\b|\bfind out what happens when\b", "high"),
     _p("harm_others", r"\b(?:I(?:'ll| will| am going to|'m going to|'m gonna)|im (?:gonna|going to)|ill) make (?:sure|damn sure) (?:she|he|they)\b[^.!?,;]{0,25}?\b(?:never (?:forgets?|walks?|talks?|sees?)|regrets?|learns?|pays?|suffers?|gets? (?:it|what)|does|do)\b|\b(?:she|he|they)(?:'ll| will) regret (?:the day|it|this)\b"),
     _p("harm_others", r"\b(?:gun|shotgun|piece|knife|blade|bat|machete|crowbar)\b[^.!?]{0,30}\b(?:in (?:my|the) (?:bag|glovebox|car|pocket|boot|trunk)|under (?:the|my) (?:bed|seat|pillow))\b", "high"),
+    _p("harm_others", r"\b(?:something|summat|a little something)\b (?:in|under) (?:the|my) (?:glovebox|glove box|boot|bag|pocket|car|coat)\b[^.!?]{0,40}\b(?:make sure|sort (?:him|her|them)|deal with|teach (?:him|her|them)|never)\b|\b(?:that'll|it'll|this'll|that will) make sure (?:he|she|they) never\b|\bpillow\b[^.!?]{0,30}\b(?:kinder|a mercy|easier for (?:both|all) of us)\b|\blist of (?:the )?(?:\w+ ){0,2}(?:people|kids|lads|guys|men|girls|members|names|colleagues|neighbours)\b[^.!?]{0,60}\b(?:home )?addresses\b", "high"),
     _p("harm_others", r"\b(?:written|wrote|got|have|know) (?:down )?the names (?:and addresses )?of (?:the )?(?:\w+ )?(?:people|kids|lads|guys|men|girls|boys)\b[^.!?]{0,10}\b(?:who|that) (?:did|hurt|bullied|wronged|attacked|jumped)\b", "high"),
     _p("harm_others", r"\b(?:made|making|got|have|wrote|written) a list of (?:the )?(?:people|kids|lads|guys|men|girls|everyone|names)\b[^.!?]{0,20}\b(?:who|that) (?:did|hurt|bullied|wronged|humiliated|laughed|ruined|took)\b", "high"),
     _p("harm_others", r"\b(?:urge|urges|impulse|tempted) to (?:shake|hit|smother|hurt|slap|throttle|strangle|drown)\b|\b(?:shake|smother) (?:him|her|them|the baby) (?:until|till) (?:he|she|they|it) (?:stopped|stops|stop)\b|\bpillow (?:down )?(?:over|on) (?:his|her|their|the baby's) face\b|\b(?:held|holding|hold) (?:the|a) pillow (?:over|on|against) (?:him|her|them|his|her)\b|\b(?:came|come|came scarily) (?:close|within an inch) (?:to|of) (?:hitting|hurting|shaking|strangling|stabbing)\b", "high"),
@@ -255,7 +256,7 @@ HYPERBOLE = re.compile(
     r"\b(?:could|would|'d) (?:kill|murder) (?:for )?(?:a|an|some) (?!\w*(?:man|woman|person|one|body)\b)\w+\b|"
     r"\bkill for\b|\bmurder on\b|\b(?:is|was|be) murder\b|\bdeath of me\b|\bearly grave\b|\bkill me now\b|"
     r"\b(?:kill|murder) (?:me|him|her|them|my \w+) (?:if I'm late|if I am late|if I forget\w*|for (?:\w+ing)\b)|"
-    r"\bcould(?:'ve| have) (?:strangled|killed|murdered|throttled|slapped|throttled)\b|\b(?:kill|murder|strangle|throttle) me when (?:she|he|they) (?:sees?|finds? out|hears?|gets? home)\b|\bdead meat\b|\bkill(?:ed|ing)? myself laughing\b",
+    r"\bcould(?:'ve| have) (?:strangled|killed|murdered|throttled|slapped|throttled)\b|\b(?:kill|murder|strangle|throttle) me when (?:she|he|they) (?:sees?|finds? out|hears?|gets? home)\b|\bdead meat\b|\btake a (?:hammer|sledgehammer|baseball bat|bat) to (?:the|that|this|my|his|her) (?:thing|machine|computer|laptop|printer|telly|tv|phone|car|boiler)\b|\bkill(?:ed|ing)? myself laughing\b",
     re.IGNORECASE,
 )
 
@@ -319,7 +320,7 @@ THREAT_TO_YOU = re.compile(
 REPORTED_QUESTION = re.compile(
     r"\bask(?:s|ed|ing)? (?:me |us |him |her )?(?:whether|if)\b|\b(?:in|from) (?:the|a|this|that) "
     r"(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|game|news|article)\b|\bmy character\b|"
-    r"\b(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|article)\b[^.!?]{0,10}\b(?:where|in which|about)\b|"
+    r"\b(?:novel|book|thriller|story|drama|soap|film|movie|show|series|episode|documentary|podcast|play|article)\b[^.!?]{0,10}\b(?:where|in which|about)\b|"
     r"\b(?:train|teach|taught|training|teaching)\b[^.!?]{0,40}\b(?:to spot|how to spot|to recognise|to recognize)\b",
     re.IGNORECASE,
 )
@@ -336,7 +337,7 @@ IF_WORD = re.compile(
 )
 # A real consequence follows the if-clause: "if she leaves me I'll kill myself".
 CONSEQUENT = re.compile(
-    r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then|I'm done|I am done|I'm out|I'm gone|I'm \w+ing)\b|"
+    r"\b(?:I'll|I will|I'm going to|I am going to|I'm gonna|then|I'm done|I am done|I'm out|I'm gone|I'?m \w+ing|that'll|it'll)\b|"
     r"\b(?:he|she|they)(?:'ll| will| says| said| threatens| threatened)\b", re.IGNORECASE
 )
 COUNTERFACTUAL = re.compile(r"\b(?:I'd|I would)\b", re.IGNORECASE)
