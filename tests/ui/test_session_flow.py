@@ -6,8 +6,10 @@ import pytest
 from PySide6.QtCore import QMimeData, Qt, QTimer
 
 from tests.ui.conftest import new_session, say, unlock
-from tests.ui.fakes import FakeScript
+from tests.ui.fakes import FakeAnalyzer, FakeScript
+from therapist_app.core.risk import RiskAssessment, Trigger
 from therapist_app.core.store import Store
+from therapist_app.ui.analysis import Analysis
 from therapist_app.ui.session_controller import MAX_INPUT_CHARS
 
 pytestmark = pytest.mark.gui
@@ -151,6 +153,26 @@ def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, re
     # Model output never reached the banner, and a later calm turn keeps the warning.
     say(qtbot, window, "Anyway, work was fine.")
     assert window.banner.isVisible() and "kill myself" in window.banner.label.text()
+
+
+def test_a_sentence_that_only_resembles_risk_says_so_and_still_needs_acknowledgement(qtbot, ready):
+    text = "I have been giving my records to the neighbours."
+    resembling = RiskAssessment(("suicide_selfharm",), "low", (
+        Trigger("suicide_selfharm", text, 0, len(text), "embedding", "low"),), (), True)
+
+    class ResemblingAnalyzer(FakeAnalyzer):
+        def __call__(self, words, recent):
+            return Analysis(self.emotion, self.runner_up, resembling)
+
+    h = ready(analyzer=ResemblingAnalyzer())
+    window = h.window
+    say(qtbot, window, text)
+    banner = window.banner.label.text()
+    assert banner.startswith("Words that resemble crisis language (suicide or self-harm, severity low)")
+    assert f"“{text}”" in banner and "Ask the client what they mean" in banner
+    assert window.banner.acknowledge_button.isVisible()
+    window.banner.acknowledge_button.click()
+    assert window.banner.label.text().startswith("Acknowledged: words that resemble crisis language")
 
 
 def test_a_negated_phrase_raises_no_banner(qtbot, ready):

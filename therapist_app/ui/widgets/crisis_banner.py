@@ -54,12 +54,17 @@ class CrisisBanner(QFrame):
             return
         categories = ", ".join(category_name(c) for c in crisis.risk.categories)
         phrases = "; ".join(f"“{p}”" for p in risk_phrases(crisis.risk))
+        # A sentence that only resembles authored risk statements (no listed phrase) is
+        # said to be that, so the therapist can weigh it; it still needs acknowledging.
+        resembles = all(t.source == "embedding" for t in crisis.risk.triggers)
+        what = "Words that resemble crisis language" if resembles else "Possible crisis language"
         if crisis.acknowledged:
-            text = (f"Acknowledged: possible crisis language ({categories}): {phrases}. "
+            text = (f"Acknowledged: {what[0].lower()}{what[1:]} ({categories}): {phrases}. "
                     "Follow your clinic's risk protocol.")
         else:
-            text = (f"Possible crisis language ({categories}, severity {crisis.risk.severity}): "
-                    f"{phrases}. Assess risk now and follow your clinic's protocol. "
+            check = ("Ask the client what they mean" if resembles else "Assess risk now")
+            text = (f"{what} ({categories}, severity {crisis.risk.severity}): "
+                    f"{phrases}. {check} and follow your clinic's protocol. "
                     "Acknowledge to continue.")
         self.label.setText(text)
         self.setAccessibleDescription(text)
