@@ -4,24 +4,31 @@ The crisis detector's embedding channel flags a sentence when its best risk labe
 score (mean cosine of the 3 nearest authored anchors) reaches a threshold and beats the
 safe anchors' score by a margin. This command scores every dev anchor leave-one-out
 against all the others and picks the (threshold, margin) with the most recall of dev
-risks while flagging at most `--max-safe-rate` of the safe sentences the channel would
-actually read (everyday talk and pattern-silent safe cases). Test rows are never used.
+risks while flagging at most `--max-safe-rate` of two kinds of safe talk: the safe
+anchors the channel would actually read (leave-one-out), and everyday client turns that
+are no anchor at all (the client words of the seed corpus, a whole turn counted as
+flagged when any sentence of it is): the second is the false-alarm rate a therapist
+would see in an ordinary session. Test rows are never used.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Sequence
 
 import numpy as np
 
 THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50)
-MARGINS = (-0.04, -0.02, 0.0, 0.02, 0.04, 0.06, 0.08)
+MARGINS = (-0.04, -0.02, 0.0, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08)
 
 
-def operating_points(embed, anchors, k: int = 3) -> list[tuple[float, float, float, float]]:
-    """(threshold, margin, recall of risk anchors, rate of eligible safe anchors flagged)."""
-    from therapist_app.core.risk import NONE, anchor_scores, channel_eligible, embed_anchors
+def operating_points(embed, anchors, everyday: Sequence[str],
+                     k: int = 3) -> list[tuple[float, float, float, float, float]]:
+    """(threshold, margin, recall of risk anchors, rate of eligible safe anchors flagged,
+    rate of everyday turns flagged)."""
+    from therapist_app.core.risk import NONE, anchor_scores, channel_eligible, channel_sentences, embed_anchors
 
     vectors = embed_anchors(embed, anchors)
     texts = [t for label in anchors.by_label for t in anchors.by_label[label]]
@@ -33,21 +40,43 @@ def operating_points(embed, anchors, k: int = 3) -> list[tuple[float, float, flo
                            leave_out_identical=True)
     best = np.max([scores[l] for l in scores if l != NONE], axis=0)
     margin = best - scores[NONE]
+    # Everyday turns, sentence by sentence as the detector reads them.
+    owner = [i for i, turn in enumerate(everyday) for _ in channel_sentences(turn)]
+    sentences = [s for turn in everyday for s in channel_sentences(turn)]
+    if sentences:
+        turn_scores = anchor_scores(np.asarray(embed(sentences), dtype=np.float32), vectors, k,
+                                    leave_out_identical=True)
+        turn_best = np.max([turn_scores[l] for l in turn_scores if l != NONE], axis=0)
+        turn_margin = turn_best - turn_scores[NONE]
     points = []
     for threshold in THRESHOLDS:
         for m in MARGINS:
             flagged = (best >= threshold) & (margin >= m) & counted
+            turns_flagged = set()
+            if sentences:
+                hit = (turn_best >= threshold) & (turn_margin >= m)
+                turns_flagged = {owner[i] for i in np.flatnonzero(hit)}
             points.append((threshold, m, flagged[is_risk].mean(),
-                           flagged[~is_risk & counted].sum() / max(1, (~is_risk & counted).sum())))
+                           flagged[~is_risk & counted].sum() / max(1, (~is_risk & counted).sum()),
+                           len(turns_flagged) / max(1, len(everyday))))
     return points
 
 
-def choose(points, max_safe_rate: float) -> tuple[float, float, float, float]:
-    """The most recall within the safe-rate budget; ties go to the fewer false flags."""
-    allowed = [p for p in points if p[3] <= max_safe_rate]
+def choose(points, max_safe_rate: float) -> tuple[float, float, float, float, float]:
+    """The most recall with both safe rates within the budget; ties go to the fewer
+    false flags."""
+    allowed = [p for p in points if p[3] <= max_safe_rate and p[4] <= max_safe_rate]
     if not allowed:
         raise ValueError(f"no operating point flags at most {max_safe_rate:.0%} of safe sentences")
-    return max(allowed, key=lambda p: (p[2], -p[3]))
+    return max(allowed, key=lambda p: (p[2], -p[4], -p[3]))
+
+
+def everyday_turns() -> list[str]:
+    """The client words of the shipped seed corpus: ordinary session talk, no anchor."""
+    from therapist_app.core.assets import asset_path
+
+    with asset_path("seed_corpus.jsonl").open(encoding="utf-8") as f:
+        return sorted({json.loads(line)["client_words"] for line in f if line.strip()})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--max-safe-rate", type=float, default=0.05,
-                        help="most share of everyday safe sentences the channel may flag (default 0.05)")
+                        help="most share of safe anchors, and of everyday client turns, the channel may "
+                        "flag (default 0.05)")
     parser.set_defaults(func=run)
 
 
@@ -66,15 +96,16 @@ def run(args: argparse.Namespace) -> int:
     from therapist_app.core.risk import risk_anchors
 
     try:
-        points = operating_points(default_embedder().embed, risk_anchors())
-        threshold, margin, recall, safe_rate = choose(points, args.max_safe_rate)
+        points = operating_points(default_embedder().embed, risk_anchors(), everyday_turns())
+        threshold, margin, recall, safe_rate, turn_rate = choose(points, args.max_safe_rate)
     except (ValueError, OSError, EmbedderUnavailable) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    print("threshold margin  recall  safe flagged")
-    for t, m, r, f in points:
-        print(f"{t:9.2f} {m:6.2f} {r:7.3f} {f:12.3f}")
-    print(f"chosen: threshold {threshold:.2f}, margin {margin:.2f} "
-          f"(recall {recall:.3f} of dev risks, {safe_rate:.3f} of everyday safe sentences flagged)")
-    print(f"RESULT threshold={threshold:.2f} margin={margin:.2f} recall={recall:.4f} safe_rate={safe_rate:.4f}")
+    print("threshold margin  recall  safe anchors flagged  everyday turns flagged")
+    for t, m, r, f, e in points:
+        print(f"{t:9.2f} {m:6.2f} {r:7.3f} {f:21.3f} {e:23.3f}")
+    print(f"chosen: threshold {threshold:.2f}, margin {margin:.2f} (recall {recall:.3f} of dev risks, "
+          f"{safe_rate:.3f} of safe anchors and {turn_rate:.3f} of everyday turns flagged)")
+    print(f"RESULT threshold={threshold:.2f} margin={margin:.2f} recall={recall:.4f} "
+          f"safe_rate={safe_rate:.4f} everyday_rate={turn_rate:.4f}")
     return 0

@@ -26,25 +26,37 @@ ANCHORS = RiskAnchors({
 })
 
 
+# Everyday client turns that are no anchor: the first shares words with a risk anchor.
+EVERYDAY = ("I keep picturing the exam hall and my hands shaking.",
+            "The weekend was quiet. We cooked with my sister.",
+            "Work was busy and the trains were late again.")
+
+
 def test_every_point_is_scored_leave_one_out():
-    points = operating_points(bag_of_words_embed, ANCHORS)
+    points = operating_points(bag_of_words_embed, ANCHORS, EVERYDAY)
     assert len(points) == len(THRESHOLDS) * len(MARGINS)
-    assert all(0.0 <= recall <= 1.0 and 0.0 <= rate <= 1.0 for _, _, recall, rate in points)
-    # A lower threshold never catches fewer risks.
+    assert all(0.0 <= recall <= 1.0 and 0.0 <= rate <= 1.0 and 0.0 <= turns <= 1.0
+               for _, _, recall, rate, turns in points)
+    # A lower threshold never catches fewer risks, nor flags fewer everyday turns.
     by_margin = {}
-    for threshold, margin, recall, _ in points:
-        by_margin.setdefault(margin, []).append((threshold, recall))
+    for threshold, margin, recall, _, turns in points:
+        by_margin.setdefault(margin, []).append((threshold, recall, turns))
     for series in by_margin.values():
-        recalls = [r for _, r in sorted(series)]
-        assert recalls == sorted(recalls, reverse=True)
+        ordered = sorted(series)
+        assert [r for _, r, _ in ordered] == sorted((r for _, r, _ in ordered), reverse=True)
+        assert [t for _, _, t in ordered] == sorted((t for _, _, t in ordered), reverse=True)
+    # Everyday turns are scored turn by turn: a rate is a count of the three turns.
+    assert {round(turns * 3) for *_, turns in points} <= {0, 1, 2, 3}
+    assert max(turns for *_, turns in points) > 0  # the look-alike turn flags at a low point
 
 
-def test_the_choice_keeps_within_the_safe_budget_and_maximises_recall():
-    points = [(0.35, 0.0, 0.9, 0.20), (0.45, 0.0, 0.7, 0.04), (0.45, 0.02, 0.7, 0.02), (0.5, 0.0, 0.5, 0.0)]
-    assert choose(points, 0.05) == (0.45, 0.02, 0.7, 0.02)
+def test_the_choice_keeps_both_safe_rates_within_the_budget_and_maximises_recall():
+    points = [(0.35, 0.0, 0.9, 0.20, 0.10), (0.45, 0.0, 0.7, 0.04, 0.08),
+              (0.45, 0.02, 0.7, 0.02, 0.04), (0.5, 0.0, 0.5, 0.0, 0.0)]
+    assert choose(points, 0.05) == (0.45, 0.02, 0.7, 0.02, 0.04)
     assert choose(points, 0.25)[2] == 0.9
     with pytest.raises(ValueError, match="at most"):
-        choose([(0.35, 0.0, 0.9, 0.2)], 0.05)
+        choose([(0.35, 0.0, 0.9, 0.02, 0.2)], 0.05)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -75,6 +75,7 @@ __all__ = [
     "anchor_scores",
     "cached_anchor_vectors",
     "channel_eligible",
+    "channel_sentences",
     "risk_anchors",
 ]
 
@@ -213,6 +214,23 @@ def _channel_reads(sentence: str) -> bool:
             and not HYPERBOLE.search(sentence))
 
 
+def channel_sentences(text: str) -> list[str]:
+    """The sentences of `text` the embedding channel would read: those no pattern
+    touched that are neither quoted, conditional, over, nor built on an idiom."""
+    cleaned = clean_text(text)
+    assessment = _PATTERNS_ONLY.assess(cleaned)
+    touched = [(t.start, t.end) for t in assessment.triggers + assessment.suppressed]
+    return [cleaned[a:b].strip() for a, b in _readable_spans(cleaned, _mask_hyperbole(cleaned), touched)]
+
+
+def _readable_spans(text: str, masked: str, touched: Collection[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [
+        (a, b) for a, b in _sentence_spans(masked)
+        if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
+        and _channel_reads(text[a:b])
+    ]
+
+
 def channel_eligible(text: str) -> bool:
     """Whether the embedding channel would read this text: no pattern touched it and
     it is neither quoted nor conditional."""
@@ -313,8 +331,8 @@ class RiskDetector:
         embed: EmbedFn | None = None,
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
-        threshold: float = 0.40,
-        margin: float = 0.04,
+        threshold: float = 0.35,
+        margin: float = 0.05,
         k: int = 3,
     ) -> None:
         self._embed = embed
@@ -410,11 +428,7 @@ class RiskDetector:
         """Sentences no pattern matched whose nearest authored risk sentences (mean of the
         k most similar per label) beat both the threshold and the nearest safe ones."""
         assert self._anchors is not None and self._embed is not None
-        spans = [
-            (a, b) for a, b in _sentence_spans(masked)
-            if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
-            and _channel_reads(text[a:b])
-        ]
+        spans = _readable_spans(text, masked, touched)
         if not spans:
             return []
         vectors = np.asarray(self._embed([text[a:b].strip() for a, b in spans]), dtype=np.float32)
