@@ -195,7 +195,7 @@ def anchor_scores(vectors: np.ndarray, anchors: dict[str, np.ndarray], k: int,
         similarity = vectors @ rows.T
         if leave_out_identical:
             similarity = np.where(similarity > 0.9999, -1.0, similarity)
-        scores[label] = np.sort(similarity, axis=1)[:, -k:].mean(axis=1)
+        scores[label] = np.partition(similarity, -k, axis=1)[:, -k:].mean(axis=1)
     return scores
 
 
@@ -332,7 +332,7 @@ class RiskDetector:
         anchors: RiskAnchors | None = None,
         anchor_vectors: dict[str, np.ndarray] | None = None,
         threshold: float = 0.35,
-        margin: float = 0.05,
+        margin: float = 0.04,
         k: int = 3,
     ) -> None:
         self._embed = embed
