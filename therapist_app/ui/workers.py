@@ -172,7 +172,7 @@ class AnalysisWorker(QObject):
     @Slot()
     def prepare(self) -> None:
         """Load the analyser before the first client words arrive: MiniLM and the risk
-        anchors take about 30 s on a fresh install (cached after), time the therapist
+        anchors take about 40 s on a fresh install (cached after), time the therapist
         spends unlocking and opening a session. A failure here is only logged: the first
         analysis tries again and reports it, with the words kept."""
         if self._analyzer is None:
