@@ -32,6 +32,7 @@ from therapist_app.core.risk_patterns import (
     NEW_SUBJECT,
     CONSEQUENT,
     COUNTERFACTUAL,
+    DIAGNOSED,
     DISTANT_PAST,
     ELIDED_SUBJECT,
     FIRST_PERSON,
@@ -307,7 +308,11 @@ def _quote_containing(text: str, start: int) -> tuple[int, int] | None:
 def _severity(base: str, text: str, sentence: str, rel_start: int, pattern: Pattern) -> str | None:
     """The trigger's severity, or None when it reports a third party's past or a past
     crisis the client says has ended."""
-    if pattern.category == "substance_medical" and RESOLVED.search(sentence):
+    # "Heart racing, but it passed" is history; an overdose or chest pain that "passed"
+    # is not (paracetamol harms the liver after the sickness settles) unless a harmless
+    # cause was found.
+    if pattern.category == "substance_medical" and (
+            DIAGNOSED.search(sentence) or (pattern.severity != "high" and RESOLVED.search(sentence))):
         return None
     past = DISTANT_PAST.search(sentence)
     if past:

@@ -355,6 +355,14 @@ RESOLVED = re.compile(
     r"\bstopped (?:about |over |nearly |almost )?\w+ (?:years?|months) ago\b|\bhaven't spoken to (?:him|her|them) in\b",
     re.IGNORECASE,
 )
+# A doctor's answer that ends even an emergency sign: "the chest pains turned out to be
+# muscular". Only named harmless causes count; "it turned out fine" after pills does not.
+DIAGNOSED = re.compile(
+    r"\b(?:turned out to be|was (?:just|only)|(?:doctor|GP|A&E|hospital) (?:said|says) it was) (?:just |only )?"
+    r"(?:muscular|a pulled muscle|reflux|acid reflux|heartburn|indigestion|anxiety|a panic attack|a migraine|"
+    r"an ear infection|a virus|low blood pressure|dehydration)\b",
+    re.IGNORECASE,
+)
 RETURNING = re.compile(
     r"\b(?:again|coming back|came back|come back|has come back|lately|recently|this (?:week|month)|now|starting to|moved back)\b",
     re.IGNORECASE,
