@@ -56,6 +56,7 @@ from therapist_app.core.risk_patterns import (
     RETURNING,
     RISK_LABELS,
     SENTENCE,
+    STORY_FRAME,
     THREAT_TO_YOU,
     Pattern,
 )
@@ -276,6 +277,12 @@ def _is_negated(prefix: str) -> bool:
     return True
 
 
+def _story_told(prefix: str) -> bool:
+    """A story frame before the phrase, with no client subject after it."""
+    frames = list(STORY_FRAME.finditer(prefix))
+    return bool(frames) and not FIRST_PERSON_SUBJECT.search(prefix, frames[-1].end())
+
+
 def _is_hypothetical(sentence: str, rel_start: int, rel_end: int, pattern: Pattern) -> bool:
     if HYPOTHETICAL.search(sentence):
         return True
@@ -408,10 +415,12 @@ class RiskDetector:
         quote = _quote_containing(text, s_start + rel_start)
         if quote is not None and not OWN_WORDS.search(text[max(0, quote[0] - 60) : quote[0]]):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "quoted")
-        if REPORTED_QUESTION.search(sentence, 0, core):
+        if REPORTED_QUESTION.search(prefix) or _story_told(sentence[:core]):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "reported")
-        if (_is_negated(prefix) or (not prefix.strip() and NEGATION_AFTER.match(sentence[rel_end:]))
-                or RETRACTED.match(sentence[rel_end:])):
+        # A retraction ("but I didn't mean it") takes back a threat, never the client's
+        # own wish to die: "I want to die, just joking" stays flagged.
+        retracted = pattern.category != "suicide_selfharm" and RETRACTED.match(sentence[rel_end:])
+        if _is_negated(prefix) or (not prefix.strip() and NEGATION_AFTER.match(sentence[rel_end:])) or retracted:
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "negated")
         if _is_hypothetical(sentence, rel_start, rel_end, pattern):
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "hypothetical")

@@ -315,11 +315,15 @@ ADDRESSED_TO_ME = re.compile(
 THREAT_TO_YOU = re.compile(
     r"\b(?:kill|hurt|hit|beat|stab|shoot|strangle) you\b|\byou'll regret\b|\byou're dead\b", re.IGNORECASE
 )
-# "She asked me whether I was suicidal" reports a question, not a statement; a novel,
-# a film or a role in a play reports a story.
-REPORTED_QUESTION = re.compile(
-    r"\bask(?:s|ed|ing)? (?:me |us |him |her )?(?:whether|if)\b|\b(?:in|from) (?:the|a|this|that) "
-    r"(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|game|news|article)\b|\bmy character\b|"
+# "She asked me whether I was suicidal" reports a question, not a statement.
+REPORTED_QUESTION = re.compile(r"\bask(?:s|ed|ing)? (?:me |us |him |her )?(?:whether|if)\b", re.IGNORECASE)
+# A novel, a film, a role in a play or a training course reports a story, as long as the
+# client does not become the subject after it ("a book about grief and I keep thinking...").
+STORY_FRAME = re.compile(
+    r"\b(?:in|from) (?:the|a|this|that) "
+    r"(?:novel|book|film|movie|show|series|episode|documentary|podcast|play|game|news|article)\b"
+    r"(?: (?:I'm|I am|I was|I've been|we're|we were) (?:reading|watching|listening to)\b| I (?:read|watched|saw|heard)\b)?|"
+    r"\bmy character\b|"
     r"\b(?:novel|book|thriller|story|drama|soap|film|movie|show|series|episode|documentary|podcast|play|article)\b[^.!?]{0,10}\b(?:where|in which|about)\b|"
     r"\b(?:train|teach|taught|training|teaching)\b[^.!?]{0,40}\b(?:to spot|how to spot|to recognise|to recognize)\b",
     re.IGNORECASE,
@@ -330,9 +334,12 @@ HYPOTHETICAL = re.compile(
     r"if (?:someone|somebody|anyone|a (?:client|pupil|patient|child|person|friend)))\b",
     re.IGNORECASE,
 )
-# "If I'm honest", "sorry if" and "as if" only frame what follows; they do not make it hypothetical.
+# "If I'm honest", "sorry if" and "as if" only frame what follows, and "asking if" or
+# "wondering if" embeds a question: none of them makes what follows hypothetical.
 IF_WORD = re.compile(
-    r"(?<!\bas )(?<!\bsorry )\bif\b(?! I'm (?:being )?honest| I am (?:being )?honest| that makes sense| you like| you know| I'm truthful)",
+    r"(?<!\bas )(?<!\bsorry )(?<!\bask )(?<!\basks )(?<!\basked )(?<!\basking )(?<!\bwonder )"
+    r"(?<!\bwondering )(?<!\bwondered )(?<!\bknow )(?<!\bsure )(?<!\bcheck )(?<!\bchecking )(?<!\bsee )"
+    r"(?<!\bme )(?<!\bus )\bif\b(?! I'm (?:being )?honest| I am (?:being )?honest| that makes sense| you like| you know| I'm truthful)",
     re.IGNORECASE,
 )
 # A real consequence follows the if-clause: "if she leaves me I'll kill myself".
