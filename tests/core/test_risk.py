@@ -10,7 +10,7 @@ import pytest
 
 from tests.bag_of_words import bag_of_words_embed
 from therapist_app.core.assets import asset_path
-from therapist_app.core.risk import RiskAnchors, RiskDetector, primary_label
+from therapist_app.core.risk import RiskAnchors, RiskDetector, channel_sentences, primary_label
 
 DETECTOR = RiskDetector()  # patterns only: no model needed
 
@@ -198,6 +198,13 @@ def test_embedding_channel_flags_what_patterns_miss():
 def test_embedding_channel_needs_a_margin_over_safe_anchors():
     detector = RiskDetector(bag_of_words_embed, ANCHORS, threshold=0.3, margin=0.05, k=1)
     assert not detector.assess("The lights in the office are too bright.").flagged
+
+
+def test_embedding_channel_reads_what_is_left_of_a_sentence_once_idioms_are_blanked():
+    assert channel_sentences("I'd kill for a proper night's sleep.") == []  # little but the idiom
+    [read] = channel_sentences("Work is killing me, I just want it all to stop.")
+    assert "killing" not in read and read.endswith("I just want it all to stop.")
+    assert channel_sentences("It was hard. I've been sober for six years.") == ["It was hard."]  # over
 
 
 def test_embedding_channel_leaves_sentences_the_patterns_judged():

@@ -206,14 +206,14 @@ def _mask_hyperbole(text: str) -> str:
     return HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
 
 
-def _channel_reads(sentence: str) -> bool:
+def _channel_reads(sentence: str, masked: str) -> bool:
     """Quotations, thought experiments, crises the client says are over and sentences
-    built on a hyperbolic idiom ("I'd kill for a proper night's sleep": what is left
-    once the idiom is blanked would be read out of context) are the patterns' to
-    judge, never the embedding channel's."""
+    that are little more than a hyperbolic idiom ("I'd kill for a proper night's
+    sleep": the few words left once the idiom is blanked would be read out of context)
+    are the patterns' to judge, never the embedding channel's."""
     ended = RESOLVED.search(sentence) and not RETURNING.search(sentence)
-    return (not _conditional(sentence) and not QUOTED.search(sentence) and not ended
-            and not HYPERBOLE.search(sentence))
+    idiom_only = masked != sentence and len(masked.split()) < 4
+    return not _conditional(masked) and not QUOTED.search(masked) and not ended and not idiom_only
 
 
 def channel_sentences(text: str) -> list[str]:
@@ -222,14 +222,15 @@ def channel_sentences(text: str) -> list[str]:
     cleaned = clean_text(text)
     assessment = _PATTERNS_ONLY.assess(cleaned)
     touched = [(t.start, t.end) for t in assessment.triggers + assessment.suppressed]
-    return [cleaned[a:b].strip() for a, b in _readable_spans(cleaned, _mask_hyperbole(cleaned), touched)]
+    masked = _mask_hyperbole(cleaned)
+    return [masked[a:b].strip() for a, b in _readable_spans(cleaned, masked, touched)]
 
 
 def _readable_spans(text: str, masked: str, touched: Collection[tuple[int, int]]) -> list[tuple[int, int]]:
     return [
         (a, b) for a, b in _sentence_spans(masked)
         if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
-        and _channel_reads(text[a:b])
+        and _channel_reads(text[a:b], masked[a:b])
     ]
 
 
@@ -239,7 +240,7 @@ def channel_eligible(text: str) -> bool:
     cleaned = clean_text(text)
     assessment = _PATTERNS_ONLY.assess(cleaned)
     touched = assessment.triggers or assessment.suppressed
-    return not touched and _channel_reads(cleaned)
+    return not touched and _channel_reads(cleaned, _mask_hyperbole(cleaned))
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -445,7 +446,8 @@ class RiskDetector:
         spans = _readable_spans(text, masked, touched)
         if not spans:
             return []
-        vectors = np.asarray(self._embed([text[a:b].strip() for a, b in spans]), dtype=np.float32)
+        # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
+        vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
         scores = anchor_scores(vectors, self._anchors, self.k)
         found = []
         for i, (a, b) in enumerate(spans):
