@@ -28,7 +28,9 @@ def operating_points(embed, anchors, everyday: Sequence[str],
                      k: int = 3) -> list[tuple[float, float, float, float, float]]:
     """(threshold, margin, recall of risk anchors, rate of eligible safe anchors flagged,
     rate of everyday turns flagged)."""
-    from therapist_app.core.risk import NONE, anchor_scores, channel_eligible, channel_sentences, embed_anchors
+    from therapist_app.core.risk import (
+        NONE, anchor_scores, channel_eligible, channel_sentences, channel_verdicts, embed_anchors,
+    )
 
     vectors = embed_anchors(embed, anchors)
     texts = [t for label in anchors.by_label for t in anchors.by_label[label]]
@@ -38,27 +40,22 @@ def operating_points(embed, anchors, everyday: Sequence[str],
     counted = is_risk | np.array([channel_eligible(t) for t in texts])
     scores = anchor_scores(np.concatenate([vectors[l] for l in anchors.by_label]), vectors, k,
                            leave_out_identical=True)
-    best = np.max([scores[l] for l in scores if l != NONE], axis=0)
-    margin = best - scores[NONE]
     # Everyday turns, sentence by sentence as the detector reads them.
-    owner = [i for i, turn in enumerate(everyday) for _ in channel_sentences(turn)]
-    sentences = [s for turn in everyday for s in channel_sentences(turn)]
-    if sentences:
-        turn_scores = anchor_scores(np.asarray(embed(sentences), dtype=np.float32), vectors, k,
-                                    leave_out_identical=True)
-        turn_best = np.max([turn_scores[l] for l in turn_scores if l != NONE], axis=0)
-        turn_margin = turn_best - turn_scores[NONE]
+    read = [channel_sentences(turn) for turn in everyday]
+    owner = np.array([i for i, sentences in enumerate(read) for _ in sentences], dtype=int)
+    sentences = [s for turn_sentences in read for s in turn_sentences]
+    turn_scores = (anchor_scores(np.asarray(embed(sentences), dtype=np.float32), vectors, k,
+                                 leave_out_identical=True) if sentences else None)
     points = []
     for threshold in THRESHOLDS:
         for m in MARGINS:
-            flagged = (best >= threshold) & (margin >= m) & counted
-            turns_flagged = set()
-            if sentences:
-                hit = (turn_best >= threshold) & (turn_margin >= m)
-                turns_flagged = {owner[i] for i in np.flatnonzero(hit)}
+            flagged = channel_verdicts(scores, threshold, m)[1] & counted
+            turns_flagged = 0
+            if turn_scores is not None:
+                turns_flagged = len(set(owner[channel_verdicts(turn_scores, threshold, m)[1]]))
             points.append((threshold, m, flagged[is_risk].mean(),
                            flagged[~is_risk & counted].sum() / max(1, (~is_risk & counted).sum()),
-                           len(turns_flagged) / max(1, len(everyday))))
+                           turns_flagged / max(1, len(everyday))))
     return points
 
 

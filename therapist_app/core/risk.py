@@ -5,8 +5,9 @@ read their context: negation in the same clause, a quotation of someone else's w
 a hypothetical or generic if-clause, a distant past, and hyperbolic idioms (blanked
 before matching). Then, only for sentences the patterns said nothing about, embedding
 similarity to authored risk descriptions and sentences (assets/risk_descriptions.toml,
-assets/risk_anchor_sentences.jsonl) catches indirect phrasings the lists miss. The detector works without the embedder
-(patterns only), so a missing model can never switch risk detection off.
+assets/risk_anchor_sentences.jsonl) catches indirect phrasings the lists miss. The
+detector works without the embedder (patterns only), so a missing model can never
+switch risk detection off.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
     CLAUSE_BREAK,
-    NEW_SUBJECT,
     CONSEQUENT,
     COUNTERFACTUAL,
     DIAGNOSED,
@@ -45,6 +45,7 @@ from therapist_app.core.risk_patterns import (
     NEGATION_AFTER,
     NEGATED_BELIEF,
     NEGATION_CANCEL,
+    NEW_SUBJECT,
     NONE,
     OWN_WORDS,
     PRONOUN,
@@ -78,6 +79,7 @@ __all__ = [
     "cached_anchor_vectors",
     "channel_eligible",
     "channel_sentences",
+    "channel_verdicts",
     "risk_anchors",
 ]
 
@@ -201,6 +203,17 @@ def anchor_scores(vectors: np.ndarray, anchors: dict[str, np.ndarray], k: int,
     return scores
 
 
+def channel_verdicts(scores: dict[str, np.ndarray], threshold: float,
+                     margin: float) -> tuple[list[str], np.ndarray]:
+    """Per scored vector, its best risk category and whether that category reaches
+    `threshold` and beats the safe (`none`) score by `margin`: the channel's one rule,
+    shared by the detector and the tuner that chooses its operating point."""
+    stacked = np.stack([scores[c] for c in CATEGORIES]).astype(np.float64)
+    best = stacked.max(axis=0)
+    flags = (best >= threshold) & (best - scores[NONE].astype(np.float64) >= margin)
+    return [CATEGORIES[i] for i in stacked.argmax(axis=0)], flags
+
+
 def _mask_hyperbole(text: str) -> str:
     """Blank hyperbolic idioms, keeping every offset, so they can trigger nothing."""
     return HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
@@ -216,14 +229,19 @@ def _channel_reads(sentence: str, masked: str) -> bool:
     return not _conditional(masked) and not QUOTED.search(masked) and not ended and not idiom_only
 
 
-def channel_sentences(text: str) -> list[str]:
-    """The sentences of `text` the embedding channel would read: those no pattern
-    touched that are neither quoted, conditional, over, nor built on an idiom."""
-    cleaned = clean_text(text)
+def _pattern_spans(cleaned: str) -> list[tuple[int, int]]:
+    """Where the patterns matched, flagged or suppressed: the channel leaves those alone."""
     assessment = _PATTERNS_ONLY.assess(cleaned)
-    touched = [(t.start, t.end) for t in assessment.triggers + assessment.suppressed]
+    return [(t.start, t.end) for t in assessment.triggers + assessment.suppressed]
+
+
+def channel_sentences(text: str) -> list[str]:
+    """The sentences of `text` the embedding channel would read (idioms blanked): those
+    no pattern touched that are neither quoted, conditional, over, nor little more than
+    an idiom."""
+    cleaned = clean_text(text)
     masked = _mask_hyperbole(cleaned)
-    return [masked[a:b].strip() for a, b in _readable_spans(cleaned, masked, touched)]
+    return [masked[a:b].strip() for a, b in _readable_spans(cleaned, masked, _pattern_spans(cleaned))]
 
 
 def _readable_spans(text: str, masked: str, touched: Collection[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -235,12 +253,10 @@ def _readable_spans(text: str, masked: str, touched: Collection[tuple[int, int]]
 
 
 def channel_eligible(text: str) -> bool:
-    """Whether the embedding channel would read this text: no pattern touched it and
-    it is neither quoted nor conditional."""
+    """Whether the embedding channel would read this text as a whole: no pattern
+    touched it and `_channel_reads` accepts it."""
     cleaned = clean_text(text)
-    assessment = _PATTERNS_ONLY.assess(cleaned)
-    touched = assessment.triggers or assessment.suppressed
-    return not touched and _channel_reads(cleaned, _mask_hyperbole(cleaned))
+    return not _pattern_spans(cleaned) and _channel_reads(cleaned, _mask_hyperbole(cleaned))
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -448,12 +464,11 @@ class RiskDetector:
             return []
         # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
         vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
-        scores = anchor_scores(vectors, self._anchors, self.k)
+        categories, flags = channel_verdicts(anchor_scores(vectors, self._anchors, self.k),
+                                             self.threshold, self.margin)
         found = []
-        for i, (a, b) in enumerate(spans):
-            best = max(CATEGORIES, key=lambda c: scores[c][i])
-            score = float(scores[best][i])
-            if score >= self.threshold and score - float(scores[NONE][i]) >= self.margin:
+        for (a, b), best, flagged in zip(spans, categories, flags):
+            if flagged:
                 phrase = text[a:b].strip()
                 start = text.index(phrase, a) if phrase in text[a:] else a
                 found.append(Trigger(best, phrase, start, start + len(phrase), "embedding", "low"))
