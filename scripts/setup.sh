@@ -29,6 +29,7 @@ as_root() {
 apt_needed=()
 command -v cmake >/dev/null || apt_needed+=(cmake)
 command -v g++ >/dev/null || apt_needed+=(g++)
+command -v patch >/dev/null || apt_needed+=(patch)
 "$python" -c "import venv, ensurepip" 2>/dev/null || apt_needed+=(python3-venv)
 for lib in libEGL.so.1 libxkbcommon.so.0 libfontconfig.so.1 libGL.so.1 libdbus-1.so.3; do
   ldconfig -p 2>/dev/null | grep -q "$lib" || apt_needed+=("$lib")
@@ -61,20 +62,33 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 pip=("$venv/bin/pip" install "${pip_quiet[@]}")
 
-# llama.cpp is built once per machine and kept in a wheel cache keyed by its version
-# and build flags. The flags target AVX2, not the build machine's newest instructions:
-# some virtual machines advertise AMX without enabling it, and a -march=native build
-# then dies with SIGILL. ggml's own thread pool replaces OpenMP: measured on the
-# bundled model with 2 threads, 120-150 tokens/s against 60-100 with OpenMP on an idle
-# 2-core machine, and no collapse when another program holds a core (OpenMP's
-# spinning threads fell to 2 tokens/s on a loaded one). GPU builds are in the README.
+# llama.cpp is built once per machine and kept in a wheel cache keyed by its version,
+# its build flags and the patch below. The flags name instruction sets one by one
+# rather than -march=native: some virtual machines advertise features they do not
+# enable, and a native build then dies with SIGILL. The baseline is AVX2. On CPUs with
+# AMX (Xeon Sapphire Rapids and later) ggml's AMX path is added: it repacks the Q4_1
+# weights for AVX-512 VNNI, which measured 2x the decode rate and 3x the prompt rate on
+# the bundled model (docs/performance.md); ggml falls back by itself when the kernel
+# refuses AMX. ggml's own thread pool replaces OpenMP: 120-150 tokens/s against 60-100
+# with OpenMP on an idle 2-core machine, and no collapse when another program holds a
+# core (OpenMP's spinning threads fell to 2 tokens/s). GPU builds are in the README.
 llama_version=0.3.36
-llama_flags="${LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_OPENMP=OFF}"
-flags_key=$(printf '%s' "$llama_version $llama_flags" | sha256sum | cut -c1-12)
+llama_patch="$root/packaging/llama_cpp/amx-tile-config.patch"
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+cpu_has() { for f in "$@"; do [[ "$cpu_flags" == *" $f "* ]] || return 1; done; }
+default_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_OPENMP=OFF"
+# LLAMA_PORTABLE=1 keeps the AVX2 baseline on any CPU: packaging/build.py needs that
+# for a package that other PCs run.
+if [ "${LLAMA_PORTABLE:-0}" != 1 ] && \
+   cpu_has avx512f avx512bw avx512vl avx512dq avx512vbmi avx512_vnni avx512_bf16 avx_vnni amx_tile amx_int8; then
+  default_flags+=" -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON"
+fi
+llama_flags="${LLAMA_CMAKE_ARGS:-$default_flags}"
+flags_key=$(cat <(printf '%s' "$llama_version $llama_flags") "$llama_patch" | sha256sum | cut -c1-12)
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/therapist-assistant"
 wheelhouse="$cache_root/wheels/$flags_key"
-# The sdist is kept: it is what the wheel builds from, and it vendors the llama.cpp
-# converter (convert_hf_to_gguf.py, gguf-py) that `therapist-trainer export` runs.
+# The sdist is kept unpatched: it is what the wheel builds from, and it vendors the
+# llama.cpp converter (convert_hf_to_gguf.py, gguf-py) that `therapist-trainer export` runs.
 sdist="$cache_root/sdist/llama_cpp_python-$llama_version.tar.gz"
 if [ ! -f "$sdist" ]; then
   "$venv/bin/pip" download "${pip_quiet[@]}" --no-deps --no-binary :all: \
@@ -82,9 +96,15 @@ if [ ! -f "$sdist" ]; then
 fi
 if ! ls "$wheelhouse"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; then
   say "building llama.cpp $llama_version (about 8 minutes, once per machine)"
+  echo "build flags: $llama_flags"
   mkdir -p "$wheelhouse"
+  source_dir=$(mktemp -d)
+  tar -xzf "$sdist" -C "$source_dir"
+  # ggml's AMX tile setup miscompiles with GCC 12 (see the patch's comment).
+  patch --quiet -p1 -d "$source_dir/llama_cpp_python-$llama_version" < "$llama_patch"
   CMAKE_ARGS="$llama_flags" "$venv/bin/pip" wheel "${pip_quiet[@]}" --no-deps --no-cache-dir \
-    "$sdist" -w "$wheelhouse"
+    "$source_dir/llama_cpp_python-$llama_version" -w "$wheelhouse"
+  rm -rf "$source_dir"
 fi
 installed=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))" 2>/dev/null || true)
 marker="$venv/.llama-build-$flags_key"
