@@ -92,6 +92,33 @@ def test_priming_the_transcript_leaves_only_the_new_words_to_decode(tiny_engine)
     assert [s.raw_text for s in primed.suggestions] == [s.raw_text for s in unprimed.suggestions]
 
 
+def test_priming_the_words_as_typed_leaves_only_the_notes_to_decode(tiny_engine):
+    follow_up = SuggestionRequest(
+        "And my partner says I snap at them.",
+        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
+        EmotionReading("stress", 0.7),
+    )
+    tiny_engine.reset_session()
+    unprimed = tiny_engine.complete(follow_up, n=2)
+    tiny_engine.reset_session()
+    tiny_engine.prime(follow_up.context)
+    # Typing goes on: each pause primes the words so far, reusing what still matches.
+    assert tiny_engine.prime(follow_up.context, "And my partner") > 0
+    typed = "And my partner says I snap"
+    extended = tiny_engine.prime(follow_up.context, typed)
+    with_draft = tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context, typed))
+    assert 0 < extended < with_draft - tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context))
+    primed = tiny_engine.complete(follow_up, n=2)
+    # The last typed word may tokenize differently once the sentence goes on.
+    assert primed.stats.reused_tokens >= with_draft - 2
+    assert primed.stats.decoded_prompt_tokens <= unprimed.stats.decoded_prompt_tokens - with_draft + 2
+    assert [s.raw_text for s in primed.suggestions] == [s.raw_text for s in unprimed.suggestions]
+    # A draft the therapist then rewrote costs only its mismatched tail.
+    tiny_engine.prime(follow_up.context, "Something else entirely")
+    again = tiny_engine.complete(follow_up, n=2)
+    assert [s.raw_text for s in again.suggestions] == [s.raw_text for s in unprimed.suggestions]
+
+
 def test_priming_a_context_too_long_for_a_round_does_nothing(tiny_engine):
     tiny_engine.reset_session()
     long_context = tuple(Turn("client" if i % 2 else "therapist", "word " * 60) for i in range(20))

@@ -43,6 +43,7 @@ class FakeScript:
     """Every request the engine received, in order (tests inspect them)."""
     resets: int = 0
     primed: list[tuple[Turn, ...]] = field(default_factory=list)
+    drafts: list[str] = field(default_factory=list)
     """The context of every prime call, in order."""
 
 
@@ -123,8 +124,9 @@ class FakeEngine:
         self.script.rounds.append(request)
         return FakeStream(self, request, self.plan_strategies(request, n, strategies))
 
-    def prime(self, context: Sequence[Turn]) -> int:
+    def prime(self, context: Sequence[Turn], draft: str = "") -> int:
         self.script.primed.append(tuple(context))
+        self.script.drafts.append(draft)
         return len(context)
 
     def reset_session(self) -> None:

@@ -49,6 +49,26 @@ def test_clients_are_created_searched_and_their_sessions_listed(qtbot, make_wind
     assert "view_client" in actions and "view_session" in actions
 
 
+def test_words_being_typed_are_primed_after_a_pause_but_not_stored(qtbot, ready):
+    h = ready()
+    window = h.window
+    session_id = window.controller.session.id
+    say(qtbot, window, "Work has been overwhelming.")
+    before = len(h.script.drafts)
+    qtbot.keyClicks(window.input, "My manager")
+    qtbot.waitUntil(lambda: h.script.drafts[before:] == ["My manager"], timeout=3000)
+    # Primed on the session so far, which the submitted words will follow.
+    assert [t.text for t in h.script.primed[-1]] == ["Work has been overwhelming."]
+    assert [u.text for u in window.store.session_transcript(session_id).utterances] == \
+        ["Work has been overwhelming."]
+    # Submitting before the pause ends primes nothing more: the round decodes the words.
+    qtbot.keyClicks(window.input, " keeps calling")
+    window.submit_button.click()
+    qtbot.waitUntil(lambda: window.controller.target.text == "My manager keeps calling", timeout=5000)
+    qtbot.wait(400)
+    assert h.script.drafts[before:] == ["My manager"]
+
+
 def test_the_analyser_loads_before_the_first_words_and_a_failed_load_keeps_them(qtbot, ready):
     """MiniLM and the risk anchors load while the therapist unlocks, not when the
     client first speaks; a load that fails then is tried again on the first words,

@@ -177,14 +177,17 @@ def render_prompt(request: SuggestionRequest) -> str:
 _NEXT_WORDS = "\ue000next-client-words\ue000"
 
 
-def render_next_turn_prefix(context: Sequence[Turn]) -> str:
+def render_next_turn_prefix(context: Sequence[Turn], draft: str = "") -> str:
     """The prompt text that every next request on this context starts with: the
-    system prompt and the turns so far, up to where the client's next words begin.
+    system prompt and the turns so far, up to where the client's next words begin,
+    followed by `draft`, the start of those words as typed so far.
 
     >>> render_next_turn_prefix([Turn("therapist", "Hello.")]).endswith("<|im_start|>user\\n")
     True
+    >>> render_next_turn_prefix([Turn("therapist", "Hello.")], "I feel").endswith("user\\nI feel")
+    True
     """
-    rendered = render_prompt(SuggestionRequest(_NEXT_WORDS, tuple(context)))
+    rendered = render_prompt(SuggestionRequest(draft + _NEXT_WORDS, tuple(context)))
     return rendered[: rendered.index(_NEXT_WORDS)]
 
 

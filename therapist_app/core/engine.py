@@ -249,16 +249,18 @@ class SuggestionEngine:
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize_prompt(text))
 
-    def prime(self, context: Sequence[fmt.Turn]) -> int:
+    def prime(self, context: Sequence[fmt.Turn], draft: str = "") -> int:
         """Decode the session so far into the cache while nobody is waiting.
 
         Called when the therapist's reply is recorded: the next round then starts
         from a cache that already holds every turn up to the client's next words, so
-        its first token waits only for those words and the notes after them. Returns
-        the number of tokens decoded (0 when the context alone fills the room a
-        round has; that round drops the oldest turns itself).
+        its first token waits only for those words and the notes after them. Called
+        again with `draft`, the client's words as typed so far, it extends the cache
+        over them too; a later edit keeps the part that still matches. Returns the
+        number of tokens decoded (0 when the prompt alone fills the room a round has;
+        that round drops the oldest turns itself).
         """
-        tokens = self._tokenize_prompt(fmt.render_next_turn_prefix(context))
+        tokens = self._tokenize_prompt(fmt.render_next_turn_prefix(context, draft))
         room = self._ctx.n_ctx - self.config.n_seq_max * self.config.max_tokens
         if len(tokens) >= room:
             return 0

@@ -155,6 +155,7 @@ class MainWindow(QMainWindow):
         self.input = ClientInput()
         self.input.submitted.connect(self.submit_client_words)
         self.input.refused.connect(self.show_message)
+        self.input.draft_paused.connect(self.controller.prime_draft)
         self.submit_button = QPushButton("Add client's words (Ctrl+Enter)")
         self.submit_button.setAccessibleName("Add client's words")
         self.submit_button.clicked.connect(self.input.submit)

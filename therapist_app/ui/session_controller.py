@@ -184,6 +184,15 @@ class SessionController(QObject):
         self._set_analysing(True)
         self.engine.analyze(words, self.context_turns())
 
+    def prime_draft(self, text: str) -> None:
+        """Decode the client's words typed so far into the engine's cache, so the
+        round that follows their submission waits only for the rest. Nothing is
+        stored: until the words are added, they exist only in the box and the cache."""
+        if self.session is None or self.store is None or self.store.locked \
+                or self._pending_text is not None or len(text) > MAX_INPUT_CHARS:
+            return
+        self.engine.prime(self.context_turns(), text)
+
     def context_turns(self) -> tuple[Turn, ...]:
         return tuple(Turn(u.speaker, u.text) for u in self.utterances)
 

@@ -38,7 +38,7 @@ class Engine(Protocol):
     def plan_strategies(self, request: SuggestionRequest, n: int,
                         chosen: Sequence[str] | None = None) -> list[str]: ...
 
-    def prime(self, context: Sequence[Turn]) -> int: ...
+    def prime(self, context: Sequence[Turn], draft: str = "") -> int: ...
 
     def reset_session(self) -> None: ...
 
@@ -133,12 +133,14 @@ class EngineWorker(QObject):
         if not ticket.cancelled:
             self.token.emit(ticket.round_id, event.index, event.text)
 
-    @Slot(object)
-    def prime(self, context: tuple[Turn, ...]) -> None:
-        if self._engine is None:
+    @Slot(object, str, object)
+    def prime(self, context: tuple[Turn, ...], draft: str, still_wanted: Callable[[], bool]) -> None:
+        # Drafts arrive while the therapist types; one overtaken by a newer draft (or
+        # by a round) before this thread got to it is skipped, not decoded.
+        if self._engine is None or not still_wanted():
             return
         try:
-            self._engine.prime(context)
+            self._engine.prime(context, draft)
         except Exception as error:  # priming only saves time; a round still works without it
             log.warning("priming the session cache failed: %s", type(error).__name__)
 
@@ -217,7 +219,7 @@ class EngineClient(QObject):
     _request_analysis_warmup = Signal()
     _request_load = Signal(object, object)
     _request_round = Signal(object, object, object)
-    _request_prime = Signal(object)
+    _request_prime = Signal(object, str, object)
     _request_reset = Signal()
     _request_shutdown = Signal()
 
@@ -252,6 +254,7 @@ class EngineClient(QObject):
         self._analysis_thread.start()
         self._request_analysis_warmup.emit()
         self._next_id = 0
+        self._prime_id = 0
         self._current: RoundTicket | None = None
         self.info: EngineInfo | None = None
         self.loading = False
@@ -276,6 +279,7 @@ class EngineClient(QObject):
     def start_round(self, request: SuggestionRequest, strategies: list[str] | None = None) -> None:
         """Start a round of suggestions; a round still running is cancelled first."""
         self.cancel()
+        self._prime_id += 1  # the round decodes its own prompt: queued primes are moot
         self._next_id += 1
         self._current = RoundTicket(self._next_id, threading.Event())
         self._request_round.emit(self._current, request, strategies)
@@ -288,11 +292,14 @@ class EngineClient(QObject):
     def generating(self) -> bool:
         return self._current is not None
 
-    def prime(self, context: tuple[Turn, ...]) -> None:
-        """Decode the session so far on the engine thread while the therapist and
-        client talk, so the next round's first token comes sooner. Queued behind any
-        round in progress."""
-        self._request_prime.emit(tuple(context))
+    def prime(self, context: tuple[Turn, ...], draft: str = "") -> None:
+        """Decode the session so far, and `draft` (the client's words as typed so
+        far), on the engine thread while the therapist and client talk, so the next
+        round's first token comes sooner. Queued behind any round in progress; a
+        prime still queued when a newer prime or a round is requested is dropped."""
+        self._prime_id += 1
+        prime_id = self._prime_id
+        self._request_prime.emit(tuple(context), draft, lambda: prime_id == self._prime_id)
 
     def reset_session(self) -> None:
         self.cancel()

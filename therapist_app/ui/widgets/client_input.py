@@ -2,27 +2,43 @@
 
 Pastes arrive as plain text only (formatting, images and links are dropped), and a
 paste too large to be one turn is refused with a message instead of freezing the
-editor.
+editor. When typing pauses, the text so far is offered as a draft: the engine decodes
+it while the therapist goes on, so the suggestions start sooner once it is added.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QPlainTextEdit
 
 from therapist_app.ui.session_controller import MAX_INPUT_CHARS
 
 
+# Long enough not to fire between keystrokes, short enough to fire between words.
+DRAFT_PAUSE_MS = 300
+
+
 class ClientInput(QPlainTextEdit):
     submitted = Signal(str)
     refused = Signal(str)
+    draft_paused = Signal(str)  # the text so far, after a pause in typing
 
     def __init__(self) -> None:
         super().__init__()
         self.setAccessibleName("Client's words")
         self.setPlaceholderText("Type or paste what the client said, then Ctrl+Enter")
         self.setTabChangesFocus(True)
+        self._pause = QTimer(self)
+        self._pause.setSingleShot(True)
+        self._pause.setInterval(DRAFT_PAUSE_MS)
+        self._pause.timeout.connect(self._offer_draft)
+        self.textChanged.connect(self._pause.start)
+
+    def _offer_draft(self) -> None:
+        text = self.toPlainText()
+        if text.strip() and len(text) <= MAX_INPUT_CHARS:
+            self.draft_paused.emit(text)
 
     def canInsertFromMimeData(self, source: QMimeData) -> bool:
         return source.hasText()
@@ -43,6 +59,7 @@ class ClientInput(QPlainTextEdit):
         super().keyPressEvent(event)
 
     def submit(self) -> None:
+        self._pause.stop()
         text = self.toPlainText()
         if text.strip():
             self.submitted.emit(text)
