@@ -74,7 +74,7 @@ pip=("$venv/bin/pip" install "${pip_quiet[@]}")
 # core (OpenMP's spinning threads fell to 2 tokens/s). GPU builds are in the README.
 llama_version=0.3.36
 llama_patch="$root/packaging/llama_cpp/amx-tile-config.patch"
-cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+cpu_flags=" $( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true) | cut -d: -f2) "
 cpu_has() { for f in "$@"; do [[ "$cpu_flags" == *" $f "* ]] || return 1; done; }
 default_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_OPENMP=OFF"
 # LLAMA_PORTABLE=1 keeps the AVX2 baseline on any CPU: packaging/build.py needs that
