@@ -16,6 +16,12 @@ REQUEST = SuggestionRequest(
     (Turn("therapist", "How has this week been?"),),
     EmotionReading("anxiety", 0.8),
 )
+# The client's next words once the therapist has answered REQUEST.
+FOLLOW_UP = SuggestionRequest(
+    "And my partner says I snap at them.",
+    REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
+    EmotionReading("stress", 0.7),
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +66,7 @@ def test_consecutive_rounds_reuse_the_session_prefix(tiny_engine):
     tiny_engine.reset_session()
     first = tiny_engine.complete(REQUEST, n=2)
     assert first.stats.reused_tokens == 0
-    follow_up = SuggestionRequest(
-        "And my partner says I snap at them.",
-        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
-        EmotionReading("stress", 0.7),
-    )
-    second = tiny_engine.complete(follow_up, n=2)
+    second = tiny_engine.complete(FOLLOW_UP, n=2)
     # Everything up to the previous client words is already in the KV cache.
     earlier = fmt.render_chatml(fmt.build_messages(REQUEST)[:-1], add_generation_prompt=False)
     assert second.stats.reused_tokens >= tiny_engine.count_tokens(earlier)
@@ -73,19 +74,14 @@ def test_consecutive_rounds_reuse_the_session_prefix(tiny_engine):
 
 
 def test_priming_the_transcript_leaves_only_the_new_words_to_decode(tiny_engine):
-    follow_up = SuggestionRequest(
-        "And my partner says I snap at them.",
-        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
-        EmotionReading("stress", 0.7),
-    )
     tiny_engine.reset_session()
-    unprimed = tiny_engine.complete(follow_up, n=2)
+    unprimed = tiny_engine.complete(FOLLOW_UP, n=2)
     tiny_engine.reset_session()
-    primed_tokens = tiny_engine.prime(follow_up.context)
-    prefix = tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context))
+    primed_tokens = tiny_engine.prime(FOLLOW_UP.context)
+    prefix = tiny_engine.count_tokens(fmt.render_next_turn_prefix(FOLLOW_UP.context))
     assert primed_tokens == prefix
-    assert tiny_engine.prime(follow_up.context) == 0  # already in the cache
-    primed = tiny_engine.complete(follow_up, n=2)
+    assert tiny_engine.prime(FOLLOW_UP.context) == 0  # already in the cache
+    primed = tiny_engine.complete(FOLLOW_UP, n=2)
     assert primed.stats.reused_tokens >= prefix - 1
     assert primed.stats.decoded_prompt_tokens <= unprimed.stats.decoded_prompt_tokens - prefix + 1
     # The cache holds the same tokens either way, so the same seed gives the same drafts.
@@ -93,29 +89,24 @@ def test_priming_the_transcript_leaves_only_the_new_words_to_decode(tiny_engine)
 
 
 def test_priming_the_words_as_typed_leaves_only_the_notes_to_decode(tiny_engine):
-    follow_up = SuggestionRequest(
-        "And my partner says I snap at them.",
-        REQUEST.context + (Turn("client", REQUEST.client_words), Turn("therapist", "That sounds exhausting.")),
-        EmotionReading("stress", 0.7),
-    )
     tiny_engine.reset_session()
-    unprimed = tiny_engine.complete(follow_up, n=2)
+    unprimed = tiny_engine.complete(FOLLOW_UP, n=2)
     tiny_engine.reset_session()
-    tiny_engine.prime(follow_up.context)
+    tiny_engine.prime(FOLLOW_UP.context)
     # Typing goes on: each pause primes the words so far, reusing what still matches.
-    assert tiny_engine.prime(follow_up.context, "And my partner") > 0
+    assert tiny_engine.prime(FOLLOW_UP.context, "And my partner") > 0
     typed = "And my partner says I snap"
-    extended = tiny_engine.prime(follow_up.context, typed)
-    with_draft = tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context, typed))
-    assert 0 < extended < with_draft - tiny_engine.count_tokens(fmt.render_next_turn_prefix(follow_up.context))
-    primed = tiny_engine.complete(follow_up, n=2)
+    extended = tiny_engine.prime(FOLLOW_UP.context, typed)
+    with_draft = tiny_engine.count_tokens(fmt.render_next_turn_prefix(FOLLOW_UP.context, typed))
+    assert 0 < extended < with_draft - tiny_engine.count_tokens(fmt.render_next_turn_prefix(FOLLOW_UP.context))
+    primed = tiny_engine.complete(FOLLOW_UP, n=2)
     # The last typed word may tokenize differently once the sentence goes on.
     assert primed.stats.reused_tokens >= with_draft - 2
     assert primed.stats.decoded_prompt_tokens <= unprimed.stats.decoded_prompt_tokens - with_draft + 2
     assert [s.raw_text for s in primed.suggestions] == [s.raw_text for s in unprimed.suggestions]
     # A draft the therapist then rewrote costs only its mismatched tail.
-    tiny_engine.prime(follow_up.context, "Something else entirely")
-    again = tiny_engine.complete(follow_up, n=2)
+    tiny_engine.prime(FOLLOW_UP.context, "Something else entirely")
+    again = tiny_engine.complete(FOLLOW_UP, n=2)
     assert [s.raw_text for s in again.suggestions] == [s.raw_text for s in unprimed.suggestions]
 
 

@@ -43,8 +43,9 @@ class FakeScript:
     """Every request the engine received, in order (tests inspect them)."""
     resets: int = 0
     primed: list[tuple[Turn, ...]] = field(default_factory=list)
-    drafts: list[str] = field(default_factory=list)
     """The context of every prime call, in order."""
+    drafts: list[str] = field(default_factory=list)
+    """The draft (typed words) of every prime call, in order; "" for none."""
 
 
 class FakeStream:

@@ -187,9 +187,10 @@ class SessionController(QObject):
     def prime_draft(self, text: str) -> None:
         """Decode the client's words typed so far into the engine's cache, so the
         round that follows their submission waits only for the rest. Nothing is
-        stored: until the words are added, they exist only in the box and the cache."""
+        stored: until the words are added, they exist only in the box and the cache.
+        An empty box (just cleared by a submission) or an over-long one primes nothing."""
         if self.session is None or self.store is None or self.store.locked \
-                or self._pending_text is not None or len(text) > MAX_INPUT_CHARS:
+                or self._pending_text is not None or not text.strip() or len(text) > MAX_INPUT_CHARS:
             return
         self.engine.prime(self.context_turns(), text)
 

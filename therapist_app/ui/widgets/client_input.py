@@ -36,9 +36,7 @@ class ClientInput(QPlainTextEdit):
         self.textChanged.connect(self._pause.start)
 
     def _offer_draft(self) -> None:
-        text = self.toPlainText()
-        if text.strip() and len(text) <= MAX_INPUT_CHARS:
-            self.draft_paused.emit(text)
+        self.draft_paused.emit(self.toPlainText())
 
     def canInsertFromMimeData(self, source: QMimeData) -> bool:
         return source.hasText()
