@@ -63,7 +63,8 @@ fi
 pip=("$venv/bin/pip" install "${pip_quiet[@]}")
 
 # llama.cpp is built once per machine and kept in a wheel cache keyed by its version,
-# its build flags and the patch below. The flags name instruction sets one by one
+# its build flags and the patches in packaging/llama_cpp (applied in name order; each
+# says why in its header). The flags name instruction sets one by one
 # rather than -march=native: some virtual machines advertise features they do not
 # enable, and a native build then dies with SIGILL. The baseline is AVX2. On CPUs with
 # AMX (Xeon Sapphire Rapids and later) ggml's AMX path is added: it repacks the Q4_1
@@ -73,7 +74,7 @@ pip=("$venv/bin/pip" install "${pip_quiet[@]}")
 # with OpenMP on an idle 2-core machine, and no collapse when another program holds a
 # core (OpenMP's spinning threads fell to 2 tokens/s). GPU builds are in the README.
 llama_version=0.3.36
-llama_patch="$root/packaging/llama_cpp/amx-tile-config.patch"
+llama_patches=("$root"/packaging/llama_cpp/*.patch)
 cpu_flags=" $( (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true) | cut -d: -f2) "
 cpu_has() { for f in "$@"; do [[ "$cpu_flags" == *" $f "* ]] || return 1; done; }
 default_flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_OPENMP=OFF"
@@ -84,7 +85,7 @@ if [ "${LLAMA_PORTABLE:-0}" != 1 ] && \
   default_flags+=" -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DGGML_AMX_TILE=ON -DGGML_AMX_INT8=ON"
 fi
 llama_flags="${LLAMA_CMAKE_ARGS:-$default_flags}"
-flags_key=$(cat <(printf '%s' "$llama_version $llama_flags") "$llama_patch" | sha256sum | cut -c1-12)
+flags_key=$(cat <(printf '%s' "$llama_version $llama_flags") "${llama_patches[@]}" | sha256sum | cut -c1-12)
 cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/therapist-assistant"
 wheelhouse="$cache_root/wheels/$flags_key"
 # The sdist is kept unpatched: it is what the wheel builds from, and it vendors the
@@ -99,12 +100,15 @@ if ! ls "$wheelhouse"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; t
   echo "build flags: $llama_flags"
   mkdir -p "$wheelhouse"
   source_dir=$(mktemp -d)
+  trap 'rm -rf "$source_dir"' EXIT  # also when a patch or the build fails
   tar -xzf "$sdist" -C "$source_dir"
-  # ggml's AMX tile setup miscompiles with GCC 12 (see the patch's comment).
-  patch --quiet -p1 -d "$source_dir/llama_cpp_python-$llama_version" < "$llama_patch"
+  for llama_patch in "${llama_patches[@]}"; do
+    patch --quiet -p1 -d "$source_dir/llama_cpp_python-$llama_version" < "$llama_patch"
+  done
   CMAKE_ARGS="$llama_flags" "$venv/bin/pip" wheel "${pip_quiet[@]}" --no-deps --no-cache-dir \
     "$source_dir/llama_cpp_python-$llama_version" -w "$wheelhouse"
   rm -rf "$source_dir"
+  trap - EXIT
 fi
 installed=$("$venv/bin/python" -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))" 2>/dev/null || true)
 marker="$venv/.llama-build-$flags_key"
