@@ -2,7 +2,8 @@
 
 (a) llama_ratio: our decode tokens/s over llama.cpp's own decode rate (its perf
     counters) for the same rounds: what our Python loop and sampling cost.
-(b) batch3_ratio: wall time of a round of 3 suggestions over a round of 1.
+(b) batch3_ratio: wall time of a round of 3 suggestions over a round of 1 (pairs with
+    the same request and seed, a seed per pair).
 (c) vs_transformers: our decode tokens/s over transformers' fp32 `generate` decode
     tokens/s (prompt and first token timed apart and left out, as on our side) on the
     same weights, loaded from the same GGUF (needs the train extra: torch, transformers,
@@ -20,6 +21,7 @@ Usage: .venv/bin/python bench/inference.py [--threads 2] [--rounds 4] [--skip-tr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -64,14 +66,24 @@ def measure_decode(engine: SuggestionEngine, rounds: int) -> tuple[float, float]
 
 
 def measure_batch(engine: SuggestionEngine, rounds: int) -> float:
+    """Mean wall time of a round of 3 over a round of 1, same request and seed in a pair.
+
+    A round lasts as long as its longest draft, and where a draft stops depends on
+    what is sampled: each pair gets a seed of its own, so the figure averages over
+    draft lengths instead of resting on one seed's drafts per request, and there are
+    3 * rounds pairs because single rounds on these machines vary by 30%.
+    """
     one, three = [], []
-    for k in range(rounds):
+    base = engine.config
+    for k in range(3 * rounds):
         request = conversation(k % len(CLIENT_TURNS))
+        engine.config = dataclasses.replace(base, seed=base.seed + 101 * k)
         for n, bucket in ((1, one), (3, three)) if k % 2 == 0 else ((3, three), (1, one)):
             engine.reset_session()
             started = time.perf_counter()
             engine.complete(request, n=n)
             bucket.append(time.perf_counter() - started)
+    engine.config = base
     return statistics.mean(three) / statistics.mean(one)
 
 
