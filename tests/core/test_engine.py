@@ -51,6 +51,25 @@ def test_prompt_prefix_is_decoded_once_for_all_sequences(tiny_engine):
     assert stats.decoded_prompt_tokens < 1.5 * stats.prompt_tokens
 
 
+def test_every_sequence_reads_the_shared_prefix_it_did_not_decode_alone(tiny_gguf):
+    # The shared part of the prompt that is not cached yet is decoded once, each token
+    # for every sequence, in the batch that holds the sequences' own suffixes. Greedy
+    # decoding of one strategy three times must then give three identical replies: a
+    # sequence that missed those tokens would read a different prompt.
+    config = EngineConfig(
+        model_path=tiny_gguf, n_ctx=512, max_tokens=10, n_threads=2, sampling=SamplingParams(temperature=0)
+    )
+    with SuggestionEngine(config) as engine:
+        cold = engine.complete(REQUEST.with_strategy("question"), n=3)
+        assert cold.stats.reused_tokens == 0
+        engine.prime(FOLLOW_UP.context)
+        warm = engine.complete(FOLLOW_UP.with_strategy("question"), n=3)
+        assert 0 < warm.stats.reused_tokens < warm.stats.prompt_tokens - 1
+    for result in (cold, warm):
+        texts = [s.raw_text for s in result.suggestions]
+        assert texts[0] and texts == [texts[0]] * 3
+
+
 def test_same_seed_same_suggestions(tiny_gguf):
     config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=10, seed=7, n_threads=2)
     outputs = []

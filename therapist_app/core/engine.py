@@ -342,10 +342,9 @@ class SuggestionEngine:
                 return prompts
             budget -= cells - room
 
-    def _extend_cache(self, tokens: list[int]) -> int:
-        """Make sequence 0 hold exactly `tokens`: keep the longest common prefix with
-        what it holds, drop the rest and every other sequence, and decode the new tail
-        in n_batch chunks without logits. Returns how many tokens were reused."""
+    def _keep_prefix(self, tokens: list[int]) -> int:
+        """Make sequence 0 hold the longest prefix of `tokens` that it already holds,
+        dropping the rest and every other sequence. Returns that prefix's length."""
         reused = _common_prefix_length([self._cached, tokens])
         for seq in range(1, self.config.n_seq_max):
             self._ctx.remove(seq)
@@ -353,11 +352,33 @@ class SuggestionEngine:
             self._ctx.remove(0)
             reused = 0
         self._cached = tokens[:reused]
-        for chunk_start in range(reused, len(tokens), self._ctx.n_batch):
+        return reused
+
+    def _decode_rows(self, rows: list[tuple[int, int, tuple[int, ...], bool]]) -> list[int]:
+        """Decode (token, position, sequences, wants logits) rows, at most n_batch a call.
+
+        The last call takes the last n_batch rows, so rows that want logits belong at
+        the end (fewer than n_batch of them). Returns their indices in that last batch.
+        """
+        last = max(0, len(rows) - self._ctx.n_batch)
+        starts = [*range(0, last, self._ctx.n_batch), last]
+        logit_index: list[int] = []
+        for start, end in zip(starts, [*starts[1:], len(rows)]):
             self._batch.clear()
-            for pos in range(chunk_start, min(len(tokens), chunk_start + self._ctx.n_batch)):
-                self._batch.add(tokens[pos], pos, (0,), False)
-            self._ctx.decode(self._batch)
+            logit_index = []
+            for token, pos, seqs, logits in rows[start:end]:
+                index = self._batch.add(token, pos, seqs, logits)
+                if logits:
+                    logit_index.append(index)
+            if self._batch.n_tokens:
+                self._ctx.decode(self._batch)
+        return logit_index
+
+    def _extend_cache(self, tokens: list[int]) -> int:
+        """Make sequence 0 hold exactly `tokens`, reusing what it holds and decoding the
+        new tail without logits. Returns the number of tokens reused."""
+        reused = self._keep_prefix(tokens)
+        self._decode_rows([(tokens[pos], pos, (0,), False) for pos in range(reused, len(tokens))])
         self._cached = tokens[:]
         return reused
 
@@ -371,9 +392,9 @@ class SuggestionEngine:
         # logits at its own position in the first shared batch.
         shared = _common_prefix_length(prompts)
         shared = min(shared, min(len(p) for p in prompts) - 1)
-        reused = self._extend_cache(prompts[0][:shared])
+        reused = self._keep_prefix(prompts[0][:shared])
         for seq in range(1, n):
-            self._ctx.copy_sequence(0, seq, 0, shared)
+            self._ctx.copy_sequence(0, seq, 0, reused)
 
         samplers = [
             Sampler(self.config.sampling, self.config.seed + i, self._model.n_vocab) for i in range(n)
@@ -388,16 +409,14 @@ class SuggestionEngine:
         steps = 0
 
         try:
-            # First batch: each sequence's own prompt suffix, logits on its last token.
-            self._batch.clear()
-            logit_index = []
+            # One batch where it fits: the uncached part of the shared prefix, each token
+            # in every sequence, then each sequence's own suffix with logits on its last
+            # token (a decode call of its own would cost a whole step).
+            every = tuple(range(n))
+            rows = [(prompts[0][pos], pos, every, False) for pos in range(reused, shared)]
             for seq, prompt in enumerate(prompts):
-                for pos in range(shared, len(prompt)):
-                    last = logit_index if pos == len(prompt) - 1 else None
-                    idx = self._batch.add(prompt[pos], pos, (seq,), last is not None)
-                    if last is not None:
-                        logit_index.append(idx)
-            self._ctx.decode(self._batch)
+                rows += [(prompt[pos], pos, (seq,), pos == len(prompt) - 1) for pos in range(shared, len(prompt))]
+            logit_index = self._decode_rows(rows)
             self._cached = prompts[0][:]
 
             while True:
