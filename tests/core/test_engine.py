@@ -252,3 +252,17 @@ def test_decode_steps_count_the_one_token_decodes(tiny_engine):
     expected = suggestion.n_tokens - 1 if suggestion.finish_reason == "length" else suggestion.n_tokens
     assert result.stats.decode_steps == expected
     assert result.stats.decode_s > 0
+
+
+def test_rows_over_one_batch_keep_their_logits_in_the_last_call(tiny_gguf):
+    # A round's rows go to llama.cpp in calls of n_batch; only the last call's logits
+    # survive, so rows that want logits must be among the last n_batch rows.
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=1024, n_threads=2)) as engine:
+        token = engine._model.tokenize("calm", special=False)[0]
+        n_batch = engine._ctx.n_batch
+        rows = [(token, pos, (0,), pos >= n_batch + 98) for pos in range(n_batch + 100)]
+        assert engine._decode_rows(rows) == [n_batch - 2, n_batch - 1]
+        engine.reset_session()
+        rows[0] = (token, 0, (0,), True)
+        with pytest.raises(ValueError, match=f"last {n_batch} rows"):
+            engine._decode_rows(rows)

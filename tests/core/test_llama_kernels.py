@@ -10,6 +10,7 @@ chain samples without the shortcut.
 
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 import llama_cpp
@@ -41,11 +42,13 @@ class Decoder:
 
     def __init__(self, model: Model, n_threads: int = 2, flash_attention: bool = True) -> None:
         self.model = model
-        if flash_attention:
+        params = (
+            contextlib.nullcontext()
+            if flash_attention
+            else mock.patch.object(llama_cpp, "llama_context_default_params", params_without_flash_attention)
+        )
+        with params:
             self.ctx = Context(model, n_ctx=1024, n_batch=512, n_seq_max=4, n_threads=n_threads)
-        else:
-            with mock.patch.object(llama_cpp, "llama_context_default_params", params_without_flash_attention):
-                self.ctx = Context(model, n_ctx=1024, n_batch=512, n_seq_max=4, n_threads=n_threads)
         self.batch = Batch(512, 4)
 
     def decode(self, rows: list[tuple[int, int, int, bool]]) -> list[np.ndarray]:

@@ -361,6 +361,10 @@ class SuggestionEngine:
         the end (fewer than n_batch of them). Returns their indices in that last batch.
         """
         last = max(0, len(rows) - self._ctx.n_batch)
+        # An earlier call's logits are overwritten by the next call: refuse rather than
+        # hand a sequence another sequence's logits.
+        if any(logits for *_, logits in rows[:last]):
+            raise ValueError(f"rows that want logits must be among the last {self._ctx.n_batch} rows")
         starts = [*range(0, last, self._ctx.n_batch), last]
         logit_index: list[int] = []
         for start, end in zip(starts, [*starts[1:], len(rows)]):
