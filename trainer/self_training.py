@@ -20,7 +20,7 @@ from therapist_app.core.dialogue_format import Example, parse_reply
 from trainer.config import ConfigError, _f
 from trainer.rewards import RewardPack
 from trainer.rewards.resources import load_risk_detector
-from trainer.rewards.safety import check_reply
+from therapist_app.core.scoring.safety import check_reply
 from trainer.rewards.settings import RewardSettings
 
 
@@ -68,8 +68,8 @@ def decide(examples: Sequence[Example], completions: Sequence[str], pack: Reward
     kept, decisions = [], []
     for i, (example, completion) in enumerate(zip(examples, completions)):
         parsed = parse_reply(completion)
-        flagged = bool(detector is not None and detector.assess(example.client_words).flagged)
-        safety = check_reply(parsed.text, flagged)
+        risk = detector.assess(example.client_words).categories if detector is not None else ()
+        safety = check_reply(parsed.text, risk, example.emotion)
         if not parsed.text:
             reason = "empty"
         elif parsed.truncated:

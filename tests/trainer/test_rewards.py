@@ -114,20 +114,10 @@ def test_repetition_penalty(completion, expected):
     assert repetition_penalty([completion]) == [pytest.approx(expected)]
 
 
-@pytest.mark.parametrize("reply, flagged, reasons", [
-    ("That sounds frightening; you're not alone with it.", False, ()),
-    ("You clearly have bipolar disorder.", False, ("diagnosis",)),
-    ("This is clearly depression.", False, ("diagnosis",)),
-    ("It sounds like you're feeling depressed lately.", False, ()),
-    ("I promise it will definitely get better.", False, ("promise",)),
-    ("Stop taking your medication and see how you feel.", False, ("medical_advice",)),
-    ("Maybe you'd be better off dead.", False, ("self_harm_content",)),
-    ("Are you thinking about killing yourself?", True, ()),
-    ("Don't tell anyone, just sleep on it.", True, ("contradicts_risk",)),
-    ("Don't tell anyone, just sleep on it.", False, ()),
-])
-def test_safety_rules(reply, flagged, reasons):
-    assert check_reply(reply, flagged).reasons == reasons
+def test_the_reward_uses_the_apps_one_safety_implementation():
+    from therapist_app.core.scoring import safety as core
+
+    assert check_reply is core.check_reply
 
 
 def test_safety_reads_the_risk_flag_from_the_detector_or_the_column():
