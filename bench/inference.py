@@ -14,6 +14,10 @@
     at submission the cache holds everything up to the last word typed.
     warm_transcript_ratio primes the earlier turns only; warm_unprimed_ratio primes
     nothing (only the previous round's prompt is cached).
+(e) bestofn_ratio: wall time of the app's best-of-N round (the configured candidates,
+    6, decoded together and ranked with the MiniLM embedder and emotion head, 3 shown)
+    over today's round of 3 drafts; bestofn_ttft_ratio: their median times to first
+    token (pairs with the same request and seed, a seed per pair).
 
 Usage: .venv/bin/python bench/inference.py [--threads 2] [--rounds 4] [--skip-transformers]
 """
@@ -25,7 +29,9 @@ import dataclasses
 import statistics
 import time
 
+from therapist_app.core.best_of_n import DraftScorer, default_scorer
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
+from therapist_app.core.draft_round import DraftRound
 from therapist_app.core.engine import EngineConfig, SuggestionEngine
 from therapist_app.core.model_file import bundled_model_path
 
@@ -85,6 +91,26 @@ def measure_batch(engine: SuggestionEngine, rounds: int) -> float:
             bucket.append(time.perf_counter() - started)
     engine.config = base
     return statistics.mean(three) / statistics.mean(one)
+
+
+def measure_bestofn(engine: SuggestionEngine, scorer: DraftScorer, rounds: int) -> tuple[float, float]:
+    """(best-of-N round time / round-of-3 time, best-of-N TTFT / round-of-3 TTFT)."""
+    three, best, three_ttft, best_ttft = [], [], [], []
+    for k in range(3 * rounds):
+        request = conversation(k % len(CLIENT_TURNS))
+        seed = engine.config.seed + 101 * k
+        runs = (("three", three, three_ttft), ("best", best, best_ttft))
+        for kind, times, ttfts in runs if k % 2 == 0 else runs[::-1]:
+            engine.reset_session()
+            started = time.perf_counter()
+            if kind == "three":
+                stats = engine.complete(request, n=3, seed=seed).stats
+            else:
+                stats = DraftRound(engine, request, scorer, seed=seed).complete().stats
+            times.append(time.perf_counter() - started)
+            ttfts.append(stats.ttft_s)
+    return (statistics.mean(best) / statistics.mean(three),
+            statistics.median(best_ttft) / statistics.median(three_ttft))
 
 
 def measure_ttft(engine: SuggestionEngine) -> dict[str, float]:
@@ -149,15 +175,20 @@ def main() -> None:
         ours, llama = measure_decode(engine, args.rounds)
         batch3 = measure_batch(engine, args.rounds)
         ttft = measure_ttft(engine)
+        scorer = default_scorer()
+        DraftRound(engine, conversation(0), scorer).complete()  # warm-up: MiniLM and the head
+        bestofn, bestofn_ttft = measure_bestofn(engine, scorer, args.rounds)
     print(f"decode: ours {ours:.1f} tok/s, llama.cpp perf counters {llama:.1f} tok/s")
     print(f"3 suggestions / 1 suggestion wall time: {batch3:.2f}")
     print("warm / cold time to first token: " + ", ".join(f"{k} {v:.3f}" for k, v in ttft.items()))
+    print(f"best-of-{config.candidates} round / round of 3: {bestofn:.2f} (time to first token {bestofn_ttft:.2f})")
     figures = {"llama_ratio": ours / llama, "batch3_ratio": batch3}
     if not args.skip_transformers:
         hf = transformers_tokens_per_second(args.threads)
         print(f"transformers fp32 generate: {hf:.1f} tok/s")
         figures["vs_transformers"] = ours / hf
     figures.update(ttft)
+    figures.update(bestofn_ratio=bestofn, bestofn_ttft_ratio=bestofn_ttft)
     print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in figures.items()))
 
 

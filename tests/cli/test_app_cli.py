@@ -52,7 +52,10 @@ def test_suggest_prints_emotion_and_strategy_tagged_suggestions(tiny_gguf, tmp_p
     out = capsys.readouterr().out
     assert code == 0
     assert "Emotion used: anger" in out
-    assert "1. [Reflection of feelings]" in out and "2. [Restatement or Paraphrasing]" in out
+    # Two drafts shown, ranked: the emotion's first two strategies in the order of their scores.
+    lines = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    assert [line[:3] for line in lines] == ["1. ", "2. "]
+    assert {line.split("]")[0][4:] for line in lines} == {"Reflection of feelings", "Restatement or Paraphrasing"}
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from tests.ui.fakes import FakeAnalyzer, FakeEngine, FakeScript
+from therapist_app.core.best_of_n import DraftScorer
 from therapist_app.core.policy import Policy
 from therapist_app.core.store import KdfParams, Store
 from therapist_app.core.store.keys import key_file_path
@@ -69,6 +70,7 @@ def make_window(qtbot, tmp_path, store_template):
             settings=AppSettings(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)),
             engine_factory=engine_factory or (lambda config: FakeEngine(config, script)),
             analyzer_factory=analyzer_factory or (lambda: analyzer),
+            scorer_factory=DraftScorer,
             kdf=KdfParams.fast(),
             clock=clock,
             idle_check_ms=20,

@@ -2,6 +2,8 @@
 
 Tokens are scripted and arrive with a small delay each, so a test sees them stream
 and can cancel mid-round; `cancel()` is checked between tokens like the real one.
+Draft i of a round is `replies[i % len(replies)]`: with the default six candidates the
+last three repeat the first three, as a small model's drafts often do.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from therapist_app.core.taxonomy import pick_strategies, strategies
 from therapist_app.ui.analysis import Analysis
 
 DEFAULT_REPLIES = (
-    "It sounds like this week has been really heavy for you.",
+    "It sounds like the worry has kept you on edge all week.",
     "What has been the hardest part of it?",
     "You kept going through all of that, which took real strength.",
 )
@@ -46,6 +48,8 @@ class FakeScript:
     """The context of every prime call, in order."""
     drafts: list[str] = field(default_factory=list)
     """The draft (typed words) of every prime call, in order; "" for none."""
+    seeds: list[int] = field(default_factory=list)
+    """The base seed of every round, in order."""
 
 
 class FakeStream:
@@ -54,10 +58,18 @@ class FakeStream:
         self._request = request
         self._chosen = chosen
         self._cancel = threading.Event()
+        self._stopped: set[int] = set()
         self.result: SuggestionSet | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def stop(self, index: int) -> None:
+        self._stopped.add(index)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
 
     def __iter__(self) -> Iterator[TokenEvent]:
         script = self._engine.script
@@ -70,6 +82,9 @@ class FakeStream:
         finish = ["stop"] * len(self._chosen)
         step = 0
         while True:
+            for i in self._stopped:
+                if finish[i] == "stop" and step < len(pieces[i]):
+                    finish[i], pieces[i] = "dropped", pieces[i][:step]
             live = [i for i, words in enumerate(pieces) if step < len(words)]
             if not live:
                 break
@@ -121,8 +136,9 @@ class FakeEngine:
         return pick_strategies(request.emotion.label if request.emotion else None, n)
 
     def stream(self, request: SuggestionRequest, n: int = 3,
-               strategies: Sequence[str] | None = None) -> FakeStream:
+               strategies: Sequence[str] | None = None, seed: int | None = None) -> FakeStream:
         self.script.rounds.append(request)
+        self.script.seeds.append(self.config.seed if seed is None else seed)
         return FakeStream(self, request, self.plan_strategies(request, n, strategies))
 
     def prime(self, context: Sequence[Turn], draft: str = "") -> int:

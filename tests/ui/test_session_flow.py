@@ -106,7 +106,7 @@ def test_client_words_are_analysed_stored_and_answered_by_a_stream(qtbot, ready)
     assert client_turn.emotion_confidence == pytest.approx(0.82)
     assert [s.strategy for s in stored.suggestions] == ["reflection", "question", "affirmation"]
     cards = window.suggestions.cards
-    assert cards[0].body.text() == "It sounds like this week has been really heavy for you."
+    assert cards[0].body.text() == "It sounds like the worry has kept you on edge all week."
     assert cards[1].header.text() == "2. Question"
     assert window.emotion_chip.text().startswith("Emotion: Anxiety 82%")
     request = h.script.rounds[-1]
@@ -213,7 +213,7 @@ def test_stop_cancels_the_round_and_keeps_partial_drafts(qtbot, ready):
     assert not controller.generating
     assert all(s.finish_reason == "cancelled" for s in controller.slots)
     words = len(controller.slots[0].text.split())
-    assert 1 <= words < len("It sounds like this week has been really heavy for you.".split())
+    assert 1 <= words < len("It sounds like the worry has kept you on edge all week.".split())
     assert "stopped" in window.suggestions.cards[0].header.text()
     window.suggestions.cards[0].reject()
     assert window.store.session_transcript(controller.session.id).decisions[-1].decision == "rejected"

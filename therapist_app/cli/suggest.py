@@ -10,8 +10,10 @@ from pathlib import Path
 
 from therapist_app.core.analysis import AnalysisResult, Analyzer
 from therapist_app.core.assets import asset_path
+from therapist_app.core.best_of_n import DraftScorer, default_scorer
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
-from therapist_app.core.engine import EngineConfig, SuggestionEngine, SuggestionSet
+from therapist_app.core.draft_round import DraftRound, RoundResult
+from therapist_app.core.engine import EngineConfig, SuggestionEngine
 from therapist_app.core.model_file import ModelFileError
 from therapist_app.core.taxonomy import emotions, strategies, strategy_from_name
 from therapist_app.core.text_input import TextInputError, parse_transcript, read_text_file
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="earlier turns: a text file with lines starting 'Client:' or 'Therapist:'",
     )
-    suggest.add_argument("-n", type=int, default=3, help="number of suggestions (default 3)")
+    suggest.add_argument("-n", type=int, default=3, help="most suggestions shown (default 3)")
     suggest.add_argument(
         "--strategy",
         help="ask for one strategy (id or name, e.g. reflection); default: one per suggestion",
@@ -61,6 +63,9 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="CPU threads (default: available cores)")
     parser.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
     parser.add_argument("--max-tokens", type=int, default=64, help="most tokens per suggestion")
+    parser.add_argument("--candidates", type=int, default=EngineConfig.candidates,
+                        help=f"drafts decoded per round, of which the best are shown (default {EngineConfig.candidates})")
+    parser.add_argument("--why", action="store_true", help="print why each draft ranked where it did")
 
 
 def _engine(args: argparse.Namespace) -> SuggestionEngine:
@@ -71,13 +76,25 @@ def _engine(args: argparse.Namespace) -> SuggestionEngine:
             n_threads=args.threads,
             seed=args.seed,
             max_tokens=args.max_tokens,
+            candidates=args.candidates,
         )
     )
 
 
-def _print_suggestions(result: SuggestionSet) -> None:
-    for s in result.suggestions:
-        print(f"  {s.index + 1}. [{strategies()[s.strategy].name}] {s.text or '(empty)'}")
+def _round(engine: SuggestionEngine, scorer: DraftScorer, request: SuggestionRequest,
+           analysis: AnalysisResult, shown: int = 3) -> RoundResult:
+    return DraftRound(engine, request, scorer, analysis.risk.categories, shown=shown).complete()
+
+
+def _print_suggestions(result: RoundResult, why: bool = False) -> None:
+    if result.ranking.none_passed:
+        print("  No draft passed the safety checks; run again with another --seed, or write your own reply.")
+    for ranked in result.ranking.shown:
+        draft = ranked.draft
+        source = ", reviewed crisis response" if draft.source == "authored" else ""
+        print(f"  {ranked.rank}. [{strategies()[draft.strategy].name}{source}] {draft.text}")
+        if why:
+            print(f"     why: {ranked.explanation()}")
 
 
 def _print_risk(analysis: AnalysisResult) -> None:
@@ -114,12 +131,12 @@ def run_suggest(args: argparse.Namespace) -> int:
         request = SuggestionRequest(args.words, context, emotion, strategy)
         _print_risk(analysis)
         with _engine(args) as engine:
-            result = engine.complete(request, n=args.n)
+            result = _round(engine, default_scorer(), request, analysis, args.n)
     except (TextInputError, ValueError, ModelFileError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"Emotion used: {described}")
-    _print_suggestions(result)
+    _print_suggestions(result, args.why)
     return 0
 
 
@@ -130,7 +147,8 @@ def run_demo(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         engine = _engine(args)
         analyzer = Analyzer.load()
-    except ModelFileError as err:
+        scorer = default_scorer()
+    except (ModelFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     with engine:
@@ -146,21 +164,22 @@ def run_demo(args: argparse.Namespace) -> int:
             analysis = analyzer.analyse(turn["client"], context)
             emotion, described = _emotion_used(None, analysis)
             request = SuggestionRequest(turn["client"], tuple(context), emotion)
-            result = engine.complete(request, n=3)
+            result = _round(engine, scorer, request, analysis)
             stats = result.stats
             rate = stats.generated_tokens / stats.decode_s if stats.decode_s else 0.0
             print(f"\nClient: {turn['client']}")
             _print_risk(analysis)
             print(f"  emotion: {described} (the script's author read {turn['emotion']})")
-            _print_suggestions(result)
+            _print_suggestions(result, args.why)
             print(
                 f"  turn {number}: analysis {analysis.elapsed_ms:.0f} ms, first token "
-                f"{stats.ttft_s * 1000:.0f} ms, all 3 in "
+                f"{stats.ttft_s * 1000:.0f} ms, {len(result.drafts)} drafts ranked in "
                 f"{stats.total_s:.2f}s, {rate:.0f} tokens/s, prompt {stats.prompt_tokens} "
                 f"tokens ({stats.reused_tokens} already in the cache)"
             )
-            chosen = next((s.text for s in result.suggestions if s.text), "I hear you.")
-            print(f"Therapist (accepted suggestion 1): {chosen}")
+            shown = result.ranking.shown
+            chosen = shown[0].draft.text if shown else turn.get("therapist", "Tell me more about that.")
+            print(f"Therapist ({'accepted suggestion 1' if shown else 'own words'}): {chosen}")
             context += [Turn("client", turn["client"]), Turn("therapist", chosen)]
             # As the app does: decode the accepted reply while the client answers.
             engine.prime(context)

@@ -58,8 +58,11 @@ class EngineConfig:
     seed: int = 1234
     """Base seed; sequence i samples with seed + i, so a round is reproducible."""
     sampling: SamplingParams = field(default_factory=SamplingParams)
-    n_seq_max: int = 4
-    """Most suggestions one round can decode in parallel."""
+    n_seq_max: int = 8
+    """Most drafts one round can decode in parallel (best-of-N candidates included)."""
+    candidates: int = 6
+    """Drafts decoded per round of suggestions, of which the best are shown: 6 keeps a
+    round within twice the time of decoding just the 3 shown (bench/inference.py)."""
 
     def __post_init__(self) -> None:
         if self.n_ctx < 256:
@@ -70,6 +73,8 @@ class EngineConfig:
             raise ValueError("n_gpu_layers must be >= 0, or None for automatic")
         if not 1 <= self.n_seq_max <= 8:
             raise ValueError("n_seq_max must be between 1 and 8")
+        if not 1 <= self.candidates <= self.n_seq_max:
+            raise ValueError(f"candidates must be between 1 and n_seq_max ({self.n_seq_max})")
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class Suggestion:
     raw_text: str
     n_tokens: int
     finish_reason: str
-    """'stop' (end of turn), 'length' (max_tokens) or 'cancelled'."""
+    """'stop' (end of turn), 'length' (max_tokens), 'cancelled' or 'dropped' (stopped early)."""
 
 
 @dataclass(frozen=True)
@@ -131,17 +136,28 @@ class SuggestionStream:
     """Iterate for TokenEvents; `result` holds the SuggestionSet once iteration ends.
 
     `cancel()` may be called from any thread; the loop checks it between tokens.
+    `stop(index)` ends one sequence early (its draft is already out of the running).
     """
 
-    def __init__(self, engine: "SuggestionEngine", request: SuggestionRequest, chosen: list[str]) -> None:
+    def __init__(self, engine: "SuggestionEngine", request: SuggestionRequest, chosen: list[str],
+                 seed: int) -> None:
         self._engine = engine
         self._request = request
         self._strategies = chosen
+        self._seed = seed
         self._cancel = threading.Event()
+        self._stopped: set[int] = set()
         self.result: SuggestionSet | None = None
+
+    @property
+    def strategies(self) -> list[str]:
+        return list(self._strategies)
 
     def cancel(self) -> None:
         self._cancel.set()
+
+    def stop(self, index: int) -> None:
+        self._stopped.add(index)
 
     @property
     def cancelled(self) -> bool:
@@ -150,7 +166,8 @@ class SuggestionStream:
     def __iter__(self) -> Iterator[TokenEvent]:
         if self.result is not None:
             raise RuntimeError("a suggestion stream can be iterated only once")
-        self.result = yield from self._engine._run_round(self._request, self._strategies, self._cancel)
+        self.result = yield from self._engine._run_round(
+            self._request, self._strategies, self._cancel, self._stopped, self._seed)
 
 
 class SuggestionEngine:
@@ -206,21 +223,27 @@ class SuggestionEngine:
         request: SuggestionRequest,
         n: int = 3,
         strategies: Sequence[str] | None = None,
+        seed: int | None = None,
     ) -> SuggestionStream:
         """Start a round of `n` suggestions.
 
-        Strategies: the explicit list if given; else n variants of the request's own
-        strategy if it names one; else n distinct strategies suited to its emotion.
+        Strategies: the explicit list if given (one may repeat: sequences of the same
+        strategy share their prompt and differ by seed); else n variants of the
+        request's own strategy if it names one; else n distinct strategies suited to its
+        emotion. Sequence i samples with `seed + i` (default: the configured seed), so a
+        round is reproducible and a regenerated one, given a new seed, is not a repeat.
         """
-        return SuggestionStream(self, request, self.plan_strategies(request, n, strategies))
+        chosen = self.plan_strategies(request, n, strategies)
+        return SuggestionStream(self, request, chosen, self.config.seed if seed is None else seed)
 
     def complete(
         self,
         request: SuggestionRequest,
         n: int = 3,
         strategies: Sequence[str] | None = None,
+        seed: int | None = None,
     ) -> SuggestionSet:
-        stream = self.stream(request, n, strategies)
+        stream = self.stream(request, n, strategies, seed)
         for _ in stream:
             pass
         assert stream.result is not None
@@ -324,13 +347,14 @@ class SuggestionEngine:
                 tokens += self._model.tokenize(piece, special=piece in (fmt.IM_START, fmt.IM_END))
         return tokens
 
-    def _prompts(self, request: SuggestionRequest, chosen: list[str]) -> list[list[int]]:
-        """Token prompts, one per strategy, that fit the KV cache together.
+    def _prompts(self, request: SuggestionRequest, chosen: list[str], sequences: int) -> list[list[int]]:
+        """Token prompts, one per distinct strategy, that fit the KV cache together
+        with the tokens `sequences` drafts generate.
 
-        The cache is shared: the common prefix takes its cells once, but every
-        sequence's own suffix and its generated tokens take cells of their own.
+        The cache is shared: the common prefix takes its cells once, each strategy's
+        own suffix once, and every sequence's generated tokens cells of their own.
         """
-        room = self._ctx.n_ctx - len(chosen) * self.config.max_tokens
+        room = self._ctx.n_ctx - sequences * self.config.max_tokens
         budget = room
         longest = max(chosen, key=lambda s: len(strategies()[s].directive))
         while True:
@@ -387,22 +411,23 @@ class SuggestionEngine:
         return reused
 
     def _run_round(
-        self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event
+        self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event,
+        stopped: set[int], seed: int,
     ) -> Iterator[TokenEvent]:
         started = time.perf_counter()
         n = len(chosen)
-        prompts = self._prompts(request, chosen)
+        distinct = list(dict.fromkeys(chosen))
+        unique_prompts = self._prompts(request, distinct, n)
+        prompts = [unique_prompts[distinct.index(s)] for s in chosen]
         # Every sequence keeps at least one token of its own to decode, so each gets
         # logits at its own position in the first shared batch.
-        shared = _common_prefix_length(prompts)
-        shared = min(shared, min(len(p) for p in prompts) - 1)
+        shared = _common_prefix_length(unique_prompts)
+        shared = min(shared, min(len(p) for p in unique_prompts) - 1)
         reused = self._keep_prefix(prompts[0][:shared])
         for seq in range(1, n):
             self._ctx.copy_sequence(0, seq, 0, reused)
 
-        samplers = [
-            Sampler(self.config.sampling, self.config.seed + i, self._model.n_vocab) for i in range(n)
-        ]
+        samplers = [Sampler(self.config.sampling, seed + i, self._model.n_vocab) for i in range(n)]
         decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(n)]
         texts = [""] * n
         generated = [0] * n
@@ -414,13 +439,17 @@ class SuggestionEngine:
 
         try:
             # One batch where it fits: the uncached part of the shared prefix, each token
-            # in every sequence, then each sequence's own suffix with logits on its last
-            # token (a decode call of its own would cost a whole step).
+            # in every sequence, then each distinct prompt's own suffix, in every sequence
+            # of that strategy, with logits on its last token (a decode call of its own
+            # would cost a whole step). Sequences of one strategy sample from the same
+            # logits with different seeds.
             every = tuple(range(n))
             rows = [(prompts[0][pos], pos, every, False) for pos in range(reused, shared)]
-            for seq, prompt in enumerate(prompts):
-                rows += [(prompt[pos], pos, (seq,), pos == len(prompt) - 1) for pos in range(shared, len(prompt))]
-            logit_index = self._decode_rows(rows)
+            for strategy, prompt in zip(distinct, unique_prompts):
+                group = tuple(seq for seq in range(n) if chosen[seq] == strategy)
+                rows += [(prompt[pos], pos, group, pos == len(prompt) - 1) for pos in range(shared, len(prompt))]
+            first_logits = self._decode_rows(rows)
+            logit_index = [first_logits[distinct.index(s)] for s in chosen]
             self._cached = prompts[0][:]
 
             while True:
@@ -430,6 +459,9 @@ class SuggestionEngine:
                         continue
                     if cancel.is_set():
                         finish[seq] = "cancelled"
+                        continue
+                    if seq in stopped:
+                        finish[seq] = "dropped"
                         continue
                     token = samplers[seq].sample(self._ctx, logit_index[seq])
                     if first_token_at is None:
@@ -482,7 +514,7 @@ class SuggestionEngine:
         stats = RoundStats(
             prompt_tokens=len(prompts[0]),
             reused_tokens=reused,
-            decoded_prompt_tokens=(shared - reused) + sum(len(p) - shared for p in prompts),
+            decoded_prompt_tokens=(shared - reused) + sum(len(p) - shared for p in unique_prompts),
             generated_tokens=sum(generated),
             ttft_s=ttft,
             total_s=finished - started,

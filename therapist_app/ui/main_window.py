@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from therapist_app.core.best_of_n import default_scorer
 from therapist_app.core.policy import Policy
 from therapist_app.core.store import (
     DatabaseCorrupt,
@@ -55,7 +56,7 @@ from therapist_app.ui.widgets.crisis_banner import CrisisBanner
 from therapist_app.ui.widgets.emotion_chip import EmotionChip
 from therapist_app.ui.widgets.suggestion_panel import SuggestionPanel
 from therapist_app.ui.widgets.transcript import TranscriptView
-from therapist_app.ui.workers import EngineClient, EngineFactory, TaskRunner
+from therapist_app.ui.workers import EngineClient, EngineFactory, ScorerFactory, TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class AppContext:
     settings: AppSettings
     engine_factory: EngineFactory
     analyzer_factory: AnalyzerFactory
+    scorer_factory: ScorerFactory = default_scorer
     kdf: KdfParams = field(default_factory=KdfParams)
     clock: Callable[[], float] = time.monotonic
     idle_check_ms: int = 1000
@@ -99,7 +101,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Therapist assistant")
         self.store: Store | None = None
         self.tasks = TaskRunner(self)
-        self.engine = EngineClient(context.engine_factory, context.analyzer_factory, self)
+        self.engine = EngineClient(context.engine_factory, context.analyzer_factory,
+                                   context.scorer_factory, self)
         self.controller = SessionController(self.engine, self)
         self.idle = IdleWatcher(context.policy.lock_timeout_s, context.clock,
                                 context.idle_check_ms, self)
@@ -319,6 +322,11 @@ class MainWindow(QMainWindow):
         self.idle.start()
         if store.keychain_message:
             self.show_message(f"Keychain not used: {store.keychain_message}")
+        waiting = store.unacknowledged_risk_sessions()
+        if waiting:
+            codes = {c.id: c.code for c in store.list_clients()}
+            where = ", ".join(f"session {session} of client {codes.get(client, client)}" for client, session in waiting)
+            self.show_message(f"A crisis warning is waiting to be acknowledged: {where}. Open it to review.")
         if self.engine.info is None and not self.engine.loading:
             self.load_model(self.context.settings.model())
         self._update_actions()

@@ -21,10 +21,10 @@ from therapist_app.core.dialogue_format import (
     Turn,
     clean_text,
 )
-from therapist_app.core.engine import SuggestionSet
+from therapist_app.core.draft_round import RoundResult
 from therapist_app.core.risk import RiskAssessment
-from therapist_app.core.store import Store
-from therapist_app.core.store.records import Client, Session, Utterance
+from therapist_app.core.store import CrisisNotAcknowledged, Store, StoreError
+from therapist_app.core.store.records import Client, RiskAcknowledgement, Session, Utterance
 from therapist_app.ui.analysis import Analysis
 from therapist_app.ui.workers import EngineClient
 
@@ -51,6 +51,12 @@ class SuggestionSlot:
     """The store's suggestion id, set when the round ends and the text was stored."""
     finish_reason: str | None = None
     decision: str | None = None
+    draft: int | None = None
+    """Which of the round's drafts this slot shows (leaders change while it runs)."""
+    source: str = "model"
+    """'model', or 'authored' for a reviewed crisis response."""
+    explanation: str = ""
+    """Why the draft ranked where it did (its score components), once the round ends."""
 
     @property
     def decidable(self) -> bool:
@@ -59,8 +65,13 @@ class SuggestionSlot:
 
 @dataclass(frozen=True)
 class CrisisState:
+    """A crisis warning on one client utterance. `risk` is the live assessment (with
+    the phrases that raised it); a warning restored from the store, when a session is
+    reopened, carries the stored categories only."""
+
     utterance_id: int
-    risk: RiskAssessment
+    categories: tuple[str, ...]
+    risk: RiskAssessment | None = None
     acknowledged: bool = False
 
 
@@ -91,7 +102,14 @@ class SessionController(QObject):
         self.emotion_corrected = False
         self.runner_up: EmotionReading | None = None
         self.crisis: CrisisState | None = None
+        self.acknowledgements: dict[int, RiskAcknowledgement] = {}
+        """Acknowledged crisis warnings of the open session, by utterance id."""
         self.slots: list[SuggestionSlot] = []
+        self.none_passed = False
+        """The last round ended with no draft that passed the safety checks."""
+        self._draft_texts: list[str] = []
+        self._draft_strategies: list[str] = []
+        self._attempt = 0
         self.model_id = "unknown"
         self.analysing = False
         self._pending_text: str | None = None
@@ -101,6 +119,7 @@ class SessionController(QObject):
         engine.analysed.connect(self._on_analysed)
         engine.analysis_failed.connect(self._on_analysis_failed)
         engine.round_started.connect(self._on_round_started)
+        engine.leaders_changed.connect(self._on_leaders_changed)
         engine.token.connect(self._on_token)
         engine.round_finished.connect(self._on_round_finished)
         engine.round_failed.connect(self._on_round_failed)
@@ -124,6 +143,12 @@ class SessionController(QObject):
         transcript = store.session_transcript(session.id)  # audited view
         self.client, self.session = client, session
         self.utterances = list(transcript.utterances)
+        self.acknowledgements = {a.utterance_id: a for a in transcript.acknowledgements}
+        # A warning nobody acknowledged outlives leaving the session and locking the
+        # store: it comes back from the stored flags until it is acknowledged.
+        pending = transcript.unacknowledged_risk()
+        if pending is not None:
+            self.crisis = CrisisState(pending.id, pending.risk_flags)
         last_client = next((u for u in reversed(self.utterances) if u.speaker == "client"), None)
         if last_client is not None and last_client.emotion is not None:
             self.emotion = EmotionReading(last_client.emotion,
@@ -156,7 +181,9 @@ class SessionController(QObject):
         self.emotion = self.runner_up = None
         self.emotion_corrected = False
         self.crisis = None
+        self.acknowledgements = {}
         self.slots = []
+        self.none_passed = False
         self._pending_text = None
         self._set_analysing(False)
 
@@ -214,10 +241,11 @@ class SessionController(QObject):
         self.target = utterance
         self.emotion, self.runner_up, self.emotion_corrected = emotion, analysis.runner_up, False
         if analysis.risk.flagged:
-            self.crisis = CrisisState(utterance.id, analysis.risk)
+            self.crisis = CrisisState(utterance.id, analysis.risk.categories, analysis.risk)
             self.crisis_changed.emit()
         self.transcript_changed.emit()
         self.emotion_changed.emit()
+        self._attempt = 0
         self._start_round(None)
 
     def _on_analysis_failed(self, message: str) -> None:
@@ -250,10 +278,26 @@ class SessionController(QObject):
         self.message.emit("Emotion corrected; regenerate (Ctrl+R) for suggestions that use it.")
 
     def acknowledge_crisis(self) -> None:
-        if self.crisis is not None and not self.crisis.acknowledged:
-            self.crisis = replace(self.crisis, acknowledged=True)
-            log.info("crisis warning for utterance %d acknowledged", self.crisis.utterance_id)
-            self.crisis_changed.emit()
+        """Record (audited) that the therapist saw the warning; suggestions can then be
+        used. A later unacknowledged flag in the session comes up next."""
+        if self.crisis is None or self.crisis.acknowledged:
+            return
+        store = self._require_store()
+        by = store.profile().display_name or "the therapist"
+        try:
+            record = store.acknowledge_risk(self.crisis.utterance_id, by)
+        except StoreError as error:
+            self.message.emit(f"The acknowledgement could not be saved: {error}. The warning stays.")
+            return
+        self.acknowledgements[record.utterance_id] = record
+        self.crisis = replace(self.crisis, acknowledged=True)
+        log.info("crisis warning for utterance %d acknowledged", self.crisis.utterance_id)
+        waiting = next((u for u in reversed(self.utterances) if u.risk_flags
+                        and u.id not in self.acknowledgements), None)
+        if waiting is not None:
+            self.crisis = CrisisState(waiting.id, waiting.risk_flags)
+        self.crisis_changed.emit()
+        self.transcript_changed.emit()
 
     @property
     def crisis_pending(self) -> bool:
@@ -268,6 +312,7 @@ class SessionController(QObject):
             raise SessionError("add the client's words first")
         if self.engine.info is None:
             raise SessionError("no model is loaded yet")
+        self._attempt += 1
         self._start_round(strategy)
 
     def stop(self) -> None:
@@ -297,11 +342,13 @@ class SessionController(QObject):
                 self.message.emit("No model is loaded: suggestions are unavailable.")
             return
         self.slots = []
+        self.none_passed = False
         self.suggestions_reset.emit()
         self._round_started_at = time.perf_counter()
         self._first_token_at = None
         self._token_count = 0
-        self.engine.start_round(self._request(strategy))
+        assert self.target is not None
+        self.engine.start_round(self._request(strategy), self.target.risk_flags, self._attempt)
         self.generating_changed.emit(True)
 
     def _on_engine_loaded(self, _info) -> None:
@@ -310,48 +357,66 @@ class SessionController(QObject):
                 and not self.store.locked:
             self._start_round(waiting[0])
 
-    def _on_round_started(self, planned: list) -> None:
-        self.slots = [SuggestionSlot(i, s) for i, s in enumerate(planned)]
+    def _on_round_started(self, drafts: list, leaders: list) -> None:
+        self._draft_strategies = [strategy for strategy, _ in drafts]
+        self._draft_texts = [text for _, text in drafts]
+        self._show_leaders(leaders)
+
+    def _on_leaders_changed(self, leaders: list) -> None:
+        self._show_leaders(leaders)
+
+    def _show_leaders(self, leaders: list) -> None:
+        """While a round runs, the slots show its current leaders as they stream."""
+        self.slots = [SuggestionSlot(i, self._draft_strategies[d], self._draft_texts[d], draft=d)
+                      for i, d in enumerate(leaders)]
         self.suggestions_reset.emit()
 
     def _on_token(self, index: int, text: str) -> None:
-        if index >= len(self.slots):
+        if index >= len(self._draft_texts):
             return
         now = time.perf_counter()
         if self._first_token_at is None:
             self._first_token_at = now
         self._token_count += 1
-        self.slots[index].text += text
+        self._draft_texts[index] += text
+        for slot in self.slots:
+            if slot.draft == index:
+                slot.text += text
         elapsed = now - self._first_token_at
         if elapsed > 0.25:
             self.tokens_per_second.emit(self._token_count / elapsed)
         self.suggestions_updated.emit()
 
-    def _on_round_finished(self, result: SuggestionSet) -> None:
+    def _on_round_finished(self, result: RoundResult) -> None:
         store = self.store
         target = self.target
         if store is None or store.locked or target is None:
             return
         latency_ms = (time.perf_counter() - self._round_started_at) * 1000
         slots = []
-        for suggestion in result.suggestions:
-            slot = SuggestionSlot(suggestion.index, suggestion.strategy, suggestion.text,
-                                  finish_reason=suggestion.finish_reason)
-            if suggestion.text:
-                slot.record_id = store.add_suggestion(
-                    target.id, self.model_id, suggestion.strategy, suggestion.text,
-                    latency_ms).id
+        # The ranking settles the order: the best shown draft first.
+        for i, ranked in enumerate(result.ranking.shown):
+            draft = ranked.draft
+            slot = SuggestionSlot(i, draft.strategy, draft.text, finish_reason=draft.finish_reason,
+                                  draft=draft.index, source=draft.source, explanation=ranked.explanation())
+            slot.record_id = store.add_suggestion(
+                target.id, self.model_id if draft.source == "model" else "authored",
+                draft.strategy, draft.text, latency_ms).id
             slots.append(slot)
         self.slots = slots
+        self.none_passed = result.ranking.none_passed
         if result.stats.decode_s > 0 and result.stats.generated_tokens > 1:
             self.tokens_per_second.emit(result.stats.generated_tokens / result.stats.decode_s)
-        log.info("round stored: %d suggestions, %d tokens, %.0f ms%s",
-                 sum(s.record_id is not None for s in slots), result.stats.generated_tokens,
+        log.info("round stored: %d of %d drafts shown, %d tokens, %.0f ms%s",
+                 len(slots), len(result.drafts), result.stats.generated_tokens,
                  latency_ms, " (stopped)" if result.cancelled else "")
         self.generating_changed.emit(False)
         self.suggestions_finished.emit()
         if result.cancelled:
             self.message.emit("Stopped. Partial drafts can still be edited or rejected.")
+        elif self.none_passed:
+            self.message.emit("No draft of this round passed the safety checks, so none is shown. "
+                              "Regenerate (Ctrl+R) for new drafts, or write your own reply.")
 
     def _on_round_failed(self, message: str) -> None:
         self.generating_changed.emit(False)
@@ -388,10 +453,13 @@ class SessionController(QObject):
     def _decide(self, slot: SuggestionSlot, decision: str, final_text: str | None) -> None:
         store = self._require_store()
         assert self.session is not None and slot.record_id is not None
-        with store.atomic():
-            store.decide(slot.record_id, decision, final_text if decision == "edited" else None)
-            if final_text is not None:
-                turn = store.append_utterance(self.session.id, "therapist", final_text)
+        try:
+            with store.atomic():
+                store.decide(slot.record_id, decision, final_text if decision == "edited" else None)
+                if final_text is not None:
+                    turn = store.append_utterance(self.session.id, "therapist", final_text)
+        except CrisisNotAcknowledged as refused:
+            raise SessionError(str(refused)) from None
         slot.decision = decision
         if final_text is not None:
             self.utterances.append(turn)

@@ -16,7 +16,7 @@ from pathlib import Path
 from PySide6.QtGui import QPageSize, QPdfWriter, QTextDocument
 
 from therapist_app.core.deidentify import deidentify
-from therapist_app.core.store.records import Client, Note, Transcript
+from therapist_app.core.store.records import Client, Note, RiskAcknowledgement, Transcript
 from therapist_app.core.taxonomy import emotions
 
 FORMATS = ("markdown", "pdf")
@@ -28,6 +28,8 @@ class ExportTurn:
     speaker: str
     text: str
     emotion: str | None
+    crisis: str = ""
+    """For a flagged client turn: the warning and whether (and when) it was acknowledged."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,11 @@ class SessionExport:
 def build_export(client: Client, transcript: Transcript, note: Note | None,
                  deidentified: bool) -> SessionExport:
     clean = deidentify if deidentified else (lambda text: text)
+    acknowledged = {a.utterance_id: a for a in transcript.acknowledgements}
     turns = tuple(
         ExportTurn(SPEAKERS[u.speaker], clean(u.text),
-                   emotions()[u.emotion].name if u.emotion else None)
+                   emotions()[u.emotion].name if u.emotion else None,
+                   crisis_note(u.risk_flags, acknowledged.get(u.id), deidentified) if u.risk_flags else "")
         for u in transcript.utterances)
     # The pseudonymous code identifies the record within the clinic; a display name
     # may be a real name, so it is left out of every export.
@@ -57,6 +61,22 @@ def build_export(client: Client, transcript: Transcript, note: Note | None,
     )
 
 
+def crisis_note(categories: tuple[str, ...], acknowledgement: RiskAcknowledgement | None,
+                deidentified: bool) -> str:
+    """A flagged turn's warning as the export states it (the acknowledger's name is
+    left out of a de-identified export).
+
+    >>> crisis_note(("abuse",), None, False)
+    'Crisis warning (abuse): not acknowledged'
+    """
+    names = ", ".join(c.replace("_", " ") for c in categories)
+    if acknowledgement is None:
+        return f"Crisis warning ({names}): not acknowledged"
+    when = acknowledgement.acknowledged_at[:16].replace("T", " ")
+    who = "" if deidentified else f" by {acknowledgement.acknowledged_by}"
+    return f"Crisis warning ({names}): acknowledged{who} {when} UTC"
+
+
 def to_markdown(export: SessionExport) -> str:
     lines = [f"# {export.title}", "", f"Started {export.started_at} UTC."]
     if export.deidentified:
@@ -67,6 +87,8 @@ def to_markdown(export: SessionExport) -> str:
         emotion = f" _({turn.emotion})_" if turn.emotion else ""
         text = turn.text.replace("\n", "  \n")
         lines.append(f"**{turn.speaker}**{emotion}: {text}")
+        if turn.crisis:
+            lines.append(f"> ⚠ {turn.crisis}")
         lines.append("")
     lines += ["## Notes", "", export.note or "_No notes._", ""]
     return "\n".join(lines)
@@ -83,6 +105,8 @@ def to_html(export: SessionExport) -> str:
         emotion = f" <i>({esc(turn.emotion)})</i>" if turn.emotion else ""
         text = esc(turn.text).replace("\n", "<br>")
         parts.append(f"<p><b>{esc(turn.speaker)}</b>{emotion}: {text}</p>")
+        if turn.crisis:
+            parts.append(f"<p><i>⚠ {esc(turn.crisis)}</i></p>")
     note = esc(export.note).replace("\n", "<br>") if export.note else "<i>No notes.</i>"
     parts += ["<h2>Notes</h2>", f"<p>{note}</p>"]
     return "\n".join(parts)

@@ -18,8 +18,10 @@ from typing import Any, Callable, Protocol, Sequence
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
+from therapist_app.core.best_of_n import DraftScorer
 from therapist_app.core.dialogue_format import SuggestionRequest, Turn
-from therapist_app.core.engine import EngineConfig, EngineInfo, SuggestionSet, TokenEvent
+from therapist_app.core.draft_round import SHOWN, DraftRound, LeadersChanged, RoundResult
+from therapist_app.core.engine import EngineConfig, EngineInfo, TokenEvent
 from therapist_app.core.model_file import ModelFileError
 from therapist_app.core.store import StoreError
 from therapist_app.ui.analysis import Analyzer, AnalyzerFactory
@@ -31,12 +33,10 @@ class Engine(Protocol):
     """What the GUI needs from `core.engine.SuggestionEngine` (and tests' fake engine)."""
 
     info: EngineInfo
+    config: EngineConfig
 
     def stream(self, request: SuggestionRequest, n: int = 3,
-               strategies: Sequence[str] | None = None) -> Any: ...
-
-    def plan_strategies(self, request: SuggestionRequest, n: int,
-                        chosen: Sequence[str] | None = None) -> list[str]: ...
+               strategies: Sequence[str] | None = None, seed: int | None = None) -> Any: ...
 
     def prime(self, context: Sequence[Turn], draft: str = "") -> int: ...
 
@@ -46,9 +46,12 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[EngineConfig], Engine]
+ScorerFactory = Callable[[], DraftScorer]
 ModelGate = Callable[[EngineConfig], None]
 """Runs on the engine thread before a load; raises to refuse the model (policy)."""
-SUGGESTIONS_PER_ROUND = 3
+# A regenerated round samples with seeds this far from the last round's, so its drafts
+# are new ones rather than a replay.
+REGENERATE_SEED_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,17 @@ class EngineWorker(QObject):
 
     loaded = Signal(object)  # EngineInfo
     load_failed = Signal(str)
-    token = Signal(int, int, str)  # round_id, suggestion index, text piece
-    round_started = Signal(int, list)  # round_id, strategies
-    round_finished = Signal(int, object)  # round_id, SuggestionSet
+    token = Signal(int, int, str)  # round_id, draft index, text piece
+    round_started = Signal(int, list, list)  # round_id, [(strategy, text so far)] per draft, leaders
+    leaders_changed = Signal(int, list)  # round_id, draft index shown in each slot
+    round_finished = Signal(int, object)  # round_id, RoundResult
     round_failed = Signal(int, str)
 
-    def __init__(self, factory: EngineFactory) -> None:
+    def __init__(self, factory: EngineFactory, scorer_factory: ScorerFactory) -> None:
         super().__init__()
         self._factory = factory
+        self._scorer_factory = scorer_factory
+        self._scorer: DraftScorer | None = None
         self._engine: Engine | None = None
 
     @Slot(object, object)
@@ -106,23 +112,32 @@ class EngineWorker(QObject):
         log.info("model loaded on the worker in %.2fs", time.perf_counter() - started)
         self.loaded.emit(self._engine.info)
 
-    @Slot(object, object, object)
-    def run_round(self, ticket: RoundTicket, request: SuggestionRequest,
-                  strategies: list[str] | None) -> None:
+    @Slot(object, object, object, int)
+    def run_round(self, ticket: RoundTicket, request: SuggestionRequest, risk: tuple[str, ...],
+                  attempt: int) -> None:
+        """Decode the round's candidates, stream the leaders, deliver the ranking.
+        `attempt` counts regenerations for the same client words (new seeds each)."""
         if self._engine is None:
             self.round_failed.emit(ticket.round_id, "no model is loaded")
             return
         try:
-            planned = self._engine.plan_strategies(request, SUGGESTIONS_PER_ROUND, strategies)
-            stream = self._engine.stream(request, SUGGESTIONS_PER_ROUND, planned)
-            self.round_started.emit(ticket.round_id, list(planned))
+            if self._scorer is None:
+                self._scorer = self._scorer_factory()
+            seed = self._engine.config.seed + REGENERATE_SEED_STEP * attempt
+            drafts = DraftRound(self._engine, request, self._scorer, risk, shown=SHOWN, seed=seed)
+            self.round_started.emit(ticket.round_id,
+                                    [(d.strategy, drafts.text(d.index)) for d in drafts.drafts],
+                                    list(drafts.leaders))
             if ticket.cancelled:
-                stream.cancel()
-            for event in stream:
+                drafts.cancel()
+            for event in drafts:
                 if ticket.cancelled:
-                    stream.cancel()
-                self._emit_token(ticket, event)
-            result: SuggestionSet = stream.result
+                    drafts.cancel()
+                if isinstance(event, LeadersChanged):
+                    self.leaders_changed.emit(ticket.round_id, list(event.leaders))
+                else:
+                    self._emit_token(ticket, event)
+            result: RoundResult = drafts.result
         except Exception as error:
             log.warning("suggestion round %d failed: %s", ticket.round_id, type(error).__name__)
             self.round_failed.emit(ticket.round_id, _describe(error))
@@ -208,9 +223,10 @@ class EngineClient(QObject):
 
     loaded = Signal(object)
     load_failed = Signal(str)
-    token = Signal(int, str)  # suggestion index, text piece
-    round_started = Signal(list)
-    round_finished = Signal(object)  # SuggestionSet
+    token = Signal(int, str)  # draft index, text piece
+    round_started = Signal(list, list)  # [(strategy, text so far)] per draft, leaders
+    leaders_changed = Signal(list)
+    round_finished = Signal(object)  # RoundResult
     round_failed = Signal(str)
     analysed = Signal(object)  # Analysis of the latest request
     analysis_failed = Signal(str)
@@ -218,17 +234,17 @@ class EngineClient(QObject):
     _request_analysis = Signal(int, str, object)
     _request_analysis_warmup = Signal()
     _request_load = Signal(object, object)
-    _request_round = Signal(object, object, object)
+    _request_round = Signal(object, object, object, int)
     _request_prime = Signal(object, str, object)
     _request_reset = Signal()
     _request_shutdown = Signal()
 
     def __init__(self, factory: EngineFactory, analyzer_factory: AnalyzerFactory,
-                 parent: QObject | None = None) -> None:
+                 scorer_factory: ScorerFactory, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("engine")
-        self._worker = EngineWorker(factory)
+        self._worker = EngineWorker(factory, scorer_factory)
         self._worker.moveToThread(self._thread)
         self._analysis_thread = QThread()
         self._analysis_thread.setObjectName("analysis")
@@ -248,6 +264,7 @@ class EngineClient(QObject):
         self._worker.load_failed.connect(self._on_load_failed)
         self._worker.token.connect(self._on_token)
         self._worker.round_started.connect(self._on_round_started)
+        self._worker.leaders_changed.connect(self._on_leaders_changed)
         self._worker.round_finished.connect(self._on_round_finished)
         self._worker.round_failed.connect(self._on_round_failed)
         self._thread.start()
@@ -276,13 +293,15 @@ class EngineClient(QObject):
         self.info = None
         self._request_load.emit(config, gate)
 
-    def start_round(self, request: SuggestionRequest, strategies: list[str] | None = None) -> None:
-        """Start a round of suggestions; a round still running is cancelled first."""
+    def start_round(self, request: SuggestionRequest, risk: Sequence[str] = (), attempt: int = 0) -> None:
+        """Start a round of suggestions; a round still running is cancelled first.
+        `risk` is the flagged categories of the client's words (a crisis-aware round);
+        `attempt` counts regenerations for the same words (each samples anew)."""
         self.cancel()
         self._prime_id += 1  # the round decodes its own prompt: queued primes are moot
         self._next_id += 1
         self._current = RoundTicket(self._next_id, threading.Event())
-        self._request_round.emit(self._current, request, strategies)
+        self._request_round.emit(self._current, request, tuple(risk), attempt)
 
     def cancel(self) -> None:
         if self._current is not None:
@@ -341,15 +360,19 @@ class EngineClient(QObject):
         self.loading = False
         self.load_failed.emit(message)
 
-    def _on_round_started(self, round_id: int, planned: list) -> None:
+    def _on_round_started(self, round_id: int, drafts: list, leaders: list) -> None:
         if self._is_current(round_id):
-            self.round_started.emit(planned)
+            self.round_started.emit(drafts, leaders)
+
+    def _on_leaders_changed(self, round_id: int, leaders: list) -> None:
+        if self._is_current(round_id):
+            self.leaders_changed.emit(leaders)
 
     def _on_token(self, round_id: int, index: int, text: str) -> None:
         if self._is_current(round_id) and not self._current.cancelled:
             self.token.emit(index, text)
 
-    def _on_round_finished(self, round_id: int, result: SuggestionSet) -> None:
+    def _on_round_finished(self, round_id: int, result: RoundResult) -> None:
         if self._is_current(round_id):
             self._current = None
             self.round_finished.emit(result)

@@ -41,6 +41,7 @@ def fill(store: Store, marker: str) -> dict[str, int]:
                                   emotion="anxiety", confidence=0.8, risk_flags=("self_harm",))
     suggestion = store.add_suggestion(said.id, "smollm2", "reflection",
                                       f"You feel {marker}.", 42.0)
+    store.acknowledge_risk(said.id, "Dr Test")
     store.decide(suggestion.id, "edited", f"It sounds like {marker} is hard.")
     store.append_utterance(session.id, "therapist", f"It sounds like {marker} is hard.")
     store.set_note(session.id, f"note about {marker}")

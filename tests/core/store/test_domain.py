@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import sqlcipher3
 
-from tests.core.store.helpers import fill
-from therapist_app.core.store import Conflict, NotFound, StoreLocked
+from tests.core.store.helpers import PASSPHRASE, fill
+from therapist_app.core.store import Conflict, CrisisNotAcknowledged, NotFound, StoreLocked
 from therapist_app.core.store.autolock import AutoLock
 from therapist_app.core.store.records import Client, Transcript, Utterance
 
@@ -169,3 +169,64 @@ def test_auto_lock_uses_idle_time_on_a_monotonic_clock(store):
 def test_auto_lock_on_suspend(store):
     AutoLock(store, timeout_s=60).suspend()
     assert store.locked
+
+
+def test_a_suggestion_past_an_unacknowledged_crisis_warning_cannot_be_used(store):
+    client = store.add_client("C-RISK")
+    session = store.start_session(client.id)
+    flagged = store.append_utterance(session.id, "client", "words", risk_flags=("suicide_selfharm",))
+    later = store.append_utterance(session.id, "client", "more words")
+    first = store.add_suggestion(flagged.id, "m", "question", "Are you safe?", 1.0)
+    second = store.add_suggestion(later.id, "m", "question", "What happened next?", 1.0)
+    for suggestion in (first, second):  # the flagged turn, and any turn after it
+        for decision in ("accepted", "edited"):
+            with pytest.raises(CrisisNotAcknowledged):
+                store.decide(suggestion.id, decision, "text" if decision == "edited" else None)
+    store.decide(second.id, "rejected")  # rejecting is always allowed
+    record = store.acknowledge_risk(flagged.id, "Dr Test")
+    assert (record.categories, record.acknowledged_by) == (("suicide_selfharm",), "Dr Test")
+    assert store.acknowledge_risk(flagged.id, "Someone else") == record  # once per utterance
+    store.decide(first.id, "accepted")
+    transcript = store.session_transcript(session.id)
+    assert transcript.acknowledgements == (record,) and transcript.unacknowledged_risk() is None
+    audit = [e for e in store.audit_log() if e.action == "crisis_acknowledged"]
+    assert [(e.session_id, e.object_id, e.count) for e in audit] == [(session.id, flagged.id, 1)]
+    with pytest.raises(ValueError, match="no risk flag"):
+        store.acknowledge_risk(later.id, "Dr Test")
+
+
+def test_the_audit_log_refuses_rows_that_replace_existing_ones(store, raw_connection, store_path):
+    fill(store, "gamma")
+    store.close()
+    conn = raw_connection(store_path)
+    first = conn.execute("SELECT id, at, action FROM audit ORDER BY id LIMIT 1").fetchone()
+    for verb in ("INSERT OR REPLACE", "REPLACE"):
+        with pytest.raises(sqlcipher3.IntegrityError, match="append-only"):
+            conn.execute(f"{verb} INTO audit(id, at, action) VALUES (?, ?, 'backup')", (first[0], first[1]))
+    with pytest.raises(sqlcipher3.IntegrityError):
+        conn.execute("INSERT INTO audit(at, action) VALUES ('now', 'not-an-action')")
+    assert conn.execute("SELECT id, at, action FROM audit ORDER BY id LIMIT 1").fetchone() == first
+
+
+def test_a_store_from_before_acknowledgements_migrates_with_its_audit_log(tmp_path, monkeypatch):
+    from therapist_app.core.store import KdfParams, Store, schema
+
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    with Store.create(path, PASSPHRASE, KdfParams.fast()) as old:
+        ids = fill_without_risk(old)
+        before = old.audit_log()
+    monkeypatch.undo()
+    with Store.open(path, PASSPHRASE) as store:
+        assert store.audit_log() == before  # newest first, every row kept
+        flagged = store.append_utterance(ids, "client", "words", risk_flags=("abuse",))
+        store.acknowledge_risk(flagged.id, "Dr Test")
+        assert [e.action for e in store.audit_log()[:1]] == ["crisis_acknowledged"]
+        assert store.audit_log()[1:] == before
+
+
+def fill_without_risk(store) -> int:
+    """What the first schema can hold, written with methods it supports (audited)."""
+    client = store.add_client("C-OLD")
+    store.get_client(client.id)
+    return store.start_session(client.id).id

@@ -3,6 +3,7 @@ the file layout and what each check does."""
 
 from therapist_app.core.store.errors import (
     Conflict,
+    CrisisNotAcknowledged,
     DatabaseCorrupt,
     DatabaseInUse,
     ExportRefused,
@@ -23,7 +24,7 @@ from therapist_app.core.store.keys import KdfParams
 from therapist_app.core.store.store import Store, restore
 
 __all__ = [
-    "Conflict", "DatabaseCorrupt", "DatabaseInUse", "ExportRefused", "KdfParams",
+    "Conflict", "CrisisNotAcknowledged", "DatabaseCorrupt", "DatabaseInUse", "ExportRefused", "KdfParams",
     "KeyFileMissing", "KeychainUnavailable", "NotEncrypted", "NotFound", "PassphraseTooShort",
     "SchemaTooNew", "StorageFailure", "StorageFull", "Store", "StoreError", "StoreExists",
     "StoreLocked", "WrongPassphrase", "restore",

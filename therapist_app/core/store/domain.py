@@ -13,7 +13,7 @@ import secrets
 from typing import Iterable, Sequence
 
 from therapist_app.core.dialogue_format import SPEAKERS, Decision
-from therapist_app.core.store.errors import NotFound
+from therapist_app.core.store.errors import CrisisNotAcknowledged, NotFound
 from therapist_app.core.store.records import (
     AuditEntry,
     Client,
@@ -21,6 +21,7 @@ from therapist_app.core.store.records import (
     ModelRecord,
     Note,
     Profile,
+    RiskAcknowledgement,
     Session,
     Suggestion,
     Transcript,
@@ -38,6 +39,13 @@ _UTTERANCE_COLUMNS = ("id, session_id, speaker, text, created_at, emotion_detect
 
 def _utterance(row: Sequence) -> Utterance:
     return Utterance(*row[:8], risk_flags=tuple(json.loads(row[8])))
+
+
+def _acknowledgement(row: Sequence) -> RiskAcknowledgement:
+    return RiskAcknowledgement(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4])
+
+
+_ACKNOWLEDGEMENT_COLUMNS = "a.id, a.utterance_id, a.categories, a.acknowledged_by, a.acknowledged_at"
 
 
 def _check_strategy(strategy: str | None) -> None:
@@ -200,8 +208,62 @@ class StoreRecords:
                 "FROM decisions d JOIN suggestions s ON s.id = d.suggestion_id "
                 "JOIN utterances u ON u.id = s.utterance_id WHERE u.session_id = ? "
                 "ORDER BY d.id", (session_id,)))
+            acknowledgements = tuple(_acknowledgement(row) for row in conn.execute(
+                f"SELECT {_ACKNOWLEDGEMENT_COLUMNS} FROM risk_acknowledgements a "
+                "JOIN utterances u ON u.id = a.utterance_id WHERE u.session_id = ? ORDER BY a.id",
+                (session_id,)))
             self._audit("view_session", client_id=session.client_id, session_id=session_id)
-            return Transcript(session, utterances, suggestions, decisions)
+            return Transcript(session, utterances, suggestions, decisions, acknowledgements)
+
+    # ---- crisis warnings -------------------------------------------------------------
+
+    def acknowledge_risk(self, utterance_id: int, by: str) -> RiskAcknowledgement:
+        """Record that the therapist (`by`) saw the crisis warning on a flagged client
+        utterance, with the categories it was flagged for. Audited; acknowledging the
+        same utterance again returns the first record."""
+        if not by.strip():
+            raise ValueError("an acknowledgement needs the name of who acknowledged")
+        with self.atomic():
+            conn = self._require()
+            session_id, flags = self._one(
+                "SELECT session_id, risk_flags FROM utterances WHERE id = ?", (utterance_id,), "utterance")
+            if not json.loads(flags):
+                raise ValueError(f"utterance {utterance_id} carries no risk flag to acknowledge")
+            existing = conn.execute(
+                f"SELECT {_ACKNOWLEDGEMENT_COLUMNS} FROM risk_acknowledgements a WHERE a.utterance_id = ?",
+                (utterance_id,)).fetchone()
+            if existing is not None:
+                return _acknowledgement(existing)
+            created = now()
+            cursor = conn.execute(
+                "INSERT INTO risk_acknowledgements(utterance_id, categories, acknowledged_by, acknowledged_at) "
+                "VALUES (?, ?, ?, ?)", (utterance_id, flags, by.strip(), created))
+            self._audit("crisis_acknowledged", session_id=session_id, object_id=utterance_id,
+                        count=len(json.loads(flags)))
+            return RiskAcknowledgement(cursor.lastrowid, utterance_id, tuple(json.loads(flags)),
+                                       by.strip(), created)
+
+    def unacknowledged_risk_sessions(self) -> list[tuple[int, int]]:
+        """(client id, session id) of every session holding a crisis warning nobody
+        acknowledged: ids only, so reading them views no record."""
+        with self.atomic():
+            rows = self._require().execute(
+                "SELECT DISTINCT s.client_id, s.id FROM utterances u JOIN sessions s ON s.id = u.session_id "
+                "WHERE u.risk_flags != '[]' AND NOT EXISTS "
+                "(SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id) ORDER BY s.id")
+            return [tuple(row) for row in rows]
+
+    def _require_acknowledged(self, utterance_id: int) -> None:
+        """Refuse while a flagged client utterance of the session, up to this one, has
+        no acknowledgement: no path uses a suggestion past an unseen crisis warning."""
+        pending = self._require().execute(
+            "SELECT count(*) FROM utterances u JOIN utterances t ON t.id = ? "
+            "WHERE u.session_id = t.session_id AND u.id <= t.id AND u.risk_flags != '[]' "
+            "AND NOT EXISTS (SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id)",
+            (utterance_id,)).fetchone()[0]
+        if pending:
+            raise CrisisNotAcknowledged(
+                "acknowledge the crisis warning before using a suggestion in this session")
 
     # ---- suggestions and decisions ---------------------------------------------------
 
@@ -222,12 +284,16 @@ class StoreRecords:
     def decide(self, suggestion_id: int, decision: Decision,
                final_text: str | None = None) -> DecisionRecord:
         """The therapist's decision on a suggestion. `accepted` keeps the suggestion's
-        text, `edited` needs `final_text`, `rejected` stores none. Audited."""
+        text, `edited` needs `final_text`, `rejected` stores none. Audited. Using a
+        suggestion (accepted or edited) past an unacknowledged crisis warning raises
+        `CrisisNotAcknowledged`; rejecting one is always allowed."""
         with self.atomic():
-            suggestion_text, session_id = self._one(
-                "SELECT s.text, u.session_id FROM suggestions s "
+            suggestion_text, session_id, utterance_id = self._one(
+                "SELECT s.text, u.session_id, u.id FROM suggestions s "
                 "JOIN utterances u ON u.id = s.utterance_id WHERE s.id = ?",
                 (suggestion_id,), "suggestion")
+            if decision != "rejected":
+                self._require_acknowledged(utterance_id)
             if decision == "accepted":
                 final_text = suggestion_text if final_text is None else final_text
             elif decision == "edited":

@@ -56,6 +56,11 @@ class Conflict(StoreError, ValueError):
     append-only audit log...); it was rolled back."""
 
 
+class CrisisNotAcknowledged(StoreError):
+    """A suggestion cannot be used while a crisis warning in its session up to its
+    client words has no acknowledgement on record."""
+
+
 class NotFound(StoreError, LookupError):
     """No row with the requested id."""
 

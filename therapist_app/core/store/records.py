@@ -76,11 +76,28 @@ class Note:
 
 
 @dataclass(frozen=True)
+class RiskAcknowledgement:
+    """The therapist saw the crisis warning on a flagged client utterance."""
+
+    id: int
+    utterance_id: int
+    categories: tuple[str, ...]
+    acknowledged_by: str
+    acknowledged_at: str
+
+
+@dataclass(frozen=True)
 class Transcript:
     session: Session
     utterances: tuple[Utterance, ...]
     suggestions: tuple[Suggestion, ...]
     decisions: tuple[DecisionRecord, ...]
+    acknowledgements: tuple[RiskAcknowledgement, ...] = ()
+
+    def unacknowledged_risk(self) -> Utterance | None:
+        """The latest flagged client utterance whose warning nobody acknowledged."""
+        seen = {a.utterance_id for a in self.acknowledgements}
+        return next((u for u in reversed(self.utterances) if u.risk_flags and u.id not in seen), None)
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,19 @@ from therapist_app.core.store.errors import SchemaTooNew
 
 log = logging.getLogger(__name__)
 
-# What an audit row may say happened. Rows carry ids and counts, never text.
-AUDIT_ACTIONS = (
+# What an audit row may say happened. Rows carry ids and counts, never text. The
+# initial schema checked actions against this tuple as it was then; since migration 2
+# the `audit_actions` table holds them, and a migration adds a new one as a row.
+INITIAL_AUDIT_ACTIONS = (
     "store_created", "view_client", "view_session", "decision", "export_training",
     "erase_client", "model_added", "model_approval", "backup", "restore", "rekey",
     "passphrase_changed", "keychain_changed",
 )
+AUDIT_ACTIONS = INITIAL_AUDIT_ACTIONS + ("crisis_acknowledged",)
 
 
 def _initial(conn: sqlcipher3.Connection) -> None:
-    actions = ", ".join(f"'{a}'" for a in AUDIT_ACTIONS)
+    actions = ", ".join(f"'{a}'" for a in INITIAL_AUDIT_ACTIONS)
     conn.executescript(f"""
         CREATE TABLE profile (
             id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -107,8 +110,51 @@ def _initial(conn: sqlcipher3.Connection) -> None:
     """)
 
 
+def _risk_acknowledgements(conn: sqlcipher3.Connection) -> None:
+    """The therapist's acknowledgement of a crisis warning, kept with the flagged words
+    (who, when, which categories), and audit actions as rows of their own table so new
+    ones need no rebuild of the append-only log. The rebuilt log also refuses an insert
+    that names an existing row's id: `INSERT OR REPLACE` would otherwise overwrite a row
+    without firing the delete trigger."""
+    conn.executescript("""
+        CREATE TABLE risk_acknowledgements (
+            id INTEGER PRIMARY KEY,
+            utterance_id INTEGER NOT NULL UNIQUE REFERENCES utterances(id) ON DELETE CASCADE,
+            categories TEXT NOT NULL,
+            acknowledged_by TEXT NOT NULL,
+            acknowledged_at TEXT NOT NULL
+        );
+        CREATE TABLE audit_actions (name TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE TABLE audit_v2 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            action TEXT NOT NULL REFERENCES audit_actions(name),
+            client_id INTEGER,
+            session_id INTEGER,
+            object_id INTEGER,
+            count INTEGER
+        );
+    """)
+    for action in AUDIT_ACTIONS:
+        conn.execute("INSERT INTO audit_actions(name) VALUES (?)", (action,))
+    conn.executescript("""
+        INSERT INTO audit_v2(id, at, action, client_id, session_id, object_id, count)
+            SELECT id, at, action, client_id, session_id, object_id, count FROM audit ORDER BY id;
+        DROP TABLE audit;
+        ALTER TABLE audit_v2 RENAME TO audit;
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+            WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlcipher3.Connection], None]], ...] = (
     ("initial schema", _initial),
+    ("risk acknowledgements; audit actions as rows; no audit replace", _risk_acknowledgements),
 )
 
 

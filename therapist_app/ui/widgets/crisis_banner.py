@@ -52,19 +52,27 @@ class CrisisBanner(QFrame):
         if crisis is None:
             self.hide()
             return
-        categories = ", ".join(category_name(c) for c in crisis.risk.categories)
-        phrases = "; ".join(f"“{p}”" for p in risk_phrases(crisis.risk))
-        # A sentence that only resembles authored risk statements (no listed phrase) is
-        # said to be that, so the therapist can weigh it; it still needs acknowledging.
-        resembles = all(t.source == "embedding" for t in crisis.risk.triggers)
-        what = "Words that resemble crisis language" if resembles else "Possible crisis language"
+        categories = ", ".join(category_name(c) for c in crisis.categories)
+        if crisis.risk is None:
+            # Restored from the store (the session was reopened): the categories were
+            # recorded with the words; the phrases are in the transcript.
+            what, detail, check = ("Possible crisis language earlier in this session", "",
+                                   "Review the flagged turn in the transcript")
+        else:
+            phrases = "; ".join(f"“{p}”" for p in risk_phrases(crisis.risk))
+            # A sentence that only resembles authored risk statements (no listed phrase)
+            # is said to be that, so the therapist can weigh it; it still needs
+            # acknowledging.
+            resembles = all(t.source == "embedding" for t in crisis.risk.triggers)
+            what = "Words that resemble crisis language" if resembles else "Possible crisis language"
+            detail = f": {phrases}"
+            check = "Ask the client what they mean" if resembles else "Assess risk now"
+            categories += f", severity {crisis.risk.severity}"
         if crisis.acknowledged:
-            text = (f"Acknowledged: {what[0].lower()}{what[1:]} ({categories}): {phrases}. "
+            text = (f"Acknowledged: {what[0].lower()}{what[1:]} ({categories}){detail}. "
                     "Follow your clinic's risk protocol.")
         else:
-            check = ("Ask the client what they mean" if resembles else "Assess risk now")
-            text = (f"{what} ({categories}, severity {crisis.risk.severity}): "
-                    f"{phrases}. {check} and follow your clinic's protocol. "
+            text = (f"{what} ({categories}){detail}. {check} and follow your clinic's protocol. "
                     "Acknowledge to continue.")
         self.label.setText(text)
         self.setAccessibleDescription(text)

@@ -1,4 +1,7 @@
-"""The suggestions panel: three streamed drafts, each with its strategy and actions.
+"""The suggestions panel: the round's three best drafts, each with its strategy and actions.
+
+While a round runs the cards stream its current leaders; when it ends they show the
+ranked drafts, each with a tooltip saying why it ranked there.
 
 Keys while the panel has focus: 1/2/3 accept that draft, E edits and R rejects the
 focused draft (the first open one when none has focus). Tokens are painted on a
@@ -88,19 +91,24 @@ class SuggestionCard(QFrame):
         if slot is None:
             self.header.setText(f"{self.index + 1}.")
             self.body.setText("")
+            self.setToolTip("")
             self.setAccessibleName(f"Suggestion {self.index + 1}: empty")
             self._set_actions(False)
             return
         name = strategies()[slot.strategy].name
+        if slot.source == "authored":
+            name += " (reviewed crisis response)"
         state = _STATUS.get(slot.decision or "", "")
         if not state and slot.finish_reason == "cancelled":
             state = "stopped"
         self.header.setText(f"{self.index + 1}. {name}" + (f" — {state}" if state else ""))
         if self.body.text() != slot.text:
             self.body.setText(slot.text)
+        # Oversight means seeing why a draft is here: its rank and score components.
+        self.setToolTip(f"Why this draft: {slot.explanation}" if slot.explanation else "")
         self.setAccessibleName(f"Suggestion {self.index + 1}, {name}"
                                + (f", {state}" if state else ""))
-        self.setAccessibleDescription(slot.text)
+        self.setAccessibleDescription(slot.text + (f" ({slot.explanation})" if slot.explanation else ""))
         self._set_actions(slot.decidable and not self._controller.generating)
 
     def _set_actions(self, enabled: bool) -> None:
@@ -253,6 +261,8 @@ class SuggestionPanel(QFrame):
             text = "Generating… (Esc stops)"
         elif controller.crisis_pending and any(s.decidable for s in controller.slots):
             text = "Acknowledge the crisis warning before using a suggestion."
+        elif controller.none_passed:
+            text = "No draft passed the safety checks. Regenerate (Ctrl+R) for new ones, or write your own."
         else:
             text = ""
         self.status.setText(text)

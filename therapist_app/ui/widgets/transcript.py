@@ -6,10 +6,21 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import QAbstractItemView, QListView
 
+from therapist_app.core.store.records import RiskAcknowledgement, Utterance
 from therapist_app.core.taxonomy import emotions
 from therapist_app.ui.session_controller import SessionController
+from therapist_app.ui.widgets.crisis_banner import category_name
 
 SPEAKER_NAMES = {"client": "Client", "therapist": "You"}
+
+
+def risk_line(utterance: Utterance, acknowledgement: RiskAcknowledgement | None) -> str:
+    """The crisis warning's state under a flagged client turn."""
+    categories = ", ".join(category_name(c) for c in utterance.risk_flags)
+    if acknowledgement is None:
+        return f"⚠ Crisis warning ({categories}): not yet acknowledged"
+    when = acknowledgement.acknowledged_at[:16].replace("T", " ")
+    return f"⚠ Crisis warning ({categories}): acknowledged by {acknowledgement.acknowledged_by}, {when} UTC"
 
 
 class TranscriptModel(QAbstractListModel):
@@ -30,7 +41,10 @@ class TranscriptModel(QAbstractListModel):
             return None
         utterance = self._controller.utterances[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            return f"{SPEAKER_NAMES[utterance.speaker]}: {utterance.text}"
+            line = f"{SPEAKER_NAMES[utterance.speaker]}: {utterance.text}"
+            if utterance.risk_flags:
+                line += "\n" + risk_line(utterance, self._controller.acknowledgements.get(utterance.id))
+            return line
         if role == Qt.ItemDataRole.ToolTipRole:
             parts = [utterance.created_at[:16].replace("T", " ")]
             if utterance.emotion:
