@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -60,6 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--seed", type=int, default=0, help="shuffle seed")
     split.set_defaults(func=run_split)
 
+    corpus = subparsers.add_parser(
+        "corpus",
+        help="write the authored conversations as train/validation/test JSONL, held out by whole batches",
+        description="Turn the authored batches (assets/corpus/dialogues) into examples and write "
+        "train.jsonl, validation.jsonl, test.jsonl and batches.json (which batch went where, counts, "
+        "file hashes). Held-out batches are whole: text by another writer, as users bring.",
+    )
+    corpus.add_argument("--folder", type=Path, help="a folder of batch files (default: the shipped corpus)")
+    corpus.add_argument("--test", default="", help="comma-separated batch ids held out for testing")
+    corpus.add_argument("--validation", default="", help="comma-separated batch ids held out for validation")
+    corpus.add_argument("-o", "--output-dir", required=True, type=Path, help="folder for the split files")
+    corpus.set_defaults(func=run_corpus)
+
 
 def _read(fmt: str, path: str, args: argparse.Namespace):
     if fmt == "esconv":
@@ -109,4 +123,27 @@ def run_split(args: argparse.Namespace) -> int:
     for name in SPLITS:
         write_jsonl(splits[name], args.output_dir / f"{name}.jsonl")
     print(", ".join(f"{name}: {len(splits[name])}" for name in SPLITS) + f" examples in {args.output_dir}")
+    return 0
+
+
+def run_corpus(args: argparse.Namespace) -> int:
+    from trainer.data.authored import batch_files, read_corpus, split_by_batch
+    from trainer.data.records import file_sha256
+
+    names = lambda text: [b.strip() for b in text.split(",") if b.strip()]  # noqa: E731
+    try:
+        batches = read_corpus(args.folder)
+        parts = split_by_batch(batches, names(args.test), names(args.validation))
+    except DataError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    for name in SPLITS:
+        write_jsonl(parts[name], args.output_dir / f"{name}.jsonl")
+    held = {b: "test" for b in names(args.test)} | {b: "validation" for b in names(args.validation)}
+    record = {
+        "batches": {b: {"split": held.get(b, "train"), "examples": len(rows)} for b, rows in batches.items()},
+        "sha256": {p.stem: file_sha256(p) for p in batch_files(args.folder)},
+    }
+    (args.output_dir / "batches.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(", ".join(f"{name}: {len(parts[name])}" for name in SPLITS) + f" examples in {args.output_dir}")
     return 0
