@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from trainer.emotion_head import LabelledText, read_labelled
+from trainer.data.labelled import LabelledRow, read_rows
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def classification_report(gold: Sequence[str], predicted: Sequence[str], labels:
         confusion[index[g], index[p]] += 1
     precision, recall, f1, support = {}, {}, {}, {}
     for label, i in index.items():
-        tp = confusion[i, i]
-        predicted_n, gold_n = confusion[:, i].sum(), confusion[i, :].sum()
+        tp = int(confusion[i, i])
+        predicted_n, gold_n = int(confusion[:, i].sum()), int(confusion[i, :].sum())
         precision[label] = tp / predicted_n if predicted_n else 0.0
         recall[label] = tp / gold_n if gold_n else 0.0
         total = precision[label] + recall[label]
@@ -106,14 +106,14 @@ def nearest_description(embed: Callable, texts: Sequence[str], descriptions: Seq
     return [descriptions[i][0] for i in np.argmax(sims, axis=1)]
 
 
-def _select(rows: list[LabelledText], split: str) -> list[LabelledText]:
+def _select(rows: list[LabelledRow], split: str) -> list[LabelledRow]:
     chosen = rows if split == "all" else [r for r in rows if r.split == split]
     if not chosen:
         raise ValueError(f"no rows in split {split!r} (use --split all for a file without splits)")
     return chosen
 
 
-def majority_label(rows: list[LabelledText], split: str) -> str:
+def majority_label(rows: list[LabelledRow], split: str) -> str:
     """The most frequent label outside the evaluated split (the rows a model could learn
     from), or of all rows when everything is evaluated."""
     pool = [r for r in rows if split != "all" and r.split != split] or rows
@@ -145,20 +145,29 @@ def read_esconv(path: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
+def _best_of(reading: dict[str, float], allowed: set[str]) -> str:
+    """The most probable label among `allowed`.
+
+    >>> _best_of({"neutral": 0.5, "grief": 0.3, "sadness": 0.2}, {"sadness", "anger"})
+    'sadness'
+    """
+    return max((label for label in reading if label in allowed), key=reading.get)
+
+
 def evaluate_emotion(data: Path, split: str, esconv: Path | None) -> tuple[str, str]:
     """The printed report and its RESULT line."""
     from therapist_app.core.emotion import default_classifier
-    from therapist_app.core.taxonomy import emotions, map_emotion
+    from therapist_app.core.taxonomy import emotions, map_emotion, mapping_targets
 
     labels = tuple(emotions())
-    rows = read_labelled(data, "emotion")
+    rows = read_rows(data, "emotion")
     evaluated = _select(rows, split)
     classifier = default_classifier()
     texts, gold = [r.text for r in evaluated], [r.label for r in evaluated]
     probs = classifier.probabilities(texts)
     predicted = [max(p, key=p.get) for p in probs]
     majority = majority_label(rows, split)
-    zero_shot = nearest_description(classifier.embed, texts,
+    zero_shot = nearest_description(lambda t: classifier.embed_layers(t)[:, -1], texts,
                                     [(e.id, f"{e.name}: {e.description}") for e in emotions().values()])
     model = classification_report(gold, predicted, labels)
     base_major = classification_report(gold, [majority] * len(gold), labels)
@@ -173,8 +182,12 @@ def evaluate_emotion(data: Path, split: str, esconv: Path | None) -> tuple[str, 
     if esconv is not None:
         conversations = read_esconv(esconv)
         mapped = [map_emotion("esconv", emotion) for emotion, _ in conversations]
-        # A conversation's emotion: every seeker turn weighs the same.
-        read = [classifier.classify(turns, weights=[1.0] * len(turns)).label for _, turns in conversations]
+        # The conversation-level reading the app uses (turns with feeling weigh more,
+        # greetings and logistics little, a clear change is followed), read within the
+        # labels the mapping can produce: ESConv has no neutral, hope, grief or
+        # loneliness, so a reading of those could never be right.
+        possible = set(mapping_targets("esconv"))
+        read = [_best_of(classifier.read(turns), possible) for _, turns in conversations]
         esc = classification_report(mapped, read, labels)
         parts.append(format_report(esc, f"ESConv {esconv.name}: {len(mapped)} conversations, labels mapped "
                                         "through assets/emotion_mappings.toml"))
@@ -189,11 +202,12 @@ def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str
     from therapist_app.core.embedder import default_embedder
     from therapist_app.core.risk import RISK_LABELS, RiskDetector, primary_label
 
-    rows = read_labelled(data, "risk")
+    rows = read_rows(data, "risk")
     evaluated = _select(rows, split)
     texts, gold = [r.text for r in evaluated], [r.label for r in evaluated]
-    embed = default_embedder().embed
-    detector = RiskDetector() if patterns_only else RiskDetector(embed)
+    embedder = default_embedder()
+    embed = embedder.embed
+    detector = RiskDetector() if patterns_only else RiskDetector.load(embedder.embed_layers)
     predicted = [primary_label(detector.assess(t)) for t in texts]
     with asset_path("risk_descriptions.toml").open("rb") as f:
         table = tomllib.load(f)["category"]
@@ -204,7 +218,7 @@ def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str
         return [label != "none" for label in labels]
 
     lines = [format_report(classification_report(gold, predicted, RISK_LABELS),
-                           f"risk detector ({'patterns only' if patterns_only else 'patterns + embeddings'}) "
+                           f"risk detector ({'patterns only' if patterns_only else 'patterns + learned channel'}) "
                            f"on {data.name} [{split}], {len(gold)} rows")]
     scores = {}
     for name, guess in (("detector", predicted), (f"majority ({majority})", [majority] * len(gold)),

@@ -1,161 +1,176 @@
-"""`therapist-trainer train-emotion-head`: the emotion classifier's softmax head.
+"""`therapist-trainer train-emotion-head`: the emotion reader's head, scored leave-batch-out.
 
-Multinomial logistic regression on MiniLM sentence embeddings, fitted in NumPy by
-full-batch gradient descent with L2 regularisation. Full-batch updates from zero
-weights make the result deterministic: the same data gives the same head, byte for
-byte (the seed only orders the rows, recorded for completeness).
+A one-hidden-layer network over MiniLM layer features (`trainer/text_heads.py`), trained
+on the authored client turns: the batches of assets/corpus/emotion (each by another
+writer with another brief) and the older one-author set assets/emotion_utterances.jsonl
+as batch e00. Every batch is scored by a head trained without it; that mean macro-F1 is
+the headline. The same out-of-fold logits fit the temperature (and each fold's
+calibration error is measured with a temperature fitted on the other folds). The shipped
+head is trained on every batch and written to assets/models with its manifest entry.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from trainer.data.labelled import LabelledRow, read_batches, read_rows
+from trainer.text_heads import (
+    MLPSettings,
+    expected_calibration_error,
+    fit_mlp,
+    fit_temperature,
+    fold_temperatures,
+    mlp_logits,
+    out_of_fold,
+    softmax,
+)
+
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class HeadSettings:
-    epochs: int = 600
-    learning_rate: float = 2.0
-    l2: float = 1e-3
-    seed: int = 13
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.learning_rate <= 0 or self.l2 < 0:
-            raise ValueError("epochs must be >= 1, learning_rate > 0 and l2 >= 0")
+LEGACY_BATCH = "e00"
+COMMAND = "therapist-trainer train-emotion-head"
 
 
-@dataclass(frozen=True)
-class LabelledText:
-    text: str
-    label: str
-    split: str
+def emotion_rows(folder: Path | None = None, legacy: Path | None = None) -> list[LabelledRow]:
+    from therapist_app.core.assets import assets_dir
+    from therapist_app.core.taxonomy import emotions
 
-
-def read_labelled(path: Path, field: str) -> list[LabelledText]:
-    """JSONL rows `{"text": ..., field: label, "split": ...}`; split defaults to test."""
-    rows = []
-    with Path(path).open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                rows.append(LabelledText(record["text"], record[field], record.get("split", "test")))
-            except (json.JSONDecodeError, KeyError, TypeError) as problem:
-                raise ValueError(f"{path}:{number}: expected a JSON object with text and {field}: {problem}") from None
-    if not rows:
-        raise ValueError(f"{path} holds no rows")
+    labels = tuple(emotions())
+    rows = read_batches(folder or assets_dir() / "corpus" / "emotion", "emotion", labels)
+    legacy = legacy if legacy is not None else assets_dir() / "emotion_utterances.jsonl"
+    if legacy.is_file():
+        rows += read_rows(legacy, "emotion", batch=LEGACY_BATCH, allowed=labels)
     return rows
 
 
-def data_hash(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int, settings: HeadSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Weights [classes, dim] and bias [classes] minimising mean cross-entropy + l2/2 |W|^2.
-
-    >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]], dtype=np.float32)
-    >>> w, b = fit_softmax(x, np.array([0, 0, 1, 1]), 2, HeadSettings(epochs=200))
-    >>> (np.argmax(x @ w.T + b, axis=1) == [0, 0, 1, 1]).all()
-    True
+def macro_f1(gold: np.ndarray, predicted: np.ndarray, classes: int) -> float:
+    """>>> macro_f1(np.array([0, 0, 1]), np.array([0, 1, 1]), 2)
+    0.6666666666666666
     """
-    order = np.random.default_rng(settings.seed).permutation(len(y))
-    x, y = x[order].astype(np.float64), y[order]
-    onehot = np.eye(classes)[y]
-    w = np.zeros((classes, x.shape[1]))
-    b = np.zeros(classes)
-    for _ in range(settings.epochs):
-        logits = x @ w.T + b
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        grad = (p - onehot) / len(y)
-        w -= settings.learning_rate * (grad.T @ x + settings.l2 * w)
-        b -= settings.learning_rate * grad.sum(axis=0)
-    return w.astype(np.float32), b.astype(np.float32)
+    scores = []
+    for c in range(classes):
+        tp = int(((predicted == c) & (gold == c)).sum())
+        wrong = int(((predicted == c) != (gold == c)).sum())
+        scores.append(2 * tp / (2 * tp + wrong) if tp else 0.0)
+    return float(np.mean(scores))
 
 
-def train_head(data: Path, out: Path, settings: HeadSettings) -> dict:
-    from therapist_app.core.embedder import default_embedder, model_version
-    from therapist_app.core.emotion import EmotionHead
+@dataclass(frozen=True)
+class LeaveBatchOut:
+    per_batch: dict[str, float]
+    macro_f1: float
+    accuracy: float
+    ece_uncalibrated: float
+    ece: float
+    temperature: float
+    uncertain_share: float
+    accuracy_when_sure: float
+    accuracy_when_uncertain: float
+
+    def metrics(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else {b: round(s, 4) for b, s in v.items()})
+                for k, v in self.__dict__.items()}
+
+
+def leave_batch_out(features: np.ndarray, targets: np.ndarray, batches: np.ndarray, classes: int,
+                    settings: MLPSettings, uncertain_below: float) -> LeaveBatchOut:
+    def fit(x, y):
+        params = fit_mlp(x, y, classes, settings)
+        return lambda z: mlp_logits(params, z)
+
+    folds = sorted(set(batches.tolist()))
+    logits = out_of_fold(features, targets, batches, fit)
+    predicted = logits.argmax(axis=1)
+    per_batch = {b: macro_f1(targets[batches == b], predicted[batches == b], classes) for b in folds}
+    temperatures = fold_temperatures(logits, targets, batches, folds)
+    calibrated = np.zeros_like(logits)
+    for b, t in temperatures.items():
+        calibrated[batches == b] = softmax(logits[batches == b], t)
+    confidence = calibrated.max(axis=1)
+    right = predicted == targets
+    sure = confidence >= uncertain_below
+    return LeaveBatchOut(
+        per_batch=per_batch, macro_f1=float(np.mean(list(per_batch.values()))), accuracy=float(right.mean()),
+        ece_uncalibrated=expected_calibration_error(softmax(logits), targets),
+        ece=expected_calibration_error(calibrated, targets),
+        temperature=fit_temperature(logits, targets), uncertain_share=float((~sure).mean()),
+        accuracy_when_sure=float(right[sure].mean()) if sure.any() else 0.0,
+        accuracy_when_uncertain=float(right[~sure].mean()) if (~sure).any() else 0.0)
+
+
+def train_emotion_head(out: Path, settings: MLPSettings, folder: Path | None = None) -> tuple[LeaveBatchOut, dict]:
+    from therapist_app.core.emotion import UNCERTAIN_BELOW
     from therapist_app.core.taxonomy import emotions
-    from trainer.analysis_eval import classification_report
+    from therapist_app.core.text_head import TextHead
 
-    rows = read_labelled(data, "emotion")
+    from trainer.artifacts import record_artifact
+    from trainer.data.records import file_sha256
+    from trainer.features import layer_features
+
     labels = tuple(emotions())
-    unknown = sorted({r.label for r in rows} - set(labels))
-    if unknown:
-        raise ValueError(f"{data} uses unknown emotion labels {unknown}")
-    train = [r for r in rows if r.split == "train"]
-    test = [r for r in rows if r.split == "test"]
-    if not train or not test:
-        raise ValueError(f"{data} needs rows in both the train and the test split")
-    embed = default_embedder().embed
-    started = time.perf_counter()
-    x_train = embed([r.text for r in train])
-    w, b = fit_softmax(x_train, np.array([labels.index(r.label) for r in train]), len(labels), settings)
-    record = {
-        "labels": list(labels),
-        "embedding_model": model_version(),
-        "training_data": Path(data).name,
-        "training_data_sha256": data_hash(data),
-        "train_rows": len(train),
-        "settings": settings.__dict__,
-    }
-    head = EmotionHead.from_dict({**record, "weights": w.tolist(), "bias": b.tolist()})
-    predicted = np.argmax(head.probabilities(embed([r.text for r in test])), axis=1)
-    report = classification_report([r.label for r in test], [labels[i] for i in predicted], labels)
-    record["held_out"] = {"rows": len(test), "accuracy": round(report.accuracy, 4),
-                          "macro_f1": round(report.macro_f1, 4)}
-    record["weights"] = [[round(v, 6) for v in row] for row in w.tolist()]
-    record["bias"] = [round(v, 6) for v in b.tolist()]
-    Path(out).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    log.info("emotion head trained on %d rows in %.1f s", len(train), time.perf_counter() - started)
-    return record
+    rows = emotion_rows(folder)
+    layers = layer_features([r.text for r in rows])
+    features = layers.reshape(len(rows), -1)
+    targets = np.array([labels.index(r.label) for r in rows])
+    batches = np.array([r.batch for r in rows])
+    report = leave_batch_out(features, targets, batches, len(labels), settings, UNCERTAIN_BELOW)
+    params = fit_mlp(features, targets, len(labels), settings)
+    head = TextHead(labels, *params, temperature=report.temperature, layers=layers.shape[1],
+                    metadata={"rows": len(rows), "batches": sorted(set(batches.tolist()))})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    head.save(out)
+    sources = sorted({*(folder or Path()).glob("*.jsonl")}) if folder else None
+    from therapist_app.core.assets import assets_dir
+
+    files = sources or sorted((assets_dir() / "corpus" / "emotion").glob("*.jsonl")) + [
+        assets_dir() / "emotion_utterances.jsonl"]
+    entry = record_artifact(out, COMMAND, file_sha256(*files), settings.as_dict(),
+                            {"leave_batch_out": report.metrics(), "uncertain_below": UNCERTAIN_BELOW},
+                            {"files": [f.name for f in files], "rows": len(rows)})
+    return report, entry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train-emotion-head",
-        help="train the emotion classifier's softmax head on MiniLM embeddings of a labelled JSONL set",
-        description="Fit a multinomial logistic regression (NumPy, deterministic) on the train split of "
-        "a JSONL file of {text, emotion, split} rows, score it on the test split and write the head JSON.",
+        help="train the emotion reader's head on the authored batches, scored leave-batch-out",
+        description="Fit the emotion head (an MLP over MiniLM layer features) on every authored batch, "
+        "score each batch with a head trained without it, fit the temperature on those held-out "
+        "predictions, and write assets/models/emotion_head.safetensors with its manifest entry.",
     )
     parser.add_argument("--data", type=Path, default=None,
-                        help="labelled JSONL (default: the shipped assets/emotion_utterances.jsonl)")
+                        help="a folder of batch files (default: the shipped assets/corpus/emotion)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the head (default: assets/emotion_head.json)")
-    parser.add_argument("--epochs", type=int, default=HeadSettings.epochs, help="full-batch gradient steps")
-    parser.add_argument("--learning-rate", type=float, default=HeadSettings.learning_rate, help="step size")
-    parser.add_argument("--l2", type=float, default=HeadSettings.l2, help="L2 penalty on the weights")
-    parser.add_argument("--seed", type=int, default=HeadSettings.seed, help="row-order seed")
+                        help="where to write the head (default: assets/models/emotion_head.safetensors)")
+    parser.add_argument("--hidden", type=int, default=MLPSettings.hidden, help="hidden units")
+    parser.add_argument("--epochs", type=int, default=MLPSettings.epochs, help="passes over the rows")
+    parser.add_argument("--seed", type=int, default=MLPSettings.seed, help="initialisation and order seed")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from therapist_app.core.assets import assets_dir
+    from therapist_app.core.artifacts import models_dir
     from therapist_app.core.embedder import EmbedderUnavailable
 
-    data = args.data or assets_dir() / "emotion_utterances.jsonl"
-    out = args.out or assets_dir() / "emotion_head.json"
+    from trainer.data.records import DataError
+
+    out = args.out or models_dir() / "emotion_head.safetensors"
     try:
-        settings = HeadSettings(args.epochs, args.learning_rate, args.l2, args.seed)
-        record = train_head(data, out, settings)
-    except (ValueError, OSError, EmbedderUnavailable) as problem:
+        settings = MLPSettings(hidden=args.hidden, epochs=args.epochs, seed=args.seed)
+        report, _ = train_emotion_head(out, settings, args.data)
+    except (ValueError, OSError, EmbedderUnavailable, DataError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    held = record["held_out"]
+    for batch, score in report.per_batch.items():
+        print(f"held out {batch}: macro-F1 {score:.4f}")
     print(f"wrote {out}")
-    print(f"RESULT heldout_accuracy={held['accuracy']:.4f} heldout_macro_f1={held['macro_f1']:.4f} rows={held['rows']}")
+    print(f"RESULT lbo_macro_f1={report.macro_f1:.4f} lbo_accuracy={report.accuracy:.4f} "
+          f"ece={report.ece:.4f} ece_uncalibrated={report.ece_uncalibrated:.4f} "
+          f"temperature={report.temperature:.3f} uncertain_share={report.uncertain_share:.4f}")
     return 0

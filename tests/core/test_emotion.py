@@ -1,4 +1,4 @@
-"""The emotion classifier with a hand-built head (fast), and the shipped head (slow)."""
+"""The emotion reader with a hand-written head (fast), and the shipped head (slow)."""
 
 from __future__ import annotations
 
@@ -7,143 +7,147 @@ import json
 import numpy as np
 import pytest
 
+from tests.bag_of_words import keyword_head, keyword_layers
 from therapist_app.core.dialogue_format import EmotionReading, Turn
-from therapist_app.core.embedder import MODEL_ID
 from therapist_app.core.emotion import (
+    UNCERTAIN_BELOW,
     EmotionClassifier,
-    EmotionHead,
     EmotionHeadError,
     EmotionResult,
     effective_emotion,
+    read_conversation,
 )
 from therapist_app.core.taxonomy import emotions
+from therapist_app.core.text_head import TextHead
 
 LABELS = list(emotions())
-KEYWORDS = {"worried": "anxiety", "alone": "loneliness", "died": "grief", "furious": "anger"}
+KEYWORDS = ["worried", "alone", "died", "furious", "thursday", "hello"]
+VOTES = {"worried": {"anxiety": 6.0}, "alone": {"loneliness": 6.0}, "died": {"grief": 6.0},
+         "furious": {"anger": 6.0}, "thursday": {"neutral": 6.0}, "hello": {"neutral": 6.0}}
 
 
-def keyword_embed(texts):
-    """One dimension per label, lit by a keyword: a stand-in for MiniLM."""
-    out = np.full((len(texts), len(LABELS)), 0.01, dtype=np.float32)
-    for row, text in enumerate(texts):
-        for word, label in KEYWORDS.items():
-            if word in text.lower():
-                out[row, LABELS.index(label)] = 1.0
-    return out
-
-
-def head(**overrides) -> EmotionHead:
-    record = {
-        "labels": LABELS,
-        "weights": (np.eye(len(LABELS)) * 8).tolist(),
-        "bias": [0.0] * len(LABELS),
-        "embedding_model": MODEL_ID + "@test",
-    }
-    record.update(overrides)
-    return EmotionHead.from_dict(record)
-
-
-CLASSIFIER = EmotionClassifier(keyword_embed, head())
+def classifier() -> EmotionClassifier:
+    return EmotionClassifier(keyword_layers(KEYWORDS), keyword_head(LABELS, KEYWORDS, VOTES, {}))
 
 
 def test_reads_a_single_text_with_confidence_and_runner_up():
-    result = CLASSIFIER.classify("I'm so worried about tomorrow")
-    assert result.label == "anxiety"
-    assert 0.5 < result.confidence <= 1.0
-    assert result.runner_up != result.label
-    assert result.runner_up_confidence <= result.confidence
+    result = classifier().classify("I'm so worried about tomorrow")
+    assert result.label == "anxiety" and 0.5 < result.confidence <= 1.0
+    assert result.runner_up != result.label and result.runner_up_confidence <= result.confidence
 
 
-def test_latest_client_turn_weighs_most_and_therapist_turns_are_ignored():
-    turns = [Turn("client", "I feel so alone"), Turn("therapist", "You sound furious"),
+def test_therapist_turns_are_ignored_and_a_clear_change_of_feeling_is_followed():
+    turns = [Turn("client", "I feel so alone"), Turn("therapist", "You sound furious, worried and alone"),
              Turn("client", "My dad died in May")]
-    result = CLASSIFIER.classify(turns)
-    assert (result.label, result.runner_up) == ("grief", "loneliness")
+    result = classifier().classify(turns)
+    assert {result.label, result.runner_up} == {"grief", "loneliness"}
+    grieving = ["My dad died in May.", "Since he died the house is quiet.", "He died so fast."]
+    assert classifier().classify(grieving + ["I'm furious with the hospital."]).label == "grief"
+    assert classifier().classify(grieving + ["I'm furious with the hospital.", "Furious, honestly."]).label == "anger"
 
 
-def test_equal_weights_read_the_whole_conversation():
-    texts = ["worried", "worried", "alone"]
-    assert CLASSIFIER.classify(texts, weights=[1.0, 1.0, 1.0]).label == "anxiety"
-    assert CLASSIFIER.classify(texts).label == "loneliness"  # latest first by default
+def test_small_talk_does_not_drown_the_feeling_said_before():
+    turns = ["My dad died in May.", "Hello again.", "Same time on Thursday then?"]
+    assert classifier().classify(turns).label == "grief"
+    assert classifier().classify(["Hello again."]).label == "neutral"
+
+
+def test_the_conversation_reading_is_a_distribution_and_one_turn_reads_as_itself():
+    turn = {label: 1 / len(LABELS) for label in LABELS}
+    assert read_conversation([turn]) == pytest.approx(turn)
+    mixed = read_conversation([turn, {**{l: 0.0 for l in LABELS}, "anger": 1.0}])
+    assert sum(mixed.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        read_conversation([])
 
 
 def test_empty_input_is_an_error():
     with pytest.raises(ValueError):
-        CLASSIFIER.classify([Turn("therapist", "Hello"), Turn("client", "  ")])
+        classifier().classify([Turn("therapist", "Hello"), Turn("client", "  ")])
 
 
-def test_probabilities_cover_every_label_and_sum_to_one():
-    (probs,) = CLASSIFIER.probabilities(["worried"])
-    assert set(probs) == set(LABELS)
-    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+def test_probabilities_cover_every_label_and_earlier_turns_are_not_embedded_again():
+    calls = []
+    embed = keyword_layers(KEYWORDS)
+
+    def counting(texts):
+        calls.append(list(texts))
+        return embed(texts)
+
+    reader = EmotionClassifier(counting, keyword_head(LABELS, KEYWORDS, VOTES, {}))
+    (probs,) = reader.probabilities(["worried"])
+    assert set(probs) == set(LABELS) and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+    reader.classify(["worried", "alone"])
+    assert calls == [["worried"], ["alone"]]
 
 
-def test_therapist_correction_wins():
+def test_therapist_correction_wins_and_an_uncertain_reading_is_not_used():
     detected = EmotionResult("anxiety", 0.7, "stress", 0.2)
     assert effective_emotion(detected, "grief") == EmotionReading("grief", 1.0)
     assert effective_emotion(detected, None) == EmotionReading("anxiety", 0.7)
+    unsure = EmotionResult("anxiety", UNCERTAIN_BELOW - 0.01, "stress", 0.2)
+    assert unsure.uncertain and effective_emotion(unsure, None) is None
+    assert effective_emotion(unsure, "stress") == EmotionReading("stress", 1.0)
     assert effective_emotion(None, None) is None
     with pytest.raises(ValueError):
         effective_emotion(detected, "not-an-emotion")
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"labels": LABELS[:-1] + ["joy"]}, "taxonomy"),
-    ({"embedding_model": "some/other-model"}, "trained on"),
-    ({"bias": [0.0] * 3}, "shape"),
-])
-def test_head_rejects_mismatches(overrides, message):
-    with pytest.raises(EmotionHeadError, match=message):
-        head(**overrides)
+def test_a_head_for_other_labels_is_refused():
+    with pytest.raises(EmotionHeadError, match="taxonomy"):
+        EmotionClassifier(keyword_layers(KEYWORDS), keyword_head(LABELS[:-1] + ["joy"], KEYWORDS, {}, {}))
 
 
-def test_head_file_that_is_not_json_is_a_clear_error(tmp_path):
-    path = tmp_path / "head.json"
-    path.write_text("{not json")
+def test_head_files_round_trip_and_bad_files_are_clear_errors(tmp_path):
+    head = keyword_head(LABELS, KEYWORDS, VOTES, {})
+    path = tmp_path / "head.safetensors"
+    head.save(path)
+    loaded = TextHead.load(path, tuple(LABELS))
+    probe = keyword_layers(KEYWORDS)(["so worried and alone"])
+    assert np.allclose(loaded.probabilities(probe), head.probabilities(probe))
+    with pytest.raises(EmotionHeadError, match="differ"):
+        TextHead.load(path, ("a", "b"))
+    (tmp_path / "bad.safetensors").write_bytes(b"{not a head")
     with pytest.raises(EmotionHeadError, match="cannot read"):
-        EmotionHead.load(path)
+        TextHead.load(tmp_path / "bad.safetensors")
 
 
-def test_shipped_head_records_its_provenance():
-    shipped = EmotionHead.load()
-    assert shipped.metadata["held_out"]["rows"] > 0
-    assert len(shipped.metadata["training_data_sha256"]) == 64
-    assert shipped.weights.shape == (len(LABELS), 384)
-
-
-def test_authored_set_has_forty_per_label_and_a_held_out_split():
+def test_the_authored_batches_hold_at_least_150_turns_per_label_mostly_indirect():
     from therapist_app.core.assets import asset_path
 
-    rows = [json.loads(line) for line in asset_path("emotion_utterances.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for path in sorted((asset_path("corpus") / "emotion").glob("*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len({r["batch"] for r in rows}) >= 5
     for label in LABELS:
-        mine = [r for r in rows if r["emotion"] == label]
-        assert len(mine) >= 40
-        assert {r["split"] for r in mine} == {"train", "test"}
+        assert sum(r["emotion"] == label for r in rows) >= 150
+    assert sum(r["indirect"] for r in rows) >= 0.75 * len(rows)
     assert len({r["text"] for r in rows}) == len(rows)
 
 
 @pytest.mark.slow
-def test_shipped_classifier_reads_clear_cases():
+def test_the_shipped_reader_reads_indirect_cases_and_is_calibrated():
     from therapist_app.core.emotion import default_classifier
 
-    classifier = default_classifier()
-    assert classifier.classify("My husband passed away in March and I still set his place at the table.").label == "grief"
-    assert classifier.classify("I'm so furious with my landlord I could scream.").label == "anger"
+    reader = default_classifier()
+    assert reader.classify("My husband passed away in March and I still set his place at the table.").label == "grief"
+    assert reader.classify("I've been really on edge this week. My manager wants the report by Friday "
+                           "and I can't sleep.").label in {"stress", "anxiety"}
+    assert reader.head.temperature != 1.0
 
 
 def test_analysis_runs_risk_even_when_the_emotion_reader_fails():
     from therapist_app.core.analysis import Analyzer
     from therapist_app.core.risk import RiskDetector
 
-    analyzer = Analyzer(RiskDetector(), CLASSIFIER)
-    result = analyzer.analyse("I'm so worried I want to kill myself", [Turn("client", "I feel alone")])
+    analyzer = Analyzer(RiskDetector(), classifier())
+    result = analyzer.analyse("I'm so worried I want to kill myself", [Turn("client", "Hello, see you Thursday")])
     assert result.risk.categories == ("suicide_selfharm",)
-    assert result.emotion.label == "anxiety"
+    assert result.emotion.label == "anxiety"  # the greeting before weighs little
 
     def broken(texts):
         raise RuntimeError("model fault")
 
-    silent = Analyzer(RiskDetector(), EmotionClassifier(broken, head()))
+    silent = Analyzer(RiskDetector(), EmotionClassifier(broken, keyword_head(LABELS, KEYWORDS, VOTES, {})))
     result = silent.analyse("My husband hits me.")
     assert result.risk.categories == ("abuse",) and result.emotion is None
     assert Analyzer(RiskDetector(), None).analyse("   ").risk.severity == "none"

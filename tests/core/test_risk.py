@@ -1,16 +1,16 @@
-"""The crisis-risk detector: table-driven pattern cases, then the embedding channel with
-a fake embedder (the real MiniLM is exercised by the eval command's slow test)."""
+"""The crisis-risk detector: table-driven pattern cases, then the learned channel with a
+hand-written head (the shipped head on the real MiniLM is tested in test_analysis_heads)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
-from tests.bag_of_words import bag_of_words_embed
+from tests.bag_of_words import keyword_head, keyword_layers
 from therapist_app.core.assets import asset_path
-from therapist_app.core.risk import RiskAnchors, RiskDetector, channel_sentences, primary_label
+from therapist_app.core.risk import RISK_LABELS, RiskDetector, learned_units, primary_label
+from therapist_app.core.text_head import HeadError
 
 DETECTOR = RiskDetector()  # patterns only: no model needed
 
@@ -175,65 +175,57 @@ def test_authored_dev_split_patterns_only():
     assert caught / len(outright) >= 0.95
 
 
-# ---- the embedding channel, with a fake embedder ------------------------------------
+# ---- the learned channel, with a hand-written head over keyword counts ----------------
 
-ANCHORS = RiskAnchors({
-    "suicide_selfharm": ("the lights are going out for me soon",),
-    "harm_others": ("he will pay for it in blood",),
-    "abuse": ("she keeps me locked away",),
-    "substance_medical": ("my body is shutting down fast",),
-    "none": ("the lights in the office are too bright",),
-})
+KEYWORDS = ["soon", "blood", "locked", "shutting", "bright", "pills", "tonight"]
+RISK_HEAD = keyword_head(list(RISK_LABELS), KEYWORDS, {
+    "soon": {"suicide_selfharm": 6.0}, "blood": {"harm_others": 6.0}, "locked": {"abuse": 6.0},
+    "shutting": {"substance_medical": 6.0}, "bright": {"none": 6.0},
+    # Each alone stays below the threshold; together they reach it.
+    "pills": {"suicide_selfharm": 2.5}, "tonight": {"suicide_selfharm": 2.5},
+}, {"none": 3.0})
 
 
-def test_embedding_channel_flags_what_patterns_miss():
-    detector = RiskDetector(bag_of_words_embed, ANCHORS, threshold=0.5, margin=0.05, k=1)
-    assessment = detector.assess("The lights are going out for me soon.")
+def learned(threshold: float = 0.5) -> RiskDetector:
+    return RiskDetector(keyword_layers(KEYWORDS), RISK_HEAD, threshold)
+
+
+def test_the_learned_channel_flags_what_the_patterns_miss():
+    assessment = learned().assess("The lights are going out for me soon.")
     assert assessment.categories == ("suicide_selfharm",)
-    assert assessment.severity == "low"
-    assert assessment.triggers[0].source == "embedding"
-    assert assessment.embedding_used
+    assert assessment.triggers[0].source == "learned" and assessment.embedding_used
+    assert assessment.severity == "moderate"  # probability above CONFIDENT
+    assert not learned().assess("The lights in the office are too bright.").flagged
+    assert not DETECTOR.assess("The lights are going out for me soon.").flagged
 
 
-def test_embedding_channel_needs_a_margin_over_safe_anchors():
-    detector = RiskDetector(bag_of_words_embed, ANCHORS, threshold=0.3, margin=0.05, k=1)
-    assert not detector.assess("The lights in the office are too bright.").flagged
+def test_a_risk_buried_in_a_long_update_is_read_in_its_own_sentence():
+    text = ("Work was fine and the kids liked the new school. The lights are going out for me soon. "
+            "Anyway, the weather has been bright and warm and we went to the park twice.")
+    assessment = learned().assess(text)
+    assert assessment.categories == ("suicide_selfharm",)
+    assert assessment.triggers[0].phrase == "The lights are going out for me soon."
+    assert learned_units(text)[0] == (0, len(text))
 
 
-def test_embedding_channel_reads_what_is_left_of_a_sentence_once_idioms_are_blanked():
-    assert channel_sentences("I'd kill for a proper night's sleep.") == []  # little but the idiom
-    [read] = channel_sentences("Work is killing me, I just want it all to stop.")
-    assert "killing" not in read and read.endswith("I just want it all to stop.")
-    assert channel_sentences("It was hard. I've been sober for six years.") == ["It was hard."]  # over
+def test_risk_spread_over_turns_is_read_in_a_window_that_never_repeats_an_old_flag():
+    detector = learned()
+    assert not detector.assess("I counted the pills.").flagged
+    assert not detector.assess("Sometime tonight, after the news.").flagged
+    windowed = detector.assess("Sometime tonight, after the news.", ["I counted the pills."])
+    assert windowed.categories == ("suicide_selfharm",)
+    assert windowed.triggers[0].phrase == "Sometime tonight, after the news."
+    # An earlier turn that was risky on its own was flagged when it was said.
+    assert not detector.assess("It rained.", ["The lights are going out for me soon."]).flagged
 
 
-def test_embedding_channel_leaves_sentences_the_patterns_judged():
-    negated = RiskAnchors({**ANCHORS.by_label, "suicide_selfharm": ("I would never hurt myself",)})
-    detector = RiskDetector(bag_of_words_embed, negated, threshold=0.3, margin=0.0, k=1)
-    assert not detector.assess("I would never hurt myself.").flagged
-
-
-def test_shipped_anchors_exclude_the_test_split():
-    rows = [json.loads(line) for line in asset_path("risk_cases.jsonl").read_text().splitlines()]
-    anchors = {t for texts in RiskAnchors.load().by_label.values() for t in texts}
-    assert not anchors & {r["text"] for r in rows if r["split"] == "test"}
-    assert {r["text"] for r in rows if r["split"] == "dev"} <= anchors
-
-
-def test_anchor_embeddings_are_cached_per_model_and_anchor_set(tmp_path):
-    from therapist_app.core.risk import cached_anchor_vectors
-
-    calls = []
-
-    def counting_embed(texts):
-        calls.append(len(texts))
-        return bag_of_words_embed(texts)
-
-    first = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)
-    second = cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)
-    assert len(calls) == len(ANCHORS.by_label)  # the second call read the file
-    assert all(np.array_equal(first[k], second[k]) for k in first)
-    cached_anchor_vectors(counting_embed, "model-b", tmp_path, ANCHORS)
-    assert len(calls) == 2 * len(ANCHORS.by_label)
-    (next(tmp_path.glob("*.npz"))).write_bytes(b"corrupt")
-    assert set(cached_anchor_vectors(counting_embed, "model-a", tmp_path, ANCHORS)) == set(ANCHORS.by_label)
+def test_the_threshold_comes_from_the_head_and_bounds_are_checked():
+    head = RISK_HEAD.__class__(**{**RISK_HEAD.__dict__, "metadata": {"threshold": 0.9}})
+    assert RiskDetector(keyword_layers(KEYWORDS), head).threshold == 0.9
+    with pytest.raises(ValueError):
+        RiskDetector(keyword_layers(KEYWORDS), RISK_HEAD, threshold=1.5)
+    with pytest.raises(ValueError, match="both"):
+        RiskDetector(keyword_layers(KEYWORDS), None)
+    wrong = keyword_head(["a", "b", "c", "d", "none"], KEYWORDS, {}, {})
+    with pytest.raises(HeadError):
+        RiskDetector(keyword_layers(KEYWORDS), wrong)

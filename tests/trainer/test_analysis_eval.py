@@ -1,4 +1,4 @@
-"""Metrics, the ESConv reader and the head fit (fast); the eval commands end to end (slow)."""
+"""Metrics and the ESConv reader (fast); the eval commands end to end (slow)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from trainer.analysis_eval import (
     read_esconv,
 )
 from trainer.cli import build_parser, main
-from trainer.emotion_head import HeadSettings, LabelledText, fit_softmax, read_labelled
+from trainer.data.labelled import LabelledRow, read_rows
 
 
 def test_confusion_matrix_and_per_class_scores():
@@ -42,8 +42,8 @@ def test_binary_scores_of_any_risk():
 
 
 def test_majority_comes_from_rows_outside_the_evaluated_split():
-    rows = [LabelledText("x", "a", "train"), LabelledText("y", "a", "train"),
-            LabelledText("z", "b", "test"), LabelledText("w", "b", "test"), LabelledText("v", "b", "test")]
+    rows = [LabelledRow("x", "a", "f", split="train"), LabelledRow("y", "a", "f", split="train"),
+            LabelledRow("z", "b", "f"), LabelledRow("w", "b", "f"), LabelledRow("v", "b", "f")]
     assert majority_label(rows, "test") == "a"
     assert majority_label(rows, "all") == "b"
 
@@ -52,7 +52,7 @@ def test_read_labelled_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "fine", "risk": "none"}\n{"text": "no label"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
-        read_labelled(path, "risk")
+        read_rows(path, "risk")
 
 
 def test_esconv_reader_takes_seeker_turns(tmp_path):
@@ -70,26 +70,11 @@ def test_esconv_reader_takes_seeker_turns(tmp_path):
         read_esconv(path)
 
 
-def test_softmax_fit_is_deterministic_and_separates_classes():
-    rng = np.random.default_rng(0)
-    centres = np.eye(3, 8) * 3
-    x = np.concatenate([c + rng.normal(0, 0.3, (20, 8)) for c in centres]).astype(np.float32)
-    y = np.repeat([0, 1, 2], 20)
-    w1, b1 = fit_softmax(x, y, 3, HeadSettings(epochs=200, learning_rate=0.5))
-    w2, b2 = fit_softmax(x, y, 3, HeadSettings(epochs=200, learning_rate=0.5))
-    assert np.array_equal(w1, w2) and np.array_equal(b1, b2)
-    assert (np.argmax(x @ w1.T + b1, axis=1) == y).mean() == 1.0
-
-
-def test_head_settings_are_validated():
-    with pytest.raises(ValueError):
-        HeadSettings(epochs=0)
-
-
 def test_commands_have_help():
     parser = build_parser()
     choices = parser._subparsers._group_actions[0].choices
-    for name in ("train-emotion-head", "eval-emotion", "eval-risk"):
+    for name in ("train-emotion-head", "train-risk-head", "eval-emotion", "eval-risk", "eval-crisis",
+                 "corpus", "export-adapter", "blind-pack", "blind-score"):
         assert choices[name].description
         for action in choices[name]._actions:
             assert action.help, (name, action.dest)

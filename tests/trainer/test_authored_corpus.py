@@ -74,3 +74,19 @@ def test_the_corpus_command_writes_splits_and_records_which_batch_went_where(tmp
     assert {e.extra["batch"] for e in test} == {"d05"}
     assert main(["corpus", "--test", "nope", "-o", str(tmp_path)]) == 2
     assert "unknown batch" in capsys.readouterr().err
+
+
+def test_the_authored_support_chats_read_as_esconv_with_mappable_labels():
+    from therapist_app.core.taxonomy import map_emotion
+    from trainer.analysis_eval import read_esconv
+
+    folder = asset_path("corpus/conversations")
+    files = sorted(folder.glob("c*.json"))
+    assert [f.stem for f in files] == ["c01", "c02", "c03"]
+    for path in files:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        assert {c["batch"] for c in raw} == {path.stem}
+        conversations = read_esconv(path)
+        assert len(conversations) == len(raw) >= 40
+        labels = {map_emotion("esconv", emotion) for emotion, _ in conversations}
+        assert len(labels) >= 8 and all(len(turns) >= 4 for _, turns in conversations)

@@ -7,6 +7,7 @@ from PySide6.QtCore import QMimeData, Qt, QTimer
 
 from tests.ui.conftest import new_session, say, unlock
 from tests.ui.fakes import FakeAnalyzer, FakeScript
+from therapist_app.core.dialogue_format import EmotionReading
 from therapist_app.core.risk import RiskAssessment, Trigger
 from therapist_app.core.store import Store
 from therapist_app.ui.analysis import Analysis
@@ -70,7 +71,7 @@ def test_words_being_typed_are_primed_after_a_pause_but_not_stored(qtbot, ready)
 
 
 def test_the_analyser_loads_before_the_first_words_and_a_failed_load_keeps_them(qtbot, ready):
-    """MiniLM and the risk anchors load while the therapist unlocks, not when the
+    """MiniLM and the analysis heads load while the therapist unlocks, not when the
     client first speaks; a load that fails then is tried again on the first words,
     and its failure is reported with the words handed back."""
     calls = []
@@ -178,7 +179,7 @@ def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, re
 def test_a_sentence_that_only_resembles_risk_says_so_and_still_needs_acknowledgement(qtbot, ready):
     text = "I have been giving my records to the neighbours."
     resembling = RiskAssessment(("suicide_selfharm",), "low", (
-        Trigger("suicide_selfharm", text, 0, len(text), "embedding", "low"),), (), True)
+        Trigger("suicide_selfharm", text, 0, len(text), "learned", "low"),), (), True)
 
     class ResemblingAnalyzer(FakeAnalyzer):
         def __call__(self, words, recent):
@@ -375,3 +376,15 @@ def test_closing_the_window_closes_the_engine_and_the_store(qtbot, make_window):
     store = h.window.store
     h.window.close()
     assert engines[0].closed and store.locked
+
+
+def test_an_uncertain_emotion_is_shown_as_such_and_not_told_to_the_engine(qtbot, ready):
+    h = ready(analyzer=FakeAnalyzer(EmotionReading("anxiety", 0.34), EmotionReading("stress", 0.21)))
+    window = h.window
+    say(qtbot, window, "Not much to report really.")
+    assert window.emotion_chip.text().startswith("Emotion: uncertain (perhaps Anxiety, 34%)")
+    assert h.script.rounds[-1].emotion is None
+    window.emotion_chip.actions_by_label["stress"].trigger()  # the therapist's word is final
+    window.controller.regenerate()
+    qtbot.waitUntil(lambda: not window.controller.generating and len(h.script.rounds) == 2, timeout=5000)
+    assert h.script.rounds[-1].emotion == EmotionReading("stress", 1.0)

@@ -1,27 +1,27 @@
 """One call for the app: crisis risk first, then the client's emotion.
 
-Risk runs first and cannot be stopped by the emotion side: if the embedding model is
-missing the detector runs on its patterns alone, and if the emotion classifier fails
-the result carries no emotion but still carries the risk. Each text is embedded once
-per call and shared by both channels (a one-sentence utterance is the common case).
+Risk runs first and cannot be stopped by the emotion side: if the embedding model or the
+risk head is missing the detector runs on its patterns alone, and if the emotion reader
+fails the result carries no emotion but still carries the risk. Every text is embedded
+once (all MiniLM layers in one pass) and shared by both: a session's earlier turns are
+remembered, so a new turn costs the embedding of its own words.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import platformdirs
 
 from therapist_app.core.dialogue_format import Turn
-from therapist_app.core.embedder import EmbedderUnavailable, default_embedder, model_version
-from therapist_app.core.emotion import EmotionClassifier, EmotionHead, EmotionHeadError, EmotionResult
-from therapist_app.core.policy import APP_NAME
-from therapist_app.core.risk import RiskAssessment, RiskDetector, cached_anchor_vectors
+from therapist_app.core.embedder import DIMENSION, EmbedderUnavailable, default_embedder
+from therapist_app.core.emotion import EmotionClassifier, EmotionHeadError, EmotionResult
+from therapist_app.core.risk import RiskAssessment, RiskDetector
+from therapist_app.core.text_head import HeadError
 
 log = logging.getLogger(__name__)
 
@@ -33,63 +33,64 @@ class AnalysisResult:
     elapsed_ms: float
 
 
-class _MemoEmbed:
-    """Embeds each distinct text once within one `analyse` call."""
+class LayerMemo:
+    """`embed_layers` that remembers the last `size` distinct texts."""
 
-    def __init__(self, embed) -> None:
-        self._embed = embed
-        self._cache: dict[str, np.ndarray] = {}
+    def __init__(self, embed_layers, size: int = 512) -> None:
+        self._embed = embed_layers
+        self._known: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        missing = list(dict.fromkeys(t for t in texts if t not in self._known))
         if missing:
             for text, vector in zip(missing, self._embed(missing)):
-                self._cache[text] = vector
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
-
-    def clear(self) -> None:
-        self._cache.clear()
+                self._known[text] = vector
+        for text in texts:
+            self._known.move_to_end(text)
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 6, DIMENSION), np.float32)
+        return np.stack([self._known[t] for t in texts])
 
 
 class Analyzer:
     """`analyse(text, recent_turns)` -> risk and emotion for the client's latest words."""
 
-    def __init__(self, detector: RiskDetector, classifier: EmotionClassifier | None,
-                 memo: _MemoEmbed | None = None) -> None:
+    def __init__(self, detector: RiskDetector, classifier: EmotionClassifier | None) -> None:
         self.detector = detector
         self.classifier = classifier
-        self._memo = memo
 
     @classmethod
-    def load(cls, cache_dir: Path | None = None) -> "Analyzer":
-        """MiniLM, the risk anchors and the emotion head; degrades to patterns-only risk
-        and no emotion when the model or head is missing."""
-        cache_dir = cache_dir or platformdirs.user_cache_path(APP_NAME)
+    def load(cls) -> "Analyzer":
+        """MiniLM, the risk head and the emotion head; degrades to patterns-only risk
+        and no emotion when the model or a head is missing."""
         try:
-            memo = _MemoEmbed(default_embedder().embed)
+            memo = LayerMemo(default_embedder().embed_layers)
         except EmbedderUnavailable as missing:
             log.warning("embedding model unavailable (%s): risk runs on patterns only, no emotion", missing)
             return cls(RiskDetector(), None)
-        vectors = cached_anchor_vectors(memo, model_version(), cache_dir)
-        detector = RiskDetector(memo, anchor_vectors=vectors)
-        memo.clear()
         try:
-            classifier = EmotionClassifier(memo, EmotionHead.load())
+            detector = RiskDetector.load(memo)
+        except (HeadError, FileNotFoundError) as problem:
+            log.warning("risk head unavailable (%s): risk runs on patterns only", problem)
+            detector = RiskDetector()
+        try:
+            classifier = EmotionClassifier.load(memo)
         except (EmotionHeadError, FileNotFoundError) as problem:
             log.warning("emotion head unavailable: %s", problem)
             classifier = None
-        return cls(detector, classifier, memo)
+        return cls(detector, classifier)
 
     def analyse(self, text: str, recent: Sequence[Turn] = ()) -> AnalysisResult:
         started = time.perf_counter()
-        if self._memo is not None:
-            self._memo.clear()
-        risk = self.detector.assess(text)
+        earlier = [t.text for t in recent if t.speaker == "client"]
+        risk = self.detector.assess(text, earlier)
         emotion = None
         if self.classifier is not None:
-            turns = [t for t in recent if t.speaker == "client"] + [Turn("client", text)]
             try:
-                emotion = self.classifier.classify(turns)
+                emotion = self.classifier.classify(earlier + [text])
             except ValueError:
                 emotion = None  # nothing but whitespace to read
             except Exception as error:  # the risk result must reach the screen regardless

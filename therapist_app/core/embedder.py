@@ -170,14 +170,26 @@ class Embedder:
     def token_count(self, text: str) -> int:
         return len(self._tokenizer.encode(text).ids)
 
+    @property
+    def layers(self) -> int:
+        return len(self._layers)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text, in input order."""
+        """Unit-length sentence embeddings, one row per text, in input order: the last
+        layer's mean-pooled output, as sentence-transformers computes it."""
+        return self.embed_layers(texts)[:, -1]
+
+    def embed_layers(self, texts: Sequence[str]) -> np.ndarray:
+        """Every layer's mean-pooled, unit-length output: [texts, layers, 384]. The
+        classifier heads read all of them (lower layers keep more of the wording that
+        shows a feeling or a risk; measured in docs/emotions.md); the same forward pass
+        gives the sentence embedding as its last layer, so nothing is computed twice."""
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts; wrap a single text in a list")
         if not texts:
-            return np.zeros((0, DIMENSION), dtype=np.float32)
+            return np.zeros((0, len(self._layers), DIMENSION), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
-        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        out = np.zeros((len(texts), len(self._layers), DIMENSION), dtype=np.float32)
         # Texts of similar length are encoded together, so a long one does not pad a
         # whole batch (a thousand anchor sentences: 30 s padded to the longest, far less
         # in length-sorted chunks).
@@ -198,13 +210,15 @@ class Embedder:
         for row, tokens in enumerate(token_ids):
             ids[row, : len(tokens)] = tokens
             mask[row, : len(tokens)] = 1.0
-        hidden = self._encode(ids, mask)
-        summed = (hidden * mask[:, :, None]).sum(axis=1)
-        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return pooled / norms
+        pooled = []
+        counts = np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        for hidden in self._encode(ids, mask):
+            mean = (hidden * mask[:, :, None]).sum(axis=1) / counts
+            pooled.append(mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12))
+        return np.stack(pooled, axis=1)
 
-    def _encode(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _encode(self, ids: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        """Each layer's hidden states [batch, length, 384], first to last."""
         batch, length = ids.shape
         x = self._word[ids] + self._position[:length] + self._token_type
         x = _layer_norm(x, *self._emb_ln, self._eps)
@@ -212,6 +226,7 @@ class Embedder:
         scale = np.float32(1.0 / np.sqrt(width))
         # Padding keys get a large negative score so softmax gives them ~0 weight.
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        states = []
         for layer in self._layers:
             qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(batch, length, 3, heads, width)
             q, k, v = qkv.transpose(2, 0, 3, 1, 4)
@@ -223,7 +238,8 @@ class Embedder:
             x = _layer_norm(context @ layer.out_w + layer.out_b + x, layer.ln1_w, layer.ln1_b, self._eps)
             up = _gelu(x @ layer.up_w + layer.up_b)
             x = _layer_norm(up @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b, self._eps)
-        return x
+            states.append(x)
+        return states
 
 
 @cache

@@ -1,31 +1,30 @@
 """Crisis-risk detection that runs before, and independently of, any language model.
 
-Two channels. Deterministic patterns (risk_patterns.py) find crisis phrases and then
-read their context: negation in the same clause, a quotation of someone else's words,
-a hypothetical or generic if-clause, a distant past, and hyperbolic idioms (blanked
-before matching). Then, only for sentences the patterns said nothing about, embedding
-similarity to authored risk descriptions and sentences (assets/risk_descriptions.toml,
-assets/risk_anchor_sentences.jsonl) catches indirect phrasings the lists miss. The
-detector works without the embedder (patterns only), so a missing model can never
-switch risk detection off.
+Two channels, either of which flags. Deterministic patterns (risk_patterns.py) find
+crisis phrases and then read their context: negation in the same clause, a quotation
+of someone else's words, a hypothetical or generic if-clause, a distant past, and
+hyperbolic idioms (blanked before matching). A learned channel (a small head over
+MiniLM features, assets/models/risk_head.safetensors, trained on authored batches of
+risk turns and hard negatives by `therapist-trainer train-risk-head`) reads the turn,
+its sentences, and the turn together with the client's previous ones, so a new
+phrasing of a known kind of risk is caught without a new pattern (docs/risk.md gives
+its leave-batch-out figures). The detector works without the embedder (patterns
+only), so a missing model can never switch risk detection off.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-import tomllib
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import clean_text
+from therapist_app.core.text_head import HeadError, TextHead
 from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
@@ -65,7 +64,15 @@ from therapist_app.core.risk_patterns import (
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("none", "low", "moderate", "high")
-EmbedFn = Callable[[Sequence[str]], np.ndarray]
+LayerEmbedFn = Callable[[Sequence[str]], np.ndarray]
+HEAD_ASSET = "models/risk_head.safetensors"
+# Used only when a head carries no operating point of its own (its metadata has one,
+# chosen by `therapist-trainer train-risk-head` on held-out batches).
+DEFAULT_THRESHOLD = 0.5
+# A learned flag at or above this risk probability reads as moderate, below as low.
+CONFIDENT = 0.8
+# Client turns read together (the latest and the ones before it).
+WINDOW = 3
 
 __all__ = [
     "CATEGORIES",
@@ -74,13 +81,8 @@ __all__ = [
     "RiskAssessment",
     "RiskDetector",
     "Trigger",
+    "learned_units",
     "primary_label",
-    "anchor_scores",
-    "cached_anchor_vectors",
-    "channel_eligible",
-    "channel_sentences",
-    "channel_verdicts",
-    "risk_anchors",
 ]
 
 
@@ -92,7 +94,7 @@ class Trigger:
     phrase: str
     start: int  # offsets into clean_text(input), the text the therapist sees
     end: int
-    source: str  # "pattern" or "embedding"
+    source: str  # "pattern" or "learned"
     severity: str
     suppressed_by: str | None = None  # negated, quoted, hypothetical, reported
 
@@ -115,148 +117,22 @@ def primary_label(assessment: RiskAssessment) -> str:
     return assessment.categories[0] if assessment.categories else NONE
 
 
-@dataclass(frozen=True)
-class RiskAnchors:
-    """Authored sentences per label that the embedding channel compares with: the
-    descriptions in risk_descriptions.toml (`none` holds safe look-alikes), the `dev`
-    rows of risk_cases.jsonl, the indirect phrasings and look-alikes of
-    risk_anchor_sentences.jsonl, and, as `none`, the everyday emotional talk of
-    emotion_utterances.jsonl: the channel only sees sentences the patterns left alone,
-    and those are mostly ordinary sadness, worry and anger. The `test` rows of
-    risk_cases.jsonl never become anchors."""
-
-    by_label: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls) -> "RiskAnchors":
-        with asset_path("risk_descriptions.toml").open("rb") as f:
-            table = tomllib.load(f)["category"]
-        missing = [c for c in RISK_LABELS if c not in table]
-        if missing:
-            raise ValueError(f"risk_descriptions.toml lacks categories {missing}")
-        rows = {c: list(table[c]["descriptions"]) for c in RISK_LABELS}
-        with asset_path("risk_cases.jsonl").open(encoding="utf-8") as f:
-            for line in f:
-                case = json.loads(line)
-                if case.get("split") == "dev":
-                    rows[case["risk"]].append(case["text"])
-        with asset_path("risk_anchor_sentences.jsonl").open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    case = json.loads(line)
-                    if case["risk"] not in rows:
-                        raise ValueError(f"risk_anchor_sentences.jsonl: unknown risk {case['risk']!r}")
-                    rows[case["risk"]].append(case["text"])
-        with asset_path("emotion_utterances.jsonl").open(encoding="utf-8") as f:
-            rows[NONE] += [json.loads(line)["text"] for line in f if line.strip()]
-        return cls({c: tuple(v) for c, v in rows.items()})
-
-
-@cache
-def risk_anchors() -> RiskAnchors:
-    return RiskAnchors.load()
-
-
-def embed_anchors(embed: EmbedFn, anchors: RiskAnchors) -> dict[str, np.ndarray]:
-    return {label: np.asarray(embed(list(rows)), dtype=np.float32) for label, rows in anchors.by_label.items()}
-
-
-def cached_anchor_vectors(embed: EmbedFn, model: str, cache_dir: Path,
-                          anchors: RiskAnchors | None = None) -> dict[str, np.ndarray]:
-    """The anchors' embeddings, computed once per model and anchor set and kept in
-    `cache_dir` (a few hundred sentences: seconds on an idle machine, minutes on a busy
-    one). The file name hashes the model id and every anchor, so an edit re-embeds."""
-    anchors = anchors or risk_anchors()
-    key = hashlib.sha256(json.dumps([model, anchors.by_label], sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir / f"risk-anchors-{key}.npz"
-    try:
-        with np.load(path) as stored:
-            vectors = {label: stored[label] for label in anchors.by_label}
-        if all(len(vectors[l]) == len(rows) for l, rows in anchors.by_label.items()):
-            return vectors
-    except (OSError, KeyError, ValueError):
-        pass  # absent or unreadable: recompute
-    vectors = embed_anchors(embed, anchors)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **vectors)
-        tmp.replace(path)
-    except OSError as problem:
-        log.warning("cannot cache risk anchor embeddings: %s", type(problem).__name__)
-    return vectors
-
-
-def anchor_scores(vectors: np.ndarray, anchors: dict[str, np.ndarray], k: int,
-                  leave_out_identical: bool = False) -> dict[str, np.ndarray]:
-    """Per label, each vector's mean cosine with its k most similar anchors.
-
-    `leave_out_identical` ignores an anchor identical to the vector (cosine ~1): the
-    leave-one-out scoring that chose the channel's operating point.
-    """
-    scores = {}
-    for label, rows in anchors.items():
-        similarity = vectors @ rows.T
-        if leave_out_identical:
-            similarity = np.where(similarity > 0.9999, -1.0, similarity)
-        scores[label] = np.partition(similarity, -k, axis=1)[:, -k:].mean(axis=1)
-    return scores
-
-
-def channel_verdicts(scores: dict[str, np.ndarray], threshold: float,
-                     margin: float) -> tuple[list[str], np.ndarray]:
-    """Per scored vector, its best risk category and whether that category reaches
-    `threshold` and beats the safe (`none`) score by `margin`: the channel's one rule,
-    shared by the detector and the tuner that chooses its operating point."""
-    stacked = np.stack([scores[c] for c in CATEGORIES]).astype(np.float64)
-    best = stacked.max(axis=0)
-    flags = (best >= threshold) & (best - scores[NONE].astype(np.float64) >= margin)
-    return [CATEGORIES[i] for i in stacked.argmax(axis=0)], flags
-
-
 def _mask_hyperbole(text: str) -> str:
     """Blank hyperbolic idioms, keeping every offset, so they can trigger nothing."""
     return HYPERBOLE.sub(lambda m: " " * len(m.group()), text)
 
 
-def _channel_reads(sentence: str, masked: str) -> bool:
-    """Quotations, thought experiments, crises the client says are over and sentences
-    that are little more than a hyperbolic idiom ("I'd kill for a proper night's
-    sleep": the few words left once the idiom is blanked would be read out of context)
-    are the patterns' to judge, never the embedding channel's."""
-    ended = RESOLVED.search(sentence) and not RETURNING.search(sentence)
-    idiom_only = masked != sentence and len(masked.split()) < 4
-    return not _conditional(masked) and not QUOTED.search(masked) and not ended and not idiom_only
+def learned_units(masked: str) -> list[tuple[int, int]]:
+    """What the learned channel reads of a turn (idioms blanked): the whole turn, and
+    each sentence when there are several, so a risk buried in a long update is read on
+    its own as well as in its setting.
 
-
-def _pattern_spans(cleaned: str) -> list[tuple[int, int]]:
-    """Where the patterns matched, flagged or suppressed: the channel leaves those alone."""
-    assessment = _PATTERNS_ONLY.assess(cleaned)
-    return [(t.start, t.end) for t in assessment.triggers + assessment.suppressed]
-
-
-def channel_sentences(text: str) -> list[str]:
-    """The sentences of `text` the embedding channel would read (idioms blanked): those
-    no pattern touched that are neither quoted, conditional, over, nor little more than
-    an idiom."""
-    cleaned = clean_text(text)
-    masked = _mask_hyperbole(cleaned)
-    return [masked[a:b].strip() for a, b in _readable_spans(cleaned, masked, _pattern_spans(cleaned))]
-
-
-def _readable_spans(text: str, masked: str, touched: Collection[tuple[int, int]]) -> list[tuple[int, int]]:
-    return [
-        (a, b) for a, b in _sentence_spans(masked)
-        if masked[a:b].strip() and not any(a <= s < b for s, _ in touched)
-        and _channel_reads(text[a:b], masked[a:b])
-    ]
-
-
-def channel_eligible(text: str) -> bool:
-    """Whether the embedding channel would read this text as a whole: no pattern
-    touched it and `_channel_reads` accepts it."""
-    cleaned = clean_text(text)
-    return not _pattern_spans(cleaned) and _channel_reads(cleaned, _mask_hyperbole(cleaned))
+    >>> learned_units("Work was fine. I bought rope.")
+    [(0, 29), (0, 14), (15, 29)]
+    """
+    spans = [(a, b) for a, b in _sentence_spans(masked) if masked[a:b].strip()]
+    whole = [(0, len(masked))] if masked.strip() else []
+    return whole + (spans if len(spans) > 1 else [])
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -353,37 +229,40 @@ def _severity(base: str, text: str, sentence: str, rel_start: int, pattern: Patt
 
 
 class RiskDetector:
-    """`assess(text)` flags crisis language. With `embed=None` it runs on patterns only."""
+    """`assess(text, recent)` flags crisis language. With no embedder or head it runs on
+    its patterns alone."""
 
-    def __init__(
-        self,
-        embed: EmbedFn | None = None,
-        anchors: RiskAnchors | None = None,
-        anchor_vectors: dict[str, np.ndarray] | None = None,
-        threshold: float = 0.35,
-        margin: float = 0.04,
-        k: int = 3,
-    ) -> None:
-        self._embed = embed
-        self.threshold = threshold
-        self.margin = margin
-        self.k = k
-        self._anchors: dict[str, np.ndarray] | None = None
-        if embed is not None:
-            self._anchors = anchor_vectors or embed_anchors(embed, anchors or risk_anchors())
+    def __init__(self, embed_layers: LayerEmbedFn | None = None, head: TextHead | None = None,
+                 threshold: float | None = None) -> None:
+        if (embed_layers is None) != (head is None):
+            raise ValueError("the learned channel needs both the embedder and the head")
+        if head is not None and tuple(head.labels) != RISK_LABELS:
+            raise HeadError(f"risk head labels {head.labels} are not {RISK_LABELS}")
+        self._embed = embed_layers
+        self._head = head
+        self.threshold = threshold if threshold is not None else (
+            float(head.metadata.get("threshold", DEFAULT_THRESHOLD)) if head is not None else DEFAULT_THRESHOLD)
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be within (0, 1), not {self.threshold}")
+
+    @classmethod
+    def load(cls, embed_layers: LayerEmbedFn, path: Path | None = None) -> "RiskDetector":
+        """Patterns plus the shipped learned channel."""
+        return cls(embed_layers, TextHead.load(path or asset_path(HEAD_ASSET), RISK_LABELS))
 
     @property
     def uses_embeddings(self) -> bool:
-        return self._anchors is not None
+        return self._head is not None
 
-    def assess(self, text: str) -> RiskAssessment:
+    def assess(self, text: str, recent: Sequence[str] = ()) -> RiskAssessment:
+        """Risk in the client's latest words; `recent` holds their earlier turns (oldest
+        first), read together with these for risk spread over turns."""
         text = clean_text(text)
         masked = _mask_hyperbole(text)
         active, suppressed = self._pattern_triggers(text, masked)
-        if self._anchors is not None:
-            touched = {(t.start, t.end) for t in active + suppressed}
-            active += self._embedding_triggers(text, masked, touched)
-        return _summarise(active, suppressed, self._anchors is not None)
+        if self._head is not None:
+            active += self._learned_triggers(text, masked, [clean_text(t) for t in recent[-WINDOW + 1:] if t.strip()])
+        return _summarise(active, suppressed, self._head is not None)
 
     def _pattern_triggers(self, text: str, masked: str) -> tuple[list[Trigger], list[Trigger]]:
         active: list[Trigger] = []
@@ -455,24 +334,37 @@ class RiskDetector:
                 start, end = quote.start() + threat.start(), quote.start() + threat.end()
                 active.append(Trigger("abuse", text[start:end], start, end, "pattern", "moderate"))
 
-    def _embedding_triggers(self, text: str, masked: str, touched: set[tuple[int, int]]) -> list[Trigger]:
-        """Sentences no pattern matched whose nearest authored risk sentences (mean of the
-        k most similar per label) beat both the threshold and the nearest safe ones."""
-        assert self._anchors is not None and self._embed is not None
-        spans = _readable_spans(text, masked, touched)
-        if not spans:
-            return []
-        # The masked text is embedded so that hyperbolic idioms weigh nothing here either.
-        vectors = np.asarray(self._embed([masked[a:b].strip() for a, b in spans]), dtype=np.float32)
-        categories, flags = channel_verdicts(anchor_scores(vectors, self._anchors, self.k),
-                                             self.threshold, self.margin)
+    def risk_probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """[texts, labels]: the learned channel's calibrated probabilities."""
+        assert self._head is not None and self._embed is not None
+        return self._head.probabilities(np.asarray(self._embed(list(texts))))
+
+    def _learned_triggers(self, text: str, masked: str, earlier: list[str]) -> list[Trigger]:
+        """The turn, each of its sentences when it has several, and the turn read with the
+        client's previous turns: a unit whose risk probability (1 - P(none)) reaches the
+        threshold flags its most likely category. The window counts only when no earlier
+        turn reaches the threshold alone (that one was flagged when it was said)."""
+        spans = learned_units(masked)
+        units = [masked[a:b].strip() for a, b in spans]
+        window = " ".join(earlier + [masked]) if earlier else None
+        probabilities = self.risk_probabilities(units + ([window] + earlier if window else []))
+        risk = 1.0 - probabilities[:, RISK_LABELS.index(NONE)]
         found = []
-        for (a, b), best, flagged in zip(spans, categories, flags):
-            if flagged:
-                phrase = text[a:b].strip()
-                start = text.index(phrase, a) if phrase in text[a:] else a
-                found.append(Trigger(best, phrase, start, start + len(phrase), "embedding", "low"))
+        best = int(np.argmax(risk[: len(units)]))
+        if risk[best] >= self.threshold:
+            a, b = spans[best]
+            found.append(self._learned(text, a, b, probabilities[best], risk[best]))
+        elif window and risk[len(units)] >= self.threshold and all(r < self.threshold for r in risk[len(units) + 1:]):
+            found.append(self._learned(text, 0, len(text), probabilities[len(units)], risk[len(units)]))
         return found
+
+    @staticmethod
+    def _learned(text: str, start: int, end: int, probabilities: np.ndarray, risk: float) -> Trigger:
+        category = CATEGORIES[int(np.argmax(probabilities[: len(CATEGORIES)]))]
+        phrase = text[start:end].strip()
+        start = text.index(phrase, start) if phrase and phrase in text[start:] else start
+        return Trigger(category, phrase, start, start + len(phrase), "learned",
+                       "moderate" if risk >= CONFIDENT else "low")
 
 
 def _dedupe(triggers: list[Trigger]) -> list[Trigger]:

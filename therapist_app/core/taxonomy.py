@@ -123,3 +123,12 @@ def map_emotion(source: str, label: str) -> str:
     if key not in mapping:
         raise ValueError(f"{source} label {label!r} has no mapping; known: {', '.join(sorted(mapping))}")
     return mapping[key]
+
+
+def mapping_targets(source: str) -> list[str]:
+    """Our ids that a source's labels can map to, sorted.
+
+    >>> mapping_targets("esconv")[:3]
+    ['anger', 'anxiety', 'depression']
+    """
+    return sorted(set(emotion_mapping(source).values()))

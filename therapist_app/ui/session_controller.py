@@ -22,6 +22,7 @@ from therapist_app.core.dialogue_format import (
     clean_text,
 )
 from therapist_app.core.draft_round import RoundResult
+from therapist_app.core.emotion import UNCERTAIN_BELOW
 from therapist_app.core.risk import RiskAssessment
 from therapist_app.core.store import CrisisNotAcknowledged, Store, StoreError
 from therapist_app.core.store.records import Client, RiskAcknowledgement, Session, Utterance
@@ -324,11 +325,17 @@ class SessionController(QObject):
     def generating(self) -> bool:
         return self.engine.generating
 
+    @property
+    def emotion_uncertain(self) -> bool:
+        """The reading is too unsure to show as a label or to tell the engine."""
+        return self.emotion is not None and not self.emotion_corrected and self.emotion.confidence < UNCERTAIN_BELOW
+
     def _request(self, strategy: str | None) -> SuggestionRequest:
         assert self.target is not None
         index = next(i for i, u in enumerate(self.utterances) if u.id == self.target.id)
         context = tuple(Turn(u.speaker, u.text) for u in self.utterances[:index])
-        return SuggestionRequest(self.target.text, context, self.emotion, strategy)
+        emotion = None if self.emotion_uncertain else self.emotion
+        return SuggestionRequest(self.target.text, context, emotion, strategy)
 
     def _start_round(self, strategy: str | None) -> None:
         self._waiting_round = None

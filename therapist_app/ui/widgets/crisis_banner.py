@@ -63,7 +63,7 @@ class CrisisBanner(QFrame):
             # A sentence that only resembles authored risk statements (no listed phrase)
             # is said to be that, so the therapist can weigh it; it still needs
             # acknowledging.
-            resembles = all(t.source == "embedding" for t in crisis.risk.triggers)
+            resembles = all(t.source == "learned" for t in crisis.risk.triggers)
             what = "Words that resemble crisis language" if resembles else "Possible crisis language"
             detail = f": {phrases}"
             check = "Ask the client what they mean" if resembles else "Assess risk now"

@@ -53,6 +53,10 @@ class EmotionChip(QToolButton):
             self.actions_by_label[reading.label].setChecked(True)
             if controller.emotion_corrected:
                 text = f"Emotion: {name} (set by you)"
+            elif controller.emotion_uncertain:
+                # Calibrated below one half: more likely wrong than right, so no label
+                # is claimed and the suggestions are not steered by it.
+                text = f"Emotion: uncertain (perhaps {name}, {reading.confidence:.0%})"
             else:
                 text = f"Emotion: {name} {reading.confidence:.0%}"
                 if controller.runner_up is not None:
