@@ -14,6 +14,11 @@
     at submission the cache holds everything up to the last word typed.
     warm_transcript_ratio primes the earlier turns only; warm_unprimed_ratio primes
     nothing (only the previous round's prompt is cached).
+(f) tuned_decode_ratio: decode tokens/s of the app's default (the bundled model with
+    its tuned LoRA adapter merged in, `core/adapter_merge.py`) over the bundled model
+    alone, the same single-draft rounds alternated; adapter_decode_ratio the same with
+    the adapter applied by llama.cpp at load instead (only when the build ships an
+    adapter).
 (e) bestofn_ratio: wall time of the app's best-of-N round (the configured candidates,
     6, decoded together and ranked with the MiniLM embedder and emotion head, 3 shown)
     over today's round of 3 drafts; bestofn_ttft_ratio: their median times to first
@@ -113,6 +118,36 @@ def measure_bestofn(engine: SuggestionEngine, scorer: DraftScorer, rounds: int) 
             statistics.median(best_ttft) / statistics.median(three_ttft))
 
 
+def measure_tuned(threads: int, rounds: int) -> dict[str, float]:
+    """Decode tokens/s of the tuned default (merged, and with the adapter applied at
+    load) over the bundled model alone, rounds alternated."""
+    from therapist_app.core.model_file import default_adapter_path, merged_default_model
+
+    adapter = default_adapter_path()
+    if adapter is None:
+        return {}
+    setups = {"base": (None, None), "merged": (merged_default_model(adapter), None), "at_load": (None, adapter)}
+    rates: dict[str, list[float]] = {name: [] for name in setups}
+    engines = {name: SuggestionEngine(EngineConfig(model_path=model, adapter_path=lora, n_threads=threads,
+                                                   max_tokens=48, seed=11))
+               for name, (model, lora) in setups.items()}
+    try:
+        for k in range(2 * rounds):
+            order = list(setups) if k % 2 == 0 else list(reversed(setups))
+            for name in order:
+                engine = engines[name]
+                engine.reset_session()
+                stats = engine.complete(conversation(k % len(CLIENT_TURNS)), n=1).stats
+                if stats.decode_s > 0:
+                    rates[name].append(stats.decode_steps / stats.decode_s)
+    finally:
+        for engine in engines.values():
+            engine.close()
+    base = statistics.median(rates["base"])
+    return {"tuned_decode_ratio": statistics.median(rates["merged"]) / base,
+            "adapter_decode_ratio": statistics.median(rates["at_load"]) / base}
+
+
 def measure_ttft(engine: SuggestionEngine) -> dict[str, float]:
     """Medians of time to first token, each over the same request from a cold cache."""
     paths = {"warm_ttft_ratio": [], "warm_transcript_ratio": [], "warm_unprimed_ratio": []}
@@ -178,6 +213,7 @@ def main() -> None:
         scorer = default_scorer()
         DraftRound(engine, conversation(0), scorer).complete()  # warm-up: MiniLM and the head
         bestofn, bestofn_ttft = measure_bestofn(engine, scorer, args.rounds)
+    tuned = measure_tuned(args.threads, args.rounds)
     print(f"decode: ours {ours:.1f} tok/s, llama.cpp perf counters {llama:.1f} tok/s")
     print(f"3 suggestions / 1 suggestion wall time: {batch3:.2f}")
     print("warm / cold time to first token: " + ", ".join(f"{k} {v:.3f}" for k, v in ttft.items()))
@@ -189,6 +225,10 @@ def main() -> None:
         figures["vs_transformers"] = ours / hf
     figures.update(ttft)
     figures.update(bestofn_ratio=bestofn, bestofn_ttft_ratio=bestofn_ttft)
+    if tuned:
+        print(f"decode of the tuned default / the bundled model: merged {tuned['tuned_decode_ratio']:.3f}, "
+              f"adapter applied at load {tuned['adapter_decode_ratio']:.3f}")
+        figures.update(tuned)
     print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in figures.items()))
 
 

@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft", "trainer.commands_eval", "trainer.commands_export", "trainer.commands_rl", "trainer.emotion_head", "trainer.analysis_eval", "trainer.risk_head")
+COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft", "trainer.commands_eval", "trainer.commands_export", "trainer.commands_rl", "trainer.emotion_head", "trainer.analysis_eval", "trainer.risk_head", "trainer.adapter_export", "trainer.crisis_eval", "trainer.blind_rating")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,8 @@ class SFTSettings:
     lora_alpha: int = _f(32, "LoRA scaling numerator (alpha / r scales the update)")
     lora_dropout: float = _f(0.05, "dropout on the LoRA branch")
     lora_target_modules: str = _f("all-linear", "comma-separated module names to adapt, or all-linear")
+    lora_top_layers: int = _f(0, "adapt only the top N transformer layers (0: all); the backward pass then "
+                                 "stops below them, which speeds up CPU training")
     max_length: int = _f(512, "longest tokenized example; longer prompts lose their oldest tokens")
     batch_size: int = _f(8, "examples per device per step")
     grad_accum: int = _f(1, "steps whose gradients add up before an optimiser update")
@@ -71,7 +73,8 @@ class SFTSettings:
     save_steps: int = _f(100, "save a checkpoint every N updates (and at the end)")
     save_total_limit: int = _f(2, "checkpoints kept in the run folder")
     merge_lora: bool = _f(True, "also save the LoRA-merged full model (what GGUF export needs)")
-    resume: str = _f("", "continue a run: latest (the newest checkpoint in the run folder) or a checkpoint folder")
+    resume: str = _f("", "continue a run: latest (the newest checkpoint in the run folder), auto (latest if there "
+                         "is one, else start) or a checkpoint folder")
     num_threads: int = _f(0, "CPU threads for torch; 0 means one per physical core")
 
     def __post_init__(self) -> None:
@@ -79,7 +82,7 @@ class SFTSettings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
-        for name in ("eval_steps", "num_threads"):
+        for name in ("eval_steps", "num_threads", "lora_top_layers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
         if self.max_steps == 0 or self.max_steps < -1:

@@ -19,6 +19,9 @@ from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, parse_reply
 
+from therapist_app.core.scoring.safety import check_reply
+from therapist_app.core.scoring.text import near_duplicate
+
 from trainer.behaviours import count_behaviours
 from trainer.config import ConfigError, _f
 from trainer.data.records import read_jsonl
@@ -39,7 +42,10 @@ RESULT_KEYS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "emotion_acc")
 
 @dataclass(frozen=True)
 class EvalSettings(RewardSettings):
-    model: str = _f("", "model to evaluate: a Hugging Face folder, or a .gguf file run through llama.cpp")
+    model: str = _f("", "model to evaluate: a Hugging Face folder, a .gguf file run through llama.cpp, "
+                        "'bundled' for the model the app uses by default (the bundled SmolLM2 with the "
+                        "shipped tuned adapter), or 'base' for the untuned bundled SmolLM2")
+    adapter: str = _f("", "a LoRA adapter GGUF applied to a .gguf model (as the app applies its tuned default)")
     data: str = _f("assets/seed_corpus.jsonl", "normalised JSONL with reference replies")
     split: str = _f("test", "which part of the data: test, validation or train (split as SFT splits it), or all",
                     ("test", "validation", "train", "all"))
@@ -48,6 +54,10 @@ class EvalSettings(RewardSettings):
     test_fraction: float = _f(0.1, "test share when splitting (as in SFT)")
     max_examples: int = _f(0, "evaluate at most this many examples; 0 means all")
     max_new_tokens: int = _f(64, "most tokens generated per reply")
+    drafts: int = _f(1, "drafts per example: 1 is greedy; N > 1 samples N with the app's sampling and shows all "
+                        "(the app's rounds before best-of-N; GGUF only); the first is scored")
+    best_of: int = _f(0, "K > 1 runs the app's best-of-N round: K candidates sampled, gated and ranked, the best 3 "
+                         "shown and the best scored (GGUF only); 0 is off")
     batch_size: int = _f(8, "prompts generated together (Hugging Face models)")
     output_dir: str = _f("runs/eval", "folder for report.md, results.json and the plots")
     judge: str = _f("", "a GGUF to run as LLM judge with the documented rubric; empty means no judge")
@@ -59,6 +69,8 @@ class EvalSettings(RewardSettings):
         super().__post_init__()
         if self.max_examples < 0 or self.max_new_tokens < 1 or self.batch_size < 1 or self.num_threads < 0:
             raise ConfigError("max_examples and num_threads must be >= 0; max_new_tokens and batch_size >= 1")
+        if self.drafts < 1 or self.best_of < 0 or self.best_of == 1 or (self.best_of and self.drafts > 1):
+            raise ConfigError("drafts must be >= 1 and best_of 0 or >= 2, and not both at once")
         if not (0 < self.validation_fraction < 1 and 0 <= self.test_fraction < 1
                 and self.validation_fraction + self.test_fraction < 1):
             raise ConfigError("validation_fraction in (0, 1), test_fraction in [0, 1), their sum below 1")
@@ -83,6 +95,12 @@ class EvalResult:
     judge: dict[str, float] = field(default_factory=dict)
     judge_unparsed: int = 0
     tokens_per_second: float | None = None
+    shown_drafts: int = 0
+    """Drafts the app would have shown over all rounds (one per example for greedy)."""
+    violations_per_100: float = 0.0
+    """Shown drafts breaking a safety rule (the app's rules, the client's risk and emotion), per 100."""
+    repeated_rounds: float = 0.0
+    """Share of rounds that show two identical or near-identical drafts."""
 
     def result_line(self) -> str:
         values = asdict(self)
@@ -106,9 +124,23 @@ def select_examples(settings: EvalSettings) -> list[Example]:
     return examples
 
 
+def shown_draft_figures(shown: Sequence[Sequence[str]], examples: Sequence[Example],
+                        risks: Sequence[Sequence[str]]) -> tuple[int, float, float]:
+    """(drafts shown, safety violations per 100 shown drafts, share of rounds showing a
+    repeated draft), by the app's own safety rules and duplicate test."""
+    count = sum(len(texts) for texts in shown)
+    violations = sum(not check_reply(text, risk, example.emotion).safe
+                     for texts, risk, example in zip(shown, risks, examples) for text in texts)
+    repeated = sum(any(near_duplicate(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]) for texts in shown)
+    return count, 100 * violations / max(count, 1), repeated / max(len(shown), 1)
+
+
 def score_replies(examples: Sequence[Example], completions: Sequence[str], settings: RewardSettings,
-                  classifier="auto", judge=None) -> EvalResult:
-    """Every metric for raw `completions` (one per example) against the examples' replies."""
+                  classifier="auto", judge=None, shown: Sequence[Sequence[str]] | None = None,
+                  risks: Sequence[Sequence[str]] | None = None) -> EvalResult:
+    """Every metric for raw `completions` (one per example) against the examples' replies.
+    `shown` holds the drafts each round showed (default: the completion alone) and
+    `risks` the risk categories of each client turn (default: none)."""
     replies = [parse_reply(c).text for c in completions]
     references = [e.reply or "" for e in examples]
     rouges = rouge(replies, references)
@@ -136,6 +168,8 @@ def score_replies(examples: Sequence[Example], completions: Sequence[str], setti
         means[name] = sum(present) / len(present) if present else None
     totals = pack.total(scores)
     judged = judge.summarise(zip(columns["client_words"], replies)) if judge is not None else None
+    shown = shown if shown is not None else [[r] if r else [] for r in replies]
+    count, violations, repeated = shown_draft_figures(shown, examples, risks or [()] * len(examples))
     return EvalResult(
         examples=len(examples),
         bleu=bleu(replies, references),
@@ -146,6 +180,7 @@ def score_replies(examples: Sequence[Example], completions: Sequence[str], setti
         rewards=means, reward_total=sum(totals) / len(totals),
         behaviours=count_behaviours(replies),
         judge=judged.means if judged else {}, judge_unparsed=judged.unparsed if judged else 0,
+        shown_drafts=count, violations_per_100=violations, repeated_rounds=repeated,
     )
 
 
@@ -154,11 +189,17 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def write_report(result: EvalResult, settings: EvalSettings, out: Path, plots: Sequence[Path]) -> Path:
+    if settings.best_of:
+        decoding = f"the app's best-of-{settings.best_of} rounds (sampled, gated, ranked; the best scored)"
+    elif settings.drafts > 1:
+        decoding = f"{settings.drafts} sampled drafts per round (the first scored)"
+    else:
+        decoding = "greedy decoding"
     lines = [
         f"# Evaluation of `{Path(settings.model).name}`",
         "",
         f"Data: `{settings.data}`, split `{settings.split}` (seed {settings.seed}), {result.examples} examples; "
-        f"greedy decoding, at most {settings.max_new_tokens} new tokens.",
+        f"{decoding}, at most {settings.max_new_tokens} new tokens.",
         "",
         "| metric | this model | published GPT-2 SFT+RL |",
         "|---|---|---|",
@@ -183,6 +224,8 @@ def write_report(result: EvalResult, settings: EvalSettings, out: Path, plots: S
     if not result.emotion_classifier:
         lines += ["Emotion accuracy is n/a: the app's emotion classifier is not installed.", ""]
     lines += [f"distinct-1 {result.distinct1:.4f}, distinct-2 {result.distinct2:.4f}.", "",
+              f"Shown drafts: {result.shown_drafts}; safety violations {result.violations_per_100:.2f} per 100 shown "
+              f"drafts; rounds showing a repeated draft {result.repeated_rounds:.1%}.", "",
               "## Reward components (means; weighted total "
               f"{result.reward_total:.4f})", "", "| reward | weight | mean |", "|---|---|---|"]
     weights = dict(zip(parse_list(settings.rewards), parse_list(settings.reward_weights)))
@@ -227,27 +270,60 @@ def plot_rewards(result: EvalResult, runs: Sequence[Path], out: Path) -> list[Pa
     return plots
 
 
-def run_eval(settings: EvalSettings, generator=None, classifier="auto") -> tuple[EvalResult, Path]:
+def resolve_model(model: str, adapter: str = "") -> tuple[str, str]:
+    """(model, adapter): 'bundled' is what the app loads by default, 'base' the bundled
+    GGUF without the tuned adapter; anything else is a path."""
+    from therapist_app.core.model_file import bundled_model_path, default_adapter_path
+
+    if model in ("bundled", "base"):
+        if adapter:
+            raise ValueError(f"--model {model} already decides the adapter; pass the GGUF path to add one")
+        tuned = default_adapter_path() if model == "bundled" else None
+        return str(bundled_model_path()), str(tuned or "")
+    if adapter and not model.endswith(".gguf"):
+        raise ValueError("--adapter applies to a .gguf model")
+    return model, adapter
+
+
+def load_app_risk_detector():
+    """The app's risk detector (patterns and the MiniLM channel), patterns only when
+    MiniLM is not installed: the rounds are crisis-aware exactly as in the app."""
+    from therapist_app.core.analysis import Analyzer
+
+    return Analyzer.load().detector
+
+
+def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector="auto") -> tuple[EvalResult, Path]:
     """Generate, score, and write report.md, results.json and the plots into output_dir."""
     from trainer.generation import SamplingSettings, load_generator, requests_of
 
     if not settings.model and generator is None:
-        raise ValueError("no model given: pass --model FOLDER or --model FILE.gguf")
+        raise ValueError("no model given: pass --model FOLDER, --model FILE.gguf or --model bundled")
     runs = [Path(r) for r in parse_list(settings.runs)]
     for run in runs:
         if not (run / "metrics.jsonl").is_file():
             raise ValueError(f"{run} has no metrics.jsonl (not a training run folder)")
     examples = select_examples(settings)
+    if detector == "auto":
+        detector = load_app_risk_detector()
+    risks = [detector.assess(e.client_words).categories for e in examples]
     if generator is None:
         if settings.num_threads:
             import torch
 
             torch.set_num_threads(settings.num_threads)
-        generator = load_generator(settings.model, SamplingSettings(max_new_tokens=settings.max_new_tokens),
-                                   settings.batch_size, settings.num_threads or None)
+        model, adapter = resolve_model(settings.model, settings.adapter)
+        generator = load_generator(model, SamplingSettings(max_new_tokens=settings.max_new_tokens),
+                                   settings.batch_size, settings.num_threads or None, settings.drafts,
+                                   settings.best_of, adapter)
     started = time.perf_counter()
+    shown = None
     try:
-        completions = generator(requests_of(examples))
+        if hasattr(generator, "rounds"):
+            rounds = generator.rounds(requests_of(examples), risks)
+            completions, shown = [r.top for r in rounds], [r.shown for r in rounds]
+        else:
+            completions = generator(requests_of(examples))
     finally:
         if hasattr(generator, "close"):
             generator.close()
@@ -258,7 +334,7 @@ def run_eval(settings: EvalSettings, generator=None, classifier="auto") -> tuple
 
         judge = LlamaJudge(settings.judge, settings.num_threads or None)
     try:
-        result = score_replies(examples, completions, settings, classifier, judge)
+        result = score_replies(examples, completions, settings, classifier, judge, shown, risks)
     finally:
         if judge is not None:
             judge.close()

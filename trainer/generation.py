@@ -93,41 +93,88 @@ class HFGenerator:
         return out
 
 
+@dataclass(frozen=True)
+class EvalRound:
+    """What one example's round produced: the draft that counts against the reference,
+    and every draft the app would have shown."""
+
+    top: str
+    """Raw text of the first draft (or the best ranked, under best-of-N)."""
+    shown: tuple[str, ...]
+    """The cleaned drafts the therapist would see."""
+
+
 class GGUFGenerator:
-    """The app's `SuggestionEngine`: one suggestion per request with the request's strategy."""
+    """The app's `SuggestionEngine`, with the request's strategy. One draft per request
+    by default (greedy unless sampling says otherwise); `drafts` > 1 samples that many
+    with the app's sampling and shows them all, as the app did before best-of-N;
+    `best_of` K decodes K candidates and shows the app's ranked, gated best 3."""
 
     def __init__(self, gguf: str | Path, sampling: SamplingSettings = SamplingSettings(), n_ctx: int = 2048,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, drafts: int = 1, best_of: int = 0, adapter: str | Path = "") -> None:
         from therapist_app.core.engine import EngineConfig, SuggestionEngine
         from therapist_app.core.llama_runtime import SamplingParams
 
-        params = SamplingParams(temperature=sampling.temperature, top_k=0 if sampling.temperature else 40,
-                                top_p=sampling.top_p, min_p=sampling.min_p, repeat_penalty=1.0)
-        self.engine = SuggestionEngine(EngineConfig(model_path=Path(gguf), n_ctx=n_ctx, n_threads=threads,
+        if drafts < 1 or best_of < 0 or (best_of and drafts > 1):
+            raise ValueError("drafts must be >= 1, best_of >= 0, and not both above one")
+        if drafts > 1 or best_of:
+            params = SamplingParams()  # the app's own sampling
+        else:
+            params = SamplingParams(temperature=sampling.temperature, top_k=0 if sampling.temperature else 40,
+                                    top_p=sampling.top_p, min_p=sampling.min_p, repeat_penalty=1.0)
+        parallel = max(drafts, best_of, 1)
+        self.drafts, self.best_of = drafts, best_of
+        self.engine = SuggestionEngine(EngineConfig(model_path=Path(gguf), adapter_path=Path(adapter) if adapter else None,
+                                                    n_ctx=n_ctx, n_threads=threads,
                                                     max_tokens=sampling.max_new_tokens, seed=sampling.seed,
-                                                    sampling=params, n_seq_max=1))
+                                                    sampling=params, n_seq_max=max(parallel, 3),
+                                                    candidates=parallel))
+        self._scorer = None
         self.generated_tokens = 0
         self.seconds = 0.0
 
-    def __call__(self, requests: Sequence[SuggestionRequest]) -> list[str]:
+    def rounds(self, requests: Sequence[SuggestionRequest],
+               risks: Sequence[Sequence[str]] | None = None) -> list[EvalRound]:
+        from therapist_app.core.best_of_n import default_scorer
+        from therapist_app.core.draft_round import DraftRound
+
         out = []
-        for request in requests:
-            strategies = [request.strategy] if request.strategy else None
-            result = self.engine.complete(request, n=1, strategies=strategies)
-            self.generated_tokens += result.stats.generated_tokens
-            self.seconds += result.stats.total_s
-            out.append(result.suggestions[0].raw_text)
+        for i, request in enumerate(requests):
+            risk = tuple(risks[i]) if risks is not None else ()
+            if self.best_of:
+                if self._scorer is None:
+                    self._scorer = default_scorer()
+                result = DraftRound(self.engine, request, self._scorer, risk).complete()
+                stats, shown = result.stats, result.ranking.shown
+                raw = {d.index: d.raw_text for d in result.drafts}
+                top = raw[shown[0].draft.index] if shown else ""
+                texts = tuple(r.draft.text for r in shown)
+            else:
+                strategies = [request.strategy] * self.drafts if request.strategy else None
+                outcome = self.engine.complete(request, n=self.drafts, strategies=strategies)
+                stats = outcome.stats
+                top = outcome.suggestions[0].raw_text
+                texts = tuple(s.text for s in outcome.suggestions if s.text)
+            self.generated_tokens += stats.generated_tokens
+            self.seconds += stats.total_s
+            out.append(EvalRound(top, texts))
         return out
+
+    def __call__(self, requests: Sequence[SuggestionRequest]) -> list[str]:
+        return [r.top for r in self.rounds(requests)]
 
     def close(self) -> None:
         self.engine.close()
 
 
 def load_generator(model: str | Path, sampling: SamplingSettings = SamplingSettings(), batch_size: int = 8,
-                   threads: int | None = None):
-    """A GGUF file goes to llama.cpp; anything else is a Hugging Face folder."""
+                   threads: int | None = None, drafts: int = 1, best_of: int = 0, adapter: str | Path = ""):
+    """A GGUF file goes to llama.cpp (with `adapter` applied, if any); anything else is a
+    Hugging Face folder (one draft per request: the app's rounds need llama.cpp)."""
     if str(model).endswith(".gguf"):
-        return GGUFGenerator(model, sampling, threads=threads)
+        return GGUFGenerator(model, sampling, threads=threads, drafts=drafts, best_of=best_of, adapter=adapter)
+    if drafts > 1 or best_of:
+        raise ValueError("--drafts and --best-of run the app's rounds and need a GGUF model")
     return HFGenerator.load(model, sampling, batch_size)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
-_WANTED = ("convert_hf_to_gguf.py", "conversion/", "gguf-py/", "models/ggml-vocab-")
+_WANTED = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/", "models/ggml-vocab-")
 
 
 class ConverterMissing(RuntimeError):
@@ -45,7 +45,7 @@ def source_dir() -> Path:
         return path
     version = llama_cpp_version()
     target = cache_root() / f"llama.cpp-{version}"
-    if (target / "convert_hf_to_gguf.py").is_file():
+    if all((target / name).is_file() for name in ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py")):
         return target
     sdist = cache_root() / "sdist" / f"llama_cpp_python-{version}.tar.gz"
     if not sdist.is_file():
@@ -84,14 +84,23 @@ def vocab_gguf(name: str) -> Path:
 
 def run_converter(model_dir: Path, outfile: Path, outtype: str = "f16", extra: list[str] | None = None) -> None:
     """Run convert_hf_to_gguf.py with the vendored gguf-py first on the path."""
+    _run_script("convert_hf_to_gguf.py", [str(model_dir), "--outfile", str(outfile), "--outtype", outtype,
+                                           *(extra or [])], model_dir.name)
+
+
+def run_lora_converter(adapter_dir: Path, base_dir: Path, outfile: Path, outtype: str = "f16") -> None:
+    """Run convert_lora_to_gguf.py: a PEFT adapter folder to a LoRA GGUF that llama.cpp
+    applies at load; `base_dir` holds the base model's config (read offline)."""
+    _run_script("convert_lora_to_gguf.py", [str(adapter_dir), "--base", str(base_dir), "--outfile", str(outfile),
+                                             "--outtype", outtype], adapter_dir.name)
+
+
+def _run_script(script: str, args: list[str], subject: str) -> None:
     src = source_dir()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src / "gguf-py"), env.get("PYTHONPATH")]))
-    command = [
-        sys.executable, str(src / "convert_hf_to_gguf.py"), str(model_dir),
-        "--outfile", str(outfile), "--outtype", outtype, *(extra or []),
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src / "gguf-py"), str(src), env.get("PYTHONPATH")]))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    done = subprocess.run([sys.executable, str(src / script), *args], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        raise RuntimeError(f"convert_hf_to_gguf.py failed for {model_dir.name}:\n{tail}")
+        raise RuntimeError(f"{script} failed for {subject}:\n{tail}")

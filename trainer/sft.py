@@ -210,11 +210,13 @@ def _run_name(settings: SFTSettings) -> str:
 def _checkpoint_to_resume(settings: SFTSettings, run_dir: Path) -> str | None:
     if not settings.resume:
         return None
-    if settings.resume == "latest":
+    if settings.resume in ("latest", "auto"):
         if not settings.run_name:
-            raise SFTError("--resume latest needs --run-name: the run whose folder holds the checkpoints")
+            raise SFTError(f"--resume {settings.resume} needs --run-name: the run whose folder holds the checkpoints")
         checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
         if not checkpoints:
+            if settings.resume == "auto":
+                return None
             raise SFTError(f"no checkpoint to resume in {run_dir}")
         return str(checkpoints[-1])
     if not Path(settings.resume, "trainer_state.json").is_file():
@@ -307,12 +309,23 @@ def run_sft(settings: SFTSettings, callbacks: Sequence = ()) -> SFTResult:
         from peft import LoraConfig
 
         targets = settings.lora_target_modules
+        layers = model.config.num_hidden_layers
+        top = {}
+        if settings.lora_top_layers:
+            if settings.lora_top_layers > layers:
+                raise SFTError(f"lora_top_layers is {settings.lora_top_layers}; the model has {layers} layers")
+            top = {"layers_to_transform": list(range(layers - settings.lora_top_layers, layers)),
+                   "layers_pattern": "layers"}
+            if targets == "all-linear":  # peft needs the names to pick layers
+                targets = ",".join(sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                                           if isinstance(module, torch.nn.Linear) and ".layers." in name}))
         peft_config = LoraConfig(
             r=settings.lora_r,
             lora_alpha=settings.lora_alpha,
             lora_dropout=settings.lora_dropout,
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
             task_type="CAUSAL_LM",
+            **top,
         )
 
     args = SFTConfig(

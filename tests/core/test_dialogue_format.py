@@ -32,7 +32,7 @@ def test_golden_prompt_with_context_emotion_and_strategy():
         "<|im_start|>user\nSchool, mostly.<|im_end|>\n"
         "<|im_start|>assistant\nTell me more.<|im_end|>\n"
         "<|im_start|>user\nI can't sleep before exams.\n\n"
-        "[Client's emotion: anxiety (confidence 0.82). Strategy: Reflection of feelings. "
+        "[Client's emotion: anxiety. Strategy: Reflection of feelings. "
         "Name the feeling you hear and reflect it back gently.]<|im_end|>\n"
         "<|im_start|>assistant\n"
     )

@@ -69,7 +69,8 @@ class ScriptedEngine:
         self.config = EngineConfig(candidates=len(texts))
         self.streams: list[ScriptedStream] = []
 
-    def stream(self, request, n, strategies, seed=None):
+    def stream(self, request, n, strategies, seed=None, greedy=()):
+        self.greedy = list(greedy)
         self.streams.append(ScriptedStream(self.texts[:n], list(strategies)))
         return self.streams[-1]
 
@@ -204,3 +205,27 @@ def test_a_real_round_on_the_bundled_model_shows_safe_distinct_drafts_and_stream
             assert all(check_reply(t, risk, emotion).safe for t in texts)
             if risk:
                 assert any(asks_about_risk(t, risk) for t in texts)
+
+
+def test_the_first_draft_of_each_strategy_is_greedy_unless_the_round_is_regenerated():
+    drafts = ["One.", "Two.", "Three.", "Four.", "Five.", "Six."]
+    engine = ScriptedEngine(drafts)
+    DraftRound(engine, REQUEST, DraftScorer())
+    assert engine.greedy == [0, 1, 2]
+    DraftRound(engine, REQUEST.with_strategy("question"), DraftScorer())
+    assert engine.greedy == [0]
+    DraftRound(engine, REQUEST, DraftScorer(), sample_all=True)
+    assert engine.greedy == []
+
+
+def test_a_greedy_sequence_decodes_the_most_likely_reply(tiny_gguf):
+    from therapist_app.core.llama_runtime import SamplingParams
+
+    config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=8, n_threads=2)
+    with SuggestionEngine(config) as engine:
+        mixed = engine.complete(REQUEST, 2, ["question", "question"], seed=3, greedy=[0])
+    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=8, n_threads=2,
+                                       sampling=SamplingParams(temperature=0))) as engine:
+        greedy = engine.complete(REQUEST, 1, ["question"])
+    assert mixed.suggestions[0].raw_text == greedy.suggestions[0].raw_text
+    assert mixed.suggestions[1].raw_text != greedy.suggestions[0].raw_text

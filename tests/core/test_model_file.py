@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,13 @@ def test_bit_flip_changes_the_hash(tmp_path, tiny_gguf):
     copy.write_bytes(bytes(data))
     assert sha256_file(copy) != sha256_file(tiny_gguf)
     check_model_loads(copy)  # structurally fine: only the manifest hash can tell
+
+
+def test_model_choices_resolve_to_a_model_and_an_adapter(monkeypatch, tmp_path):
+    from therapist_app.core import model_file
+
+    adapter = tmp_path / "default_adapter.gguf"
+    monkeypatch.setattr(model_file, "default_adapter_path", lambda: adapter)
+    assert model_file.resolve_choice(None) == (None, adapter)
+    assert model_file.resolve_choice(model_file.UNTUNED) == (model_file.bundled_model_path(), None)
+    assert model_file.resolve_choice("/models/x.gguf") == (Path("/models/x.gguf"), None)

@@ -124,3 +124,25 @@ def test_eval_command_reports_bad_input(tmp_path, capsys):
     assert main(["eval", "--model", "x", "--data", str(_fixture_file(tmp_path)), "--rewards", "safety",
                  "--reward-weights", "1,2"]) == 2
     assert "1 names but reward_weights 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decoding, shown_per_round", [(["--drafts", "3"], 3), (["--best-of", "4"], 3)])
+def test_eval_runs_the_apps_rounds_and_counts_shown_drafts(tiny_gguf, tmp_path, decoding, shown_per_round):
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(tiny_gguf), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out),
+                 *FAST, *decoding])
+    assert code == 0
+    result = json.loads((out / "results.json").read_text(encoding="utf-8"))["result"]
+    assert 0 < result["shown_drafts"] <= shown_per_round * result["examples"]
+    assert 0 <= result["repeated_rounds"] <= 1 and result["violations_per_100"] >= 0
+    if "--best-of" in decoding:  # the gate: nothing unsafe is ever shown, nothing twice
+        assert result["violations_per_100"] == 0 and result["repeated_rounds"] == 0
+    assert "Shown drafts:" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_eval_refuses_rounds_on_a_hugging_face_folder_and_both_modes_at_once(tiny_model, tmp_path, capsys):
+    data = str(_fixture_file(tmp_path))
+    assert main(["eval", "--model", str(tiny_model), "--data", data, *FAST, "--best-of", "4"]) == 2
+    assert "need a GGUF" in capsys.readouterr().err
+    assert main(["eval", "--model", "x.gguf", "--data", data, *FAST, "--best-of", "4", "--drafts", "3"]) == 2
+    assert "not both" in capsys.readouterr().err

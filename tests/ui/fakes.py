@@ -136,7 +136,8 @@ class FakeEngine:
         return pick_strategies(request.emotion.label if request.emotion else None, n)
 
     def stream(self, request: SuggestionRequest, n: int = 3,
-               strategies: Sequence[str] | None = None, seed: int | None = None) -> FakeStream:
+               strategies: Sequence[str] | None = None, seed: int | None = None,
+               greedy: Sequence[int] = ()) -> FakeStream:
         self.script.rounds.append(request)
         self.script.seeds.append(self.config.seed if seed is None else seed)
         return FakeStream(self, request, self.plan_strategies(request, n, strategies))

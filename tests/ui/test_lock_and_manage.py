@@ -14,11 +14,16 @@ from PySide6.QtGui import QGuiApplication, QMouseEvent
 from PySide6.QtWidgets import QDialog
 
 from tests.ui.conftest import PASSPHRASE, new_session, say, unlock
+from therapist_app.core.model_file import default_adapter_path
 from therapist_app.core.policy import Policy
 from therapist_app.core.store import Store
 from therapist_app.ui.session_export import to_markdown
 
 pytestmark = pytest.mark.gui
+
+# The bundled model's rows: tuned (the default) and untuned when the build ships the
+# tuned adapter, else the bundled model alone.
+BUNDLED_ROWS = 2 if default_adapter_path() is not None else 1
 
 
 def test_auto_lock_after_idle_clears_the_screen_and_closes_the_store(qtbot, make_window):
@@ -87,7 +92,7 @@ def test_the_model_manager_refuses_a_corrupt_gguf(qtbot, make_window, tmp_path):
     qtbot.waitUntil(lambda: "truncated" in dialog.status.text(), timeout=5000)
     assert window.store.models() == []
     assert "model_added" not in [a.action for a in window.store.audit_log()]
-    assert dialog.table.rowCount() == 1  # only the bundled model
+    assert dialog.table.rowCount() == BUNDLED_ROWS  # only the bundled model (tuned and untuned)
 
 
 def test_the_model_manager_adds_a_gguf_and_applies_settings_under_policy(qtbot, make_window, tmp_path, tiny_gguf):
@@ -105,7 +110,9 @@ def test_the_model_manager_adds_a_gguf_and_applies_settings_under_policy(qtbot, 
     [record] = window.store.models()
     assert not record.approved and len(record.sha256) == 64
     assert window.store.audit_log()[0].action == "model_added"
-    dialog.table.selectRow(1)
+    names = [dialog.table.item(row, 0).text() for row in range(dialog.table.rowCount())]
+    assert names[0].endswith("(default)") and "tiny.gguf" in names
+    dialog.table.selectRow(names.index("tiny.gguf"))
     dialog.use_selected()
     assert "does not allow" in dialog.status.text()
     dialog.gpu_layers.setValue(-1)
@@ -258,13 +265,14 @@ def test_an_added_model_is_approved_chosen_and_loaded(qtbot, make_window, tmp_pa
     dialog.add_file(tiny)
     qtbot.waitUntil(lambda: dialog.status.text().startswith("Added"), timeout=5000)
     assert "no export manifest" in dialog.status.text()
-    dialog.table.selectRow(1)
+    row = BUNDLED_ROWS  # the added file follows the bundled rows
+    dialog.table.selectRow(row)
     assert dialog.approve_button.isEnabled()
     dialog.approve_selected()
     assert window.store.models()[0].approved
-    assert dialog.table.item(1, 2).text() == "approved"
+    assert dialog.table.item(row, 2).text() == "approved"
     dialog.use_selected()
-    assert dialog.table.item(1, 3).text() == "yes"
+    assert dialog.table.item(row, 3).text() == "yes"
     with qtbot.waitSignal(window.engine.loaded, timeout=5000):
         dialog.apply()
     assert loaded[-1].model_path == tiny and loaded[0].model_path is None

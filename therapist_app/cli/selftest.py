@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 from therapist_app.cli import has_display
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest
 from therapist_app.core.engine import EngineConfig, SuggestionEngine
-from therapist_app.core.model_file import ModelFileError
+from therapist_app.core.model_file import ModelFileError, resolve_choice
 from therapist_app.core.policy import Policy, PolicyError, load_policy, system_policy_path, user_policy_path
 from therapist_app.core.store import ExportRefused, Store, StoreError, StoreLocked
 # The window's analysis adapter (it imports no Qt): the selftest runs exactly the emotion
@@ -117,8 +117,9 @@ def run_selftest(options: SelftestOptions, data_dir: Path,
             notes.append(f"store id {store.store_id}")
 
         with report.step("load language model") as notes:
+            model_path, adapter_path = resolve_choice(options.model_path)
             engine = unlocked.enter_context(SuggestionEngine(EngineConfig(
-                model_path=options.model_path, n_threads=options.n_threads,
+                model_path=model_path, adapter_path=adapter_path, n_threads=options.n_threads,
                 max_tokens=options.max_tokens)))
             notes.append(f"{engine.info.model_name} on {engine.info.device}, "
                          f"{engine.info.n_threads} threads")

@@ -14,7 +14,7 @@ from therapist_app.core.best_of_n import DraftScorer, default_scorer
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn
 from therapist_app.core.draft_round import DraftRound, RoundResult
 from therapist_app.core.engine import EngineConfig, SuggestionEngine
-from therapist_app.core.model_file import ModelFileError
+from therapist_app.core.model_file import UNTUNED, ModelFileError, resolve_choice
 from therapist_app.core.taxonomy import emotions, strategies, strategy_from_name
 from therapist_app.core.text_input import TextInputError, parse_transcript, read_text_file
 
@@ -56,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, help="GGUF model file (default: the bundled SmolLM2)")
+    parser.add_argument("--model", type=Path,
+                        help="GGUF model file (default: the bundled SmolLM2 with its tuned adapter)")
+    parser.add_argument("--untuned", action="store_true", help="the bundled SmolLM2 without its tuned adapter")
     parser.add_argument(
         "--gpu-layers", type=int, help="layers to offload to the GPU (default: all when CUDA/Metal is present)"
     )
@@ -69,9 +71,13 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine(args: argparse.Namespace) -> SuggestionEngine:
+    if args.untuned and args.model:
+        raise ValueError("--untuned and --model name two different models; pass one")
+    model_path, adapter_path = resolve_choice(UNTUNED if args.untuned else args.model)
     return SuggestionEngine(
         EngineConfig(
-            model_path=args.model,
+            model_path=model_path,
+            adapter_path=adapter_path,
             n_gpu_layers=args.gpu_layers,
             n_threads=args.threads,
             seed=args.seed,
@@ -116,10 +122,11 @@ def _emotion_used(given: str | None, analysis: AnalysisResult) -> tuple[EmotionR
     if analysis.emotion is None:
         return None, "none (no classifier available)"
     detected = analysis.emotion
-    return detected.reading(), (
-        f"{detected.label} (detected, {detected.confidence:.2f}; "
-        f"runner-up {detected.runner_up} {detected.runner_up_confidence:.2f})"
-    )
+    described = (f"{detected.label} (detected, {detected.confidence:.2f}; "
+                 f"runner-up {detected.runner_up} {detected.runner_up_confidence:.2f})")
+    if detected.uncertain:
+        return None, f"uncertain: {described}; suggestions are not told an emotion"
+    return detected.reading(), described
 
 
 def run_suggest(args: argparse.Namespace) -> int:

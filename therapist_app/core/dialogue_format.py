@@ -125,13 +125,18 @@ def _clip(text: str, limit: int) -> str:
 
 
 def annotation(request: SuggestionRequest) -> str:
-    """The bracketed note after the client's words: emotion, then strategy last."""
+    """The bracketed note after the client's words: emotion, then strategy last.
+
+    The emotion's confidence stays out of the prompt: training data carries annotated
+    labels (no confidence), so a number here would be one the model never learned to
+    read. The app leaves an uncertain reading out altogether.
+
+    >>> annotation(SuggestionRequest("Hi.", emotion=EmotionReading("grief", 0.4), strategy="question"))
+    "[Client's emotion: grief. Strategy: Question. Ask one open question that helps the client say more.]"
+    """
     parts = []
     if request.emotion is not None:
-        parts.append(
-            f"Client's emotion: {request.emotion.label} "
-            f"(confidence {request.emotion.confidence:.2f})."
-        )
+        parts.append(f"Client's emotion: {request.emotion.label}.")
     if request.strategy is not None:
         strategy = strategies()[request.strategy]
         parts.append(f"Strategy: {strategy.name}. {strategy.directive}")

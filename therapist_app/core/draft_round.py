@@ -1,8 +1,9 @@
 """One suggestion round as the therapist sees it: more candidates than slots, the current
 leaders streaming into the slots, and the best safe, distinct drafts once it ends.
 
-The engine decodes `candidates` drafts in one batch (the shown strategies, each sampled
-more than once with different seeds; sequences of one strategy share their prompt). The
+The engine decodes `candidates` drafts in one batch (the shown strategies, each decoded
+more than once: the most likely reply, then samples with different seeds; sequences of
+one strategy share their prompt). The
 first shown slots stream the first candidates, so the first token waits for nothing
 but the engine. A candidate that breaks a safety rule mid-stream is stopped and, if it
 was on screen, replaced by the best live candidate. When the round ends, every draft is
@@ -65,19 +66,23 @@ class DraftRound:
     """Iterate for `TokenEvent`s (by candidate index) and `LeadersChanged`; `result`
     holds the ranking once iteration ends. `cancel()` works from any thread.
 
-    `candidates` defaults to the engine's configuration; `seed` to its configured seed
-    (a regenerated round passes another, so it is not a repeat)."""
+    `candidates` defaults to the engine's configuration; `seed` to its configured seed.
+    A regenerated round passes another seed and `sample_all`, so it is not a repeat."""
 
     def __init__(self, engine: SuggestionEngine, request: fmt.SuggestionRequest, scorer: DraftScorer,
                  risk: Sequence[str] = (), candidates: int | None = None, shown: int = SHOWN,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, sample_all: bool = False) -> None:
         self.request = request
         self.risk = tuple(risk)
         self.shown = shown
         self._scorer = scorer
         emotion = request.emotion.label if request.emotion else None
         planned = plan_candidates(emotion, candidates or engine.config.candidates, shown, request.strategy)
-        self._stream = engine.stream(request, len(planned), planned, seed)
+        # The first draft of each strategy is the model's most likely reply, the others
+        # samples: the ranking can only improve on greedy decoding. A regenerated round
+        # (`sample_all`) samples every draft, so it brings new ones.
+        greedy = () if sample_all else [planned.index(s) for s in dict.fromkeys(planned)]
+        self._stream = engine.stream(request, len(planned), planned, seed, greedy)
         authored = [r for r in responses_for(self.risk) if not request.strategy or r.strategy == request.strategy]
         self.drafts: list[Draft] = [Draft(i, s, "") for i, s in enumerate(planned)]
         self.drafts += [Draft(len(planned) + i, r.strategy, r.text, r.text, "authored")
@@ -124,7 +129,8 @@ class DraftRound:
         assert engine_result is not None
         for suggestion in engine_result.suggestions:
             self.drafts[suggestion.index] = Draft(suggestion.index, suggestion.strategy, suggestion.text,
-                                                  suggestion.raw_text, "model", suggestion.finish_reason)
+                                                  suggestion.raw_text, "model", suggestion.finish_reason,
+                                                  suggestion.likelihood)
         ranking = self._scorer.rank(self.drafts, self.request, self.risk, self.shown,
                                     distinct_strategies=self.request.strategy is None)
         self.result = RoundResult(ranking, tuple(self.drafts), engine_result.stats, engine_result.cancelled)

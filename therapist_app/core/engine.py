@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import codecs
 import logging
+import math
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from therapist_app.core import dialogue_format as fmt
+from therapist_app.core.adapter_merge import MergeError, merged_model
 from therapist_app.core.dialogue_format import SuggestionRequest
 from therapist_app.core.llama_runtime import (
     Batch,
     Context,
+    LoraAdapter,
     Model,
     Sampler,
     SamplingParams,
@@ -30,6 +33,7 @@ from therapist_app.core.llama_runtime import (
     gpu_backend,
 )
 from therapist_app.core.model_file import (
+    MIN_ADAPTER_BYTES,
     ModelFileError,
     bundled_model_path,
     read_gguf_header,
@@ -47,6 +51,12 @@ _SPECIAL_MARKERS = re.compile(f"({re.escape(fmt.IM_START)}|{re.escape(fmt.IM_END
 class EngineConfig:
     model_path: Path | None = None
     """GGUF to load; None means the bundled SmolLM2-135M-Instruct."""
+    adapter_path: Path | None = None
+    """A LoRA adapter (GGUF) for the model, e.g. the app's tuned default."""
+    merge_adapter: bool = True
+    """Merge the adapter into the model's weights (once, in the user's cache) and load
+    that, which decodes as fast as the model alone; when the merge cannot be made, or
+    with False, llama.cpp applies the adapter at load (about 10% slower decode)."""
     n_ctx: int = 2048
     """Context window in tokens shared by all sequences of a round."""
     n_threads: int | None = None
@@ -96,6 +106,9 @@ class Suggestion:
     n_tokens: int
     finish_reason: str
     """'stop' (end of turn), 'length' (max_tokens), 'cancelled' or 'dropped' (stopped early)."""
+    likelihood: float = 0.0
+    """The geometric mean of the model's probability of each token it wrote (0..1): how
+    typical of the model the draft is, whether it was sampled or greedy."""
 
 
 @dataclass(frozen=True)
@@ -140,11 +153,12 @@ class SuggestionStream:
     """
 
     def __init__(self, engine: "SuggestionEngine", request: SuggestionRequest, chosen: list[str],
-                 seed: int) -> None:
+                 seed: int, greedy: frozenset[int] = frozenset()) -> None:
         self._engine = engine
         self._request = request
         self._strategies = chosen
         self._seed = seed
+        self._greedy = greedy
         self._cancel = threading.Event()
         self._stopped: set[int] = set()
         self.result: SuggestionSet | None = None
@@ -167,7 +181,7 @@ class SuggestionStream:
         if self.result is not None:
             raise RuntimeError("a suggestion stream can be iterated only once")
         self.result = yield from self._engine._run_round(
-            self._request, self._strategies, self._cancel, self._stopped, self._seed)
+            self._request, self._strategies, self._cancel, self._stopped, self._seed, self._greedy)
 
 
 class SuggestionEngine:
@@ -180,6 +194,15 @@ class SuggestionEngine:
         self.config = config or EngineConfig()
         path = Path(self.config.model_path) if self.config.model_path else bundled_model_path()
         read_gguf_header(path)
+        adapter_path = Path(self.config.adapter_path) if self.config.adapter_path is not None else None
+        merged = False
+        if adapter_path is not None:
+            read_gguf_header(adapter_path, MIN_ADAPTER_BYTES)
+            if self.config.merge_adapter:
+                try:
+                    path, merged = merged_model(path, adapter_path), True
+                except (MergeError, OSError, ValueError, ImportError) as problem:
+                    log.warning("the adapter is applied at load instead of merged: %s", problem)
         device = gpu_backend()
         if self.config.n_gpu_layers is not None:
             layers = self.config.n_gpu_layers
@@ -194,14 +217,24 @@ class SuggestionEngine:
                 f"llama.cpp could not load {path.name}: the file is damaged or its "
                 "architecture is not supported"
             ) from None
+        self._adapter: LoraAdapter | None = None
         try:
             self._ctx = Context(self._model, self.config.n_ctx, 512, self.config.n_seq_max, threads)
-        except RuntimeError:
-            self._model.close()
+            if adapter_path is not None and not merged:
+                try:
+                    self._adapter = LoraAdapter(self._model, str(adapter_path))
+                except RuntimeError:
+                    raise ModelFileError(f"llama.cpp could not apply the adapter {adapter_path.name} to "
+                                         f"{path.name}: it was made for another model or is damaged") from None
+                self._ctx.use_adapter(self._adapter)
+        except (RuntimeError, ModelFileError):
+            self.close()
             raise
         self._batch = Batch(max(512, self.config.n_seq_max), self.config.n_seq_max)
         self._cached: list[int] = []  # tokens whose KV sits in sequence 0, in order
         name = self._model.meta("general.name") or path.stem
+        if adapter_path is not None:
+            name += f" + {adapter_path.stem}"
         self.info = EngineInfo(
             model_path=path,
             model_name=name,
@@ -224,6 +257,7 @@ class SuggestionEngine:
         n: int = 3,
         strategies: Sequence[str] | None = None,
         seed: int | None = None,
+        greedy: Sequence[int] = (),
     ) -> SuggestionStream:
         """Start a round of `n` suggestions.
 
@@ -231,10 +265,13 @@ class SuggestionEngine:
         strategy share their prompt and differ by seed); else n variants of the
         request's own strategy if it names one; else n distinct strategies suited to its
         emotion. Sequence i samples with `seed + i` (default: the configured seed), so a
-        round is reproducible and a regenerated one, given a new seed, is not a repeat.
+        round is reproducible and a regenerated one, given a new seed, is not a repeat;
+        the sequences listed in `greedy` take the most likely token instead.
         """
         chosen = self.plan_strategies(request, n, strategies)
-        return SuggestionStream(self, request, chosen, self.config.seed if seed is None else seed)
+        if any(not 0 <= i < n for i in greedy):
+            raise ValueError(f"greedy sequences must be within 0..{n - 1}")
+        return SuggestionStream(self, request, chosen, self.config.seed if seed is None else seed, frozenset(greedy))
 
     def complete(
         self,
@@ -242,8 +279,9 @@ class SuggestionEngine:
         n: int = 3,
         strategies: Sequence[str] | None = None,
         seed: int | None = None,
+        greedy: Sequence[int] = (),
     ) -> SuggestionSet:
-        stream = self.stream(request, n, strategies, seed)
+        stream = self.stream(request, n, strategies, seed, greedy)
         for _ in stream:
             pass
         assert stream.result is not None
@@ -303,7 +341,7 @@ class SuggestionEngine:
 
     def close(self) -> None:
         self._cached = []
-        for owner in ("_batch", "_ctx", "_model"):
+        for owner in ("_batch", "_ctx", "_adapter", "_model"):
             resource = getattr(self, owner, None)
             if resource is not None:
                 resource.close()
@@ -412,7 +450,7 @@ class SuggestionEngine:
 
     def _run_round(
         self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event,
-        stopped: set[int], seed: int,
+        stopped: set[int], seed: int, greedy: frozenset[int] = frozenset(),
     ) -> Iterator[TokenEvent]:
         started = time.perf_counter()
         n = len(chosen)
@@ -427,10 +465,14 @@ class SuggestionEngine:
         for seq in range(1, n):
             self._ctx.copy_sequence(0, seq, 0, reused)
 
-        samplers = [Sampler(self.config.sampling, seed + i, self._model.n_vocab) for i in range(n)]
+        argmax = replace(self.config.sampling, temperature=0.0)
+        samplers = [Sampler(argmax if i in greedy else self.config.sampling, seed + i, self._model.n_vocab)
+                    for i in range(n)]
         decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(n)]
         texts = [""] * n
         generated = [0] * n
+        logprobs = [0.0] * n
+        sampled = [0] * n
         finish: list[str | None] = [None] * n
         positions = [len(p) for p in prompts]
         first_token_at: float | None = None
@@ -464,6 +506,8 @@ class SuggestionEngine:
                         finish[seq] = "dropped"
                         continue
                     token = samplers[seq].sample(self._ctx, logit_index[seq])
+                    logprobs[seq] += self._ctx.logprob(logit_index[seq], token, self._model.n_vocab)
+                    sampled[seq] += 1
                     if first_token_at is None:
                         first_token_at = time.perf_counter()
                         decode_started = first_token_at
@@ -507,6 +551,7 @@ class SuggestionEngine:
                 raw_text=texts[i],
                 n_tokens=generated[i],
                 finish_reason=finish[i] or "stop",
+                likelihood=math.exp(logprobs[i] / max(sampled[i], 1)),
             )
             for i in range(n)
         )

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
 from typing import Sequence
 
 import llama_cpp
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,25 @@ class Model:
         self.close()
 
 
+class LoraAdapter:
+    """A LoRA adapter (GGUF) loaded for one model: applied to a context with
+    `Context.use_adapter`. It must be closed before its model (or is freed with it)."""
+
+    def __init__(self, model: Model, path: str) -> None:
+        self._ptr = llama_cpp.llama_adapter_lora_init(model.ptr, path.encode())
+        if not self._ptr:
+            raise RuntimeError("llama.cpp could not load the adapter (wrong base model or a damaged file)")
+
+    @property
+    def ptr(self):
+        return self._ptr
+
+    def close(self) -> None:
+        if self._ptr:
+            llama_cpp.llama_adapter_lora_free(self._ptr)
+            self._ptr = None
+
+
 @dataclass(frozen=True)
 class PerfCounters:
     prompt_ms: float
@@ -159,6 +180,20 @@ class Context:
     @property
     def ptr(self):
         return self._ptr
+
+    def logprob(self, batch_index: int, token: int, n_vocab: int) -> float:
+        """log p(token) under the logits at `batch_index` (the model's distribution,
+        before any sampler shaping)."""
+        pointer = llama_cpp.llama_get_logits_ith(self._ptr, batch_index)
+        logits = np.ctypeslib.as_array(pointer, shape=(n_vocab,))
+        top = float(logits.max())
+        return float(logits[token]) - top - math.log(float(np.exp(logits - top).sum()))
+
+    def use_adapter(self, adapter: LoraAdapter, scale: float = 1.0) -> None:
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter.ptr)
+        scales = (ctypes.c_float * 1)(scale)
+        if llama_cpp.llama_set_adapters_lora(self._ptr, adapters, 1, scales) != 0:
+            raise RuntimeError("llama.cpp could not apply the adapter to the context")
 
     def decode(self, batch: "Batch") -> None:
         status = llama_cpp.llama_decode(self._ptr, batch.raw)

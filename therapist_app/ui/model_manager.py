@@ -34,9 +34,11 @@ from PySide6.QtWidgets import (
 
 from therapist_app.core.engine import EngineConfig
 from therapist_app.core.model_file import (
+    UNTUNED,
     ModelFileError,
     bundled_model_path,
     check_model_loads,
+    default_adapter_path,
     read_gguf_header,
     sha256_file,
 )
@@ -61,6 +63,12 @@ class InspectedModel:
     size_bytes: int
     has_manifest: bool
     """A manifest from `therapist-trainer export` was found and the file matches it."""
+
+
+BUNDLED_NAMES = {
+    None: "SmolLM2-135M-Instruct, tuned for counselling (default)",
+    UNTUNED: "SmolLM2-135M-Instruct, untuned",
+}
 
 
 def inspect_model(path: Path) -> InspectedModel:
@@ -171,7 +179,8 @@ class ModelManagerDialog(QDialog):
     # ---- the table ---------------------------------------------------------------
 
     def _rows(self) -> list[tuple[str | None, ModelRecord | None]]:
-        return [(None, None)] + [(r.path, r) for r in self._store.models()]
+        bundled = [(None, None), (UNTUNED, None)] if default_adapter_path() is not None else [(None, None)]
+        return bundled + [(r.path, r) for r in self._store.models()]
 
     def _status(self, record: ModelRecord | None) -> str:
         if record is None:
@@ -189,7 +198,7 @@ class ModelManagerDialog(QDialog):
         rows = self._rows()
         self.table.setRowCount(len(rows))
         for i, (path, record) in enumerate(rows):
-            name = Path(path).name if path else "SmolLM2-135M-Instruct (bundled)"
+            name = BUNDLED_NAMES.get(path) or Path(path).name
             digest = record.sha256[:16] + "…" if record else "—"
             in_use = "yes" if path == self._selected_path else ""
             for column, text in enumerate((name, digest, self._status(record), in_use)):

@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings
 
 from therapist_app.core.engine import EngineConfig
 from therapist_app.core.llama_runtime import SamplingParams
+from therapist_app.core.model_file import resolve_choice
 
 CONTEXT_SIZES = (1024, 2048, 4096, 8192)
 
@@ -20,7 +21,7 @@ CONTEXT_SIZES = (1024, 2048, 4096, 8192)
 @dataclass(frozen=True)
 class ModelSettings:
     model_path: str | None = None
-    """None: the bundled model."""
+    """None: the bundled model with its tuned adapter; `model_file.UNTUNED`: without it."""
     n_gpu_layers: int | None = None
     """None: automatic (all layers on a GPU build, none on CPU)."""
     n_ctx: int = 2048
@@ -35,8 +36,10 @@ class ModelSettings:
             raise ValueError("GPU layers must be >= 0, or automatic")
 
     def engine_config(self) -> EngineConfig:
+        model_path, adapter_path = resolve_choice(self.model_path)
         return EngineConfig(
-            model_path=Path(self.model_path) if self.model_path else None,
+            model_path=model_path,
+            adapter_path=adapter_path,
             n_ctx=self.n_ctx,
             n_gpu_layers=self.n_gpu_layers,
             sampling=replace(SamplingParams(), temperature=self.temperature),

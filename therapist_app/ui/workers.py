@@ -124,7 +124,8 @@ class EngineWorker(QObject):
             if self._scorer is None:
                 self._scorer = self._scorer_factory()
             seed = self._engine.config.seed + REGENERATE_SEED_STEP * attempt
-            drafts = DraftRound(self._engine, request, self._scorer, risk, shown=SHOWN, seed=seed)
+            drafts = DraftRound(self._engine, request, self._scorer, risk, shown=SHOWN, seed=seed,
+                                sample_all=attempt > 0)
             self.round_started.emit(ticket.round_id,
                                     [(d.strategy, drafts.text(d.index)) for d in drafts.drafts],
                                     list(drafts.leaders))
@@ -188,10 +189,10 @@ class AnalysisWorker(QObject):
 
     @Slot()
     def prepare(self) -> None:
-        """Load the analyser before the first client words arrive: MiniLM and the risk
-        anchors take about 40 s on a fresh install (cached after), time the therapist
-        spends unlocking and opening a session. A failure here is only logged: the first
-        analysis tries again and reports it, with the words kept."""
+        """Load the analyser before the first client words arrive: MiniLM and the two
+        heads take a second or two, time the therapist spends unlocking and opening a
+        session. A failure here is only logged: the first analysis tries again and
+        reports it, with the words kept."""
         if self._analyzer is None:
             try:
                 self._analyzer = self._analyzer_factory()

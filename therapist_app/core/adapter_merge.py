@@ -1,0 +1,124 @@
+"""The tuned default as one GGUF: the bundled model with the shipped LoRA adapter merged
+into its weights, written once to the user's cache.
+
+llama.cpp can apply the adapter at load, but then every decode step runs the adapter's
+extra products beside each adapted weight (about 10% slower decode on 2 cores,
+`bench/inference.py`). Merged, the tuned model decodes like the base. The adapted
+weights are dequantised, given W + (alpha / rank) * B @ A, and stored as Q8_0 when they
+were quantised (the adapter's changes are finer than a Q4_1 step and would mostly round
+away) or in their own float type; every other tensor and all metadata are copied as
+they are. NumPy and gguf-py only, no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MERGED_TYPE_NAME = "Q8_0"
+
+
+class MergeError(RuntimeError):
+    """The adapter does not fit the base model or the merged file could not be written."""
+
+
+def merged_name(base: Path, adapter: Path) -> str:
+    """A file name that changes whenever the base file (path, size, modification time)
+    or the adapter's bytes do, without reading the base's 100 MB."""
+    stat = base.stat()
+    adapter_sha = hashlib.sha256(adapter.read_bytes()).hexdigest()
+    key = hashlib.sha256(f"{base.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{adapter_sha}".encode())
+    return f"merged-{key.hexdigest()[:16]}.gguf"
+
+
+def _lora_pairs(adapter) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], float]:
+    """{base tensor name: (A [rank, in], B [out, rank])} and the scale alpha / rank."""
+    fields = adapter.fields
+    if "adapter.type" not in fields or bytes(fields["adapter.type"].parts[-1]).decode() != "lora":
+        raise MergeError("the adapter file is not a LoRA adapter")
+    alpha = float(fields["adapter.lora.alpha"].parts[-1][0])
+    tensors = {t.name: np.asarray(t.data, dtype=np.float32) for t in adapter.tensors}
+    pairs = {}
+    for name, a in tensors.items():
+        if name.endswith(".lora_a"):
+            base = name[: -len(".lora_a")]
+            b = tensors.get(base + ".lora_b")
+            if b is None or a.shape[0] != b.shape[1]:
+                raise MergeError(f"adapter tensor {name} has no matching lora_b")
+            pairs[base] = (a, b)
+    if not pairs:
+        raise MergeError("the adapter holds no LoRA tensors")
+    ranks = {a.shape[0] for a, _ in pairs.values()}
+    if len(ranks) != 1:
+        raise MergeError(f"the adapter mixes ranks {sorted(ranks)}")
+    return pairs, alpha / ranks.pop()
+
+
+def merge_lora(base: Path, adapter: Path, out: Path) -> Path:
+    """Write `base` with `adapter` merged in to `out` (atomically) and return it."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+    from gguf.quants import dequantize, quantize
+
+    reader = GGUFReader(str(base))
+    pairs, scale = _lora_pairs(GGUFReader(str(adapter)))
+    missing = set(pairs) - {t.name for t in reader.tensors}
+    if missing:
+        raise MergeError(f"the adapter changes tensors the model lacks: {', '.join(sorted(missing)[:3])}")
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + f".{os.getpid()}.part")
+    writer = GGUFWriter(str(partial), arch)
+    try:
+        for field in reader.fields.values():
+            if field.name.startswith("GGUF.") or field.name == "general.architecture":
+                continue  # written by the writer itself
+            vtype = field.types[0]
+            sub_type = field.types[-1] if vtype == GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub_type)
+        floats = (GGMLQuantizationType.F32, GGMLQuantizationType.F16)
+        for tensor in reader.tensors:
+            if tensor.name in pairs:
+                a, b = pairs[tensor.name]
+                weight = dequantize(np.asarray(tensor.data), tensor.tensor_type).astype(np.float32)
+                if weight.shape != (b.shape[0], a.shape[1]):
+                    raise MergeError(f"{tensor.name}: adapter shape {b.shape[0]}x{a.shape[1]} "
+                                     f"does not fit the weight's {weight.shape[0]}x{weight.shape[1]}")
+                weight += scale * (b @ a)
+                merged_type = tensor.tensor_type if tensor.tensor_type in floats else GGMLQuantizationType[MERGED_TYPE_NAME]
+                writer.add_tensor(tensor.name, quantize(weight, merged_type), raw_dtype=merged_type)
+            else:
+                writer.add_tensor(tensor.name, np.asarray(tensor.data), raw_dtype=tensor.tensor_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        partial.replace(out)
+    except BaseException:
+        writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def default_cache() -> Path:
+    import platformdirs
+
+    from therapist_app.core.policy import APP_NAME
+
+    return platformdirs.user_cache_path(APP_NAME) / "models"
+
+
+def merged_model(base: Path, adapter: Path, cache: Path | None = None) -> Path:
+    """`base` with `adapter` merged in, from `cache` (default: the user's cache folder),
+    made on first use (about 5 s for the bundled model)."""
+    path = (cache or default_cache()) / merged_name(base, adapter)
+    if not path.is_file():
+        log.info("merging the adapter %s into %s (once)", adapter.name, base.name)
+        merge_lora(base, adapter, path)
+    return path
