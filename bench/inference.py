@@ -121,16 +121,16 @@ def measure_bestofn(engine: SuggestionEngine, scorer: DraftScorer, rounds: int) 
 def measure_tuned(threads: int, rounds: int) -> dict[str, float]:
     """Decode tokens/s of the tuned default (merged, and with the adapter applied at
     load) over the bundled model alone, rounds alternated."""
-    from therapist_app.core.model_file import default_adapter_path, merged_default_model
+    from therapist_app.core.model_file import default_adapter_path
 
     adapter = default_adapter_path()
     if adapter is None:
         return {}
-    setups = {"base": (None, None), "merged": (merged_default_model(adapter), None), "at_load": (None, adapter)}
+    setups = {"base": (None, True), "merged": (adapter, True), "at_load": (adapter, False)}
     rates: dict[str, list[float]] = {name: [] for name in setups}
-    engines = {name: SuggestionEngine(EngineConfig(model_path=model, adapter_path=lora, n_threads=threads,
+    engines = {name: SuggestionEngine(EngineConfig(adapter_path=lora, merge_adapter=merge, n_threads=threads,
                                                    max_tokens=48, seed=11))
-               for name, (model, lora) in setups.items()}
+               for name, (lora, merge) in setups.items()}
     try:
         for k in range(2 * rounds):
             order = list(setups) if k % 2 == 0 else list(reversed(setups))

@@ -107,6 +107,23 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+def _length_groups(order: Sequence[int], lengths: Sequence[int], slack: float = 1.25) -> list[list[int]]:
+    """Chunks of `order` (sorted by length) whose longest is at most `slack` times the
+    shortest, and at most _CHUNK long: padding a turn's short sentences to the length of
+    a three-turn window made one analysis 122 ms instead of 60 (2 cores).
+
+    >>> _length_groups([0, 1, 2, 3], [10, 11, 30, 31])
+    [[0, 1], [2, 3]]
+    """
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < _CHUNK and lengths[i] <= slack * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 class Embedder:
     """all-MiniLM-L6-v2 sentence embeddings: `embed(texts)` gives unit vectors [n, 384]."""
 
@@ -198,8 +215,7 @@ class Embedder:
         # competes with llama.cpp's threads for the same cores spins for hundreds of
         # milliseconds (measured: 850 ms vs 40 ms per utterance on a busy 2-core box).
         with _blas_controller().limit(limits=1, user_api="blas"):
-            for start in range(0, len(order), _CHUNK):
-                rows = order[start : start + _CHUNK]
+            for rows in _length_groups(order, [len(e.ids) for e in encodings]):
                 out[rows] = self._embed_chunk([encodings[i].ids for i in rows])
         return out
 
