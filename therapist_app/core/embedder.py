@@ -207,9 +207,8 @@ class Embedder:
             return np.zeros((0, len(self._layers), DIMENSION), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
         out = np.zeros((len(texts), len(self._layers), DIMENSION), dtype=np.float32)
-        # Texts of similar length are encoded together, so a long one does not pad a
-        # whole batch (a thousand anchor sentences: 30 s padded to the longest, far less
-        # in length-sorted chunks).
+        # Texts of similar length are encoded together (`_length_groups`), so a long one
+        # does not pad a whole batch.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         # One BLAS thread: these matrices are small, and a multi-threaded BLAS that
         # competes with llama.cpp's threads for the same cores spins for hundreds of
