@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from therapist_app.core.text_head import mlp_logits, softmax
+
 from trainer.data.labelled import LabelledRow, read_batches, read_rows
 from trainer.text_heads import (
     MLPSettings,
@@ -26,9 +28,7 @@ from trainer.text_heads import (
     fit_mlp,
     fit_temperature,
     fold_temperatures,
-    mlp_logits,
     out_of_fold,
-    softmax,
 )
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,11 @@ from typing import Sequence
 
 import numpy as np
 
+# The app's own forward pass, so the channel is scored as the app will compute it.
+from therapist_app.core.text_head import mlp_logits, softmax
+
 from trainer.data.labelled import LabelledRow, read_batches, read_rows
-from trainer.text_heads import MLPSettings, fit_mlp, fit_temperature, mlp_logits, softmax
+from trainer.text_heads import MLPSettings, fit_mlp, fit_temperature
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from therapist_app.core.text_head import softmax
+
 
 @dataclass(frozen=True)
 class MLPSettings:
@@ -65,20 +67,6 @@ def fit_mlp(features: np.ndarray, targets: np.ndarray, classes: int, settings: M
             loss.backward()
             optimiser.step()
     return tuple(t.detach().numpy().astype(np.float32) for t in (hidden.weight, hidden.bias, output.weight, output.bias))
-
-
-def mlp_logits(params: Sequence[np.ndarray], features: np.ndarray) -> np.ndarray:
-    from therapist_app.core.embedder import _gelu
-
-    hidden_w, hidden_b, output_w, output_b = params
-    return _gelu(features @ hidden_w.T + hidden_b) @ output_w.T + output_b
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:

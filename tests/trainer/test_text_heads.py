@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from therapist_app.core.artifacts import ArtifactError, verified
-from therapist_app.core.text_head import TextHead
+from therapist_app.core.text_head import TextHead, mlp_logits, softmax
 from trainer.artifacts import record_artifact
 from trainer.emotion_head import leave_batch_out, macro_f1
 from trainer.risk_head import MAX_EVERYDAY, MIN_PRECISION, choose_threshold
@@ -18,9 +18,7 @@ from trainer.text_heads import (
     expected_calibration_error,
     fit_mlp,
     fit_temperature,
-    mlp_logits,
     out_of_fold,
-    softmax,
 )
 
 FAST = MLPSettings(hidden=16, epochs=30, batch_size=16)

@@ -20,6 +20,26 @@ from therapist_app.core.embedder import MODEL_ID, _gelu
 TENSORS = ("hidden.weight", "hidden.bias", "output.weight", "output.bias")
 
 
+def mlp_logits(params, features: np.ndarray) -> np.ndarray:
+    """Logits of the one-hidden-layer GELU network (hidden_w, hidden_b, output_w,
+    output_b) over [n, features]: the one implementation the app runs and the trainer
+    fits and scores with."""
+    hidden_w, hidden_b, output_w, output_b = params
+    return _gelu(features @ hidden_w.T + hidden_b) @ output_w.T + output_b
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature.
+
+    >>> softmax(np.array([[0.0, 0.0], [2.0, 0.0]]), 2.0).round(3).tolist()
+    [[0.5, 0.5], [0.731, 0.269]]
+    """
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 class HeadError(ValueError):
     """A head file that is missing, unreadable, or does not fit the labels or the embedder."""
 
@@ -52,15 +72,11 @@ class TextHead:
         return np.asarray(layer_outputs[:, -self.layers:], dtype=np.float32).reshape(len(layer_outputs), -1)
 
     def logits(self, layer_outputs: np.ndarray) -> np.ndarray:
-        hidden = _gelu(self.features(layer_outputs) @ self.hidden_w.T + self.hidden_b)
-        return hidden @ self.output_w.T + self.output_b
+        return mlp_logits((self.hidden_w, self.hidden_b, self.output_w, self.output_b), self.features(layer_outputs))
 
     def probabilities(self, layer_outputs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities [n, labels]."""
-        z = self.logits(layer_outputs) / self.temperature
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.logits(layer_outputs), self.temperature)
 
     def save(self, path: Path) -> None:
         from safetensors.numpy import save_file
