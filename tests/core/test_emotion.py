@@ -151,3 +151,10 @@ def test_analysis_runs_risk_even_when_the_emotion_reader_fails():
     result = silent.analyse("My husband hits me.")
     assert result.risk.categories == ("abuse",) and result.emotion is None
     assert Analyzer(RiskDetector(), None).analyse("   ").risk.severity == "none"
+
+
+def test_one_call_may_read_more_texts_than_are_remembered():
+    small = EmotionClassifier(keyword_layers(KEYWORDS), keyword_head(LABELS, KEYWORDS, VOTES, {}), remember=2)
+    texts = ["worried", "alone", "died", "furious"]
+    assert [max(p, key=p.get) for p in small.probabilities(texts)] == ["anxiety", "loneliness", "grief", "anger"]
+    assert small.probabilities([]) == []

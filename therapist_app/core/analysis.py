@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
-
 from therapist_app.core.dialogue_format import Turn
-from therapist_app.core.embedder import DIMENSION, EmbedderUnavailable, default_embedder
+from therapist_app.core.embedder import EmbedderUnavailable, LayerMemo, default_embedder
 from therapist_app.core.emotion import EmotionClassifier, EmotionHeadError, EmotionResult
 from therapist_app.core.risk import RiskAssessment, RiskDetector
 from therapist_app.core.text_head import HeadError
@@ -33,28 +30,6 @@ class AnalysisResult:
     elapsed_ms: float
 
 
-class LayerMemo:
-    """`embed_layers` that remembers the last `size` distinct texts."""
-
-    def __init__(self, embed_layers, size: int = 512) -> None:
-        self._embed = embed_layers
-        self._known: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._size = size
-
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._known))
-        if missing:
-            for text, vector in zip(missing, self._embed(missing)):
-                self._known[text] = vector
-        for text in texts:
-            self._known.move_to_end(text)
-        while len(self._known) > self._size:
-            self._known.popitem(last=False)
-        if not texts:
-            return np.zeros((0, 6, DIMENSION), np.float32)
-        return np.stack([self._known[t] for t in texts])
-
-
 class Analyzer:
     """`analyse(text, recent_turns)` -> risk and emotion for the client's latest words."""
 
@@ -67,7 +42,7 @@ class Analyzer:
         """MiniLM, the risk head and the emotion head; degrades to patterns-only risk
         and no emotion when the model or a head is missing."""
         try:
-            memo = LayerMemo(default_embedder().embed_layers)
+            memo = LayerMemo(default_embedder().embed_layers)  # shared by both heads
         except EmbedderUnavailable as missing:
             log.warning("embedding model unavailable (%s): risk runs on patterns only, no emotion", missing)
             return cls(RiskDetector(), None)

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -255,6 +256,29 @@ class Embedder:
             x = _layer_norm(up @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b, self._eps)
             states.append(x)
         return states
+
+
+class LayerMemo:
+    """`embed_layers` that remembers the last `size` distinct texts."""
+
+    def __init__(self, embed_layers, size: int = 512) -> None:
+        self._embed = embed_layers
+        self._known: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = size
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return self._embed([])
+        missing = list(dict.fromkeys(t for t in texts if t not in self._known))
+        if missing:
+            for text, vector in zip(missing, self._embed(missing)):
+                self._known[text] = vector
+        for text in texts:
+            self._known.move_to_end(text)
+        out = np.stack([self._known[t] for t in texts])  # before evicting: a call may hold more than `size`
+        while len(self._known) > self._size:
+            self._known.popitem(last=False)
+        return out
 
 
 @cache

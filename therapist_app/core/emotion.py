@@ -15,7 +15,6 @@ always wins (`effective_emotion`).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import EmotionReading, Turn, clean_text
-from therapist_app.core.embedder import default_embedder
+from therapist_app.core.embedder import LayerMemo, default_embedder
 from therapist_app.core.taxonomy import check_emotion, emotions
 from therapist_app.core.text_head import HeadError, TextHead
 
@@ -123,17 +122,16 @@ def _client_texts(turns: str | Sequence[Turn] | Sequence[str]) -> list[str]:
 class EmotionClassifier:
     """`classify(turns or text) -> EmotionResult` over the client's recent turns.
 
-    Each distinct text's probabilities are kept (a few hundred), so a session's earlier
-    turns are not embedded again on every new one.
+    Each distinct text's embedding is kept (a few hundred, `LayerMemo`, shared with the
+    risk detector when the analyser passes its own), so a session's earlier turns are
+    not embedded again on every new one.
     """
 
     def __init__(self, embed_layers: LayerEmbedFn, head: TextHead, remember: int = 512) -> None:
         if set(head.labels) != set(emotions()):
             raise HeadError(f"emotion head labels {sorted(head.labels)} differ from the taxonomy")
-        self.embed_layers = embed_layers
+        self.embed_layers = embed_layers if isinstance(embed_layers, LayerMemo) else LayerMemo(embed_layers, remember)
         self.head = head
-        self._known: OrderedDict[str, dict[str, float]] = OrderedDict()
-        self._remember = remember
 
     @classmethod
     def load(cls, embed_layers: LayerEmbedFn, path: Path | None = None) -> "EmotionClassifier":
@@ -141,15 +139,10 @@ class EmotionClassifier:
 
     def probabilities(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Per text, every label's calibrated probability (for rewards and evaluation)."""
-        cleaned = [clean_text(t) for t in texts]
-        missing = list(dict.fromkeys(t for t in cleaned if t not in self._known))
-        if missing:
-            probs = self.head.probabilities(np.asarray(self.embed_layers(missing)))
-            for text, row in zip(missing, probs):
-                self._known[text] = dict(zip(self.head.labels, map(float, row)))
-                if len(self._known) > self._remember:
-                    self._known.popitem(last=False)
-        return [dict(self._known[t]) if t in self._known else self.probabilities([t])[0] for t in cleaned]
+        if not texts:
+            return []
+        probs = self.head.probabilities(np.asarray(self.embed_layers([clean_text(t) for t in texts])))
+        return [dict(zip(self.head.labels, map(float, row))) for row in probs]
 
     def read(self, turns: str | Sequence[Turn] | Sequence[str]) -> dict[str, float]:
         """The conversation reading (`read_conversation`) of the client's recent turns."""
