@@ -50,6 +50,21 @@ def test_every_control_has_a_name_a_screen_reader_can_read(qtbot, make_window):
         assert _unnamed_controls(root) == []
 
 
+def test_the_records_dialogs_name_every_control(qtbot, make_window):
+    from therapist_app.ui.audit_view import AuditLogDialog
+    from therapist_app.ui.backup_restore import BackupDialog, RestoreDialog
+
+    window = make_window().window
+    unlock(qtbot, window)
+    for action in (window.backup_action, window.restore_action, window.audit_action):
+        action.trigger()
+    dialogs = [d for kind in (BackupDialog, RestoreDialog, AuditLogDialog)
+               for d in window.findChildren(kind)]
+    assert len(dialogs) == 3
+    for dialog in dialogs:
+        assert _unnamed_controls(dialog) == []
+
+
 def test_a_turn_can_be_done_with_the_keyboard_alone(qtbot, make_window):
     h = make_window()
     window = h.window

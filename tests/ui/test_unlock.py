@@ -109,3 +109,29 @@ def test_keychain_unlock_after_opting_in_at_first_run(qtbot, make_window, memory
     qtbot.waitUntil(lambda: window.unlock.error.isVisible(), timeout=5000)
     assert "keychain" in window.unlock.error.text().lower()
     unlock(qtbot, window, "lantern orchard bicycle")
+
+
+def test_a_damaged_log_is_explained_and_can_be_opened_keeping_earlier_changes(qtbot, make_window):
+    from PySide6.QtWidgets import QMessageBox
+
+    h = make_window()
+    with Store.open(h.store_path, PASSPHRASE) as store:
+        store._require().execute("PRAGMA wal_autocheckpoint = 0")
+        session = store.start_session(store.add_client("C-WAL").id)
+        for number in range(30):
+            store.append_utterance(session.id, "client", f"commit {number}")
+        wal = h.store_path.with_name("store.db-wal")
+        crashed = wal.read_bytes()  # the log as a crash would leave it
+    data = bytearray(crashed)
+    data[32 + 20 * (24 + 4096) + 500] ^= 0x04  # one bit of frame 21
+    wal.write_bytes(data)
+    window = h.window
+    window.unlock.passphrase.setText(PASSPHRASE)
+    window.unlock.unlock_button.click()
+    qtbot.waitUntil(lambda: window.unlock.error.isVisible(), timeout=5000)
+    assert "damaged at frame 21" in window.unlock.error.text()
+    [ask] = [d for d in window.findChildren(QMessageBox) if d.isVisible()]
+    ask.button(QMessageBox.StandardButton.Open).click()
+    qtbot.waitUntil(lambda: window.pages.currentWidget() is window.workspace, timeout=5000)
+    assert "damaged log was kept as store.db-wal.damaged-" in window.statusBar().currentMessage()
+    assert list(h.store_path.parent.glob("store.db-wal.damaged-*"))

@@ -1,5 +1,5 @@
-"""`therapist-app store ...`: create, check, back up, restore, export from and erase in
-the encrypted store.
+"""`therapist-app store ...`: create, check, back up, restore, export from, erase in
+and read the audit log of the encrypted store.
 
 Passphrases come from an interactive prompt or from a file descriptor
 (`--passphrase-fd N`, one line), never from the command line, where other users of the
@@ -19,6 +19,7 @@ import platformdirs
 
 from therapist_app.core.policy import APP_NAME, PolicyError, load_policy
 from therapist_app.core.store import KdfParams, Store, StoreError, restore
+from therapist_app.core.store.audit_export import audit_table, write_audit_csv
 from therapist_app.core.store.keys import MIN_PASSPHRASE_CHARS
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,16 @@ def cmd_check(args, source: PassphraseSource) -> int:
         print(f"{args.db}: ok (every page authenticated, structure intact)")
         return 0
     print(f"{args.db}: {len(report.problems)} problems; restore from a backup", file=sys.stderr)
+    for problem in report.problems:  # page numbers and row ids, never client text
+        print(f"  {problem}", file=sys.stderr)
     return 1
+
+
+def cmd_salvage_wal(args, source: PassphraseSource) -> int:
+    with Store.open(args.db, _passphrase(args, source), salvage_wal=True) as store:
+        notice = store.notice
+    print(notice or f"{args.db}: its log was not damaged; nothing to salvage")
+    return 0
 
 
 def cmd_backup(args, source: PassphraseSource) -> int:
@@ -118,9 +128,27 @@ def cmd_erase_client(args, source: PassphraseSource) -> int:
         if not matches:
             print(f"no client with code {args.code!r}", file=sys.stderr)
             return 1
-        store.erase_client(matches[0].id)
-    print(f"erased client {args.code} and all their records")
+        erasure = store.erase_client(matches[0].id)
+    print(f"erased client {args.code}: {erasure.message}")
     return 0
+
+
+def cmd_audit(args, source: PassphraseSource) -> int:
+    with _open(args, source) as store:
+        entries = store.audit_log(args.limit)
+    if args.csv is None:
+        print(audit_table(entries))
+        return 0
+    rows = write_audit_csv(entries, args.csv)
+    print(f"wrote {rows} audit rows to {args.csv} (ids only, no client text)")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _run(handler):
@@ -195,3 +223,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 "erase a client and every record about them, then compact the files")
     erase.add_argument("code", help="the client's pseudonymous code")
     erase.add_argument("--yes", action="store_true", help="confirm the irreversible erasure")
+
+    add("salvage-wal", cmd_salvage_wal,
+        "open a store whose recent-changes log is damaged, keeping the changes saved "
+        "before the damage; the damaged log is kept beside the store, untouched")
+
+    audit = add("audit", cmd_audit,
+                "show the audit log, newest first (ids and counts only, no client text)")
+    audit.add_argument("--limit", type=_positive_int, metavar="N",
+                       help="only the N newest rows (default: all)")
+    audit.add_argument("--csv", type=Path, metavar="FILE",
+                       help="write the rows as CSV to FILE (created owner-only; must not "
+                       "exist) instead of printing a table")

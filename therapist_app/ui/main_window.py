@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -38,12 +39,22 @@ from therapist_app.core.store import (
     NotEncrypted,
     Store,
     StoreError,
+    WalDamaged,
     WrongPassphrase,
+    restore,
 )
 from therapist_app.core.store.keys import read_key_file
-from therapist_app.core.store.records import Client, Session
+from therapist_app.core.store.records import Client, Erasure, Session
 from therapist_app.ui import session_export
 from therapist_app.ui.analysis import AnalyzerFactory
+from therapist_app.ui.audit_view import AuditLogDialog
+from therapist_app.ui.backup_restore import (
+    BackupDialog,
+    RestoreDialog,
+    describe_failure,
+    make_backup,
+    size_text,
+)
 from therapist_app.ui.dialogs import AboutDialog, EraseClientDialog, ExportDialog, ShortcutsDialog
 from therapist_app.ui.idle import IdleWatcher
 from therapist_app.ui.model_manager import ModelManagerDialog, policy_gate
@@ -87,7 +98,8 @@ def describe_open_error(error: BaseException) -> str:
     if isinstance(error, DatabaseInUse):
         return "Your records are open in another window of the app. Close it first."
     if isinstance(error, (DatabaseCorrupt, NotEncrypted)):
-        return f"{error} The file was left untouched."
+        return (f"{error} The file was left untouched. To restore a backup: Records > "
+                "Restore from backup…")
     if isinstance(error, StoreError):
         return str(error)
     return f"Could not open your records ({type(error).__name__})."
@@ -240,6 +252,13 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
+        records_menu = bar.addMenu("&Records")
+        self.backup_action = self._action(records_menu, "&Back up…", self.open_backup)
+        self.restore_action = self._action(records_menu, "&Restore from backup…",
+                                           self.open_restore)
+        records_menu.addSeparator()
+        self.audit_action = self._action(records_menu, "&Audit log…", self.open_audit_log)
+
         client_menu = bar.addMenu("&Client")
         self._action(client_menu, "&New client", self._focus_new_client, "Ctrl+N")
         self._action(client_menu, "Start new &session", self.clients.start_session, "Ctrl+Shift+N")
@@ -307,12 +326,33 @@ class MainWindow(QMainWindow):
         self.tasks.run(create, self._on_unlocked,
                        lambda error: self.first_run.show_error(describe_open_error(error)))
 
-    def _open_store(self, passphrase: str | None) -> None:
+    def _open_store(self, passphrase: str | None, salvage_wal: bool = False) -> None:
         path = self.context.store_path
-        self.tasks.run(lambda: Store.open(path, passphrase), self._on_unlocked,
-                       lambda error: self.unlock.show_error(describe_open_error(error)))
+
+        def failed(error: BaseException) -> None:
+            self.unlock.show_error(describe_open_error(error))
+            if isinstance(error, WalDamaged):
+                self._offer_wal_salvage(passphrase, str(error))
+
+        self.tasks.run(lambda: Store.open(path, passphrase, salvage_wal=salvage_wal),
+                       self._on_unlocked, failed)
+
+    def _offer_wal_salvage(self, passphrase: str | None, why: str) -> None:
+        """The recent-changes log is damaged: the therapist chooses between a backup and
+        opening with the changes saved before the damage (the log is kept aside)."""
+        ask = QMessageBox(QMessageBox.Icon.Warning, "Recent changes are damaged",
+                          f"{why}\n\nOpen the records now, keeping the changes saved before "
+                          "the damage?", QMessageBox.StandardButton.Open
+                          | QMessageBox.StandardButton.Cancel, self)
+        ask.setTextFormat(Qt.TextFormat.PlainText)
+        ask.button(QMessageBox.StandardButton.Open).clicked.connect(
+            lambda: self._open_store(passphrase, salvage_wal=True))
+        self._open_dialog(ask)
 
     def _on_unlocked(self, store: Store) -> None:
+        if self._closed:  # the window closed while the key was derived
+            store.lock()
+            return
         self.first_run.set_busy(False)
         self.unlock.set_busy(False)
         self.store = store
@@ -322,6 +362,11 @@ class MainWindow(QMainWindow):
         self.idle.start()
         if store.keychain_message:
             self.show_message(f"Keychain not used: {store.keychain_message}")
+        for repaired in (store.notice, store.compaction_pending and (
+                "An earlier erasure could not finish compacting the file (the disk is full): "
+                "free some space and reopen the records.")):
+            if repaired:
+                self.show_message(repaired)
         waiting = store.unacknowledged_risk_sessions()
         if waiting:
             codes = {c.id: c.code for c in store.list_clients()}
@@ -470,21 +515,136 @@ class MainWindow(QMainWindow):
             return
         self._leave_session()
         self.tasks.run(lambda: store.erase_client(client.id),
-                       lambda _: self._on_erased(client),
+                       lambda erasure: self._on_erased(client, erasure),
                        lambda error: self.show_message(f"Erasure failed: {error}"))
 
-    def _on_erased(self, client: Client) -> None:
+    def _on_erased(self, client: Client, erasure: Erasure) -> None:
         self.clients.attach(self.store)
-        self.show_message(f"Client {client.code} erased.")
+        self.show_message(f"Client {client.code}: {erasure.message}")
+        if not erasure.compacted or erasure.set_aside:  # more than a status-bar line
+            note = QMessageBox(QMessageBox.Icon.Information, "Client erased", erasure.message,
+                               QMessageBox.StandardButton.Ok, self)
+            note.setTextFormat(Qt.TextFormat.PlainText)
+            self._open_dialog(note)
 
     def _on_busy(self, busy: bool) -> None:
         self.idle.paused = busy
         if self.pages.currentWidget() is self.workspace:
             self.workspace.setEnabled(not busy)
             self.menuBar().setEnabled(not busy)
+        self._update_actions()
         if not busy and self._lock_after_task is not None:
             reason, self._lock_after_task = self._lock_after_task, None
             self.lock(reason)
+
+    # ---- backup, restore, audit log --------------------------------------------------------
+
+    def open_backup(self) -> None:
+        if self.store is None:
+            return
+        dialog = BackupDialog(Path.home(), self)
+        dialog.backup_requested.connect(
+            lambda destination, passphrase, separate:
+            self.backup_to(dialog, destination, passphrase, separate))
+        self._open_dialog(dialog)
+
+    def backup_to(self, dialog: BackupDialog, destination: Path, passphrase: str,
+                  separate: bool) -> None:
+        """Write a backup on the task thread and report it in `dialog`."""
+        store = self.store
+        if store is None or self.tasks.busy:
+            dialog.show_error("the records are busy or locked; try again.")
+            return
+        if self.controller.generating or self.controller.analysing:
+            # Their results are stored on this thread when they arrive: the store is
+            # not thread-safe, so the backup waits for them.
+            dialog.show_error("suggestions are still being made; wait for them (or press "
+                              "Stop), then back up.")
+            return
+        self.save_note()
+
+        def done(size: int) -> None:
+            message = (f"Backup written: {destination} ({size_text(size)}) and "
+                       f"{destination.name}.keys. Keep the two files together.")
+            dialog.show_done(message)
+            self.show_message(message)
+            log.info("backup written (%d bytes)", size)
+
+        def failed(error: BaseException) -> None:
+            dialog.show_error(describe_failure(error))
+            self.show_message("No backup was made.")
+            log.warning("backup failed: %s", type(error).__name__)
+
+        self.tasks.run(lambda: make_backup(store, destination, passphrase, separate), done, failed)
+
+    def open_restore(self) -> None:
+        if self.tasks.busy:
+            return
+        dialog = RestoreDialog(self.context.store_path, self.store is not None, self)
+        dialog.restore_requested.connect(self.restore_from)
+        self._open_dialog(dialog)
+
+    def restore_from(self, backup: Path, passphrase: str) -> None:
+        """Lock the open store, restore `backup` in its place (the old files renamed
+        aside by the store, never deleted) and open the result with the backup's
+        passphrase. On failure the old store is as it was, behind the unlock page."""
+        if self.tasks.busy:
+            self.show_message("Wait for the current task to finish, then restore.")
+            return
+        target = self.context.store_path
+        if self.store is not None:
+            self.lock("Restoring from a backup…")
+        else:
+            self._show_start_page("Restoring from a backup…")
+        self.pages.currentWidget().set_busy(True)
+        before = self._set_aside_files()
+
+        def run() -> Store:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return restore(backup, passphrase, target, replace=True)
+
+        def failed(error: BaseException) -> None:
+            log.warning("restore failed: %s", type(error).__name__)
+            aside = self._set_aside_files() - before
+            if aside:  # failed after the swap (opening the restored copy, say)
+                after = (f"The previous records were set aside as {', '.join(sorted(aside))}; "
+                         "the backup's are in their place: unlock with its passphrase.")
+            elif self._store_exists():
+                after = "Your records were not changed: unlock them with your passphrase."
+            else:
+                after = ""
+            self._show_start_page()
+            self.pages.currentWidget().show_error(
+                f"The restore failed: {describe_failure(error)} {after}".rstrip())
+
+        self.tasks.run(run, lambda store: self._on_restored(backup, store, before), failed)
+
+    def _set_aside_files(self) -> set[str]:
+        """Names of the files restores have set aside beside the store."""
+        target = self.context.store_path
+        return {p.name for p in target.parent.glob(f"{target.name}*.replaced-*")}
+
+    def _on_restored(self, backup: Path, store: Store, before: set[str]) -> None:
+        self._on_unlocked(store)
+        if self.store is not store:
+            return
+        aside = sorted(self._set_aside_files() - before)
+        text = (f"Your records are now those of the backup {backup.name}. From now on unlock "
+                "the app with the backup's passphrase.")
+        if aside:
+            text += (f"\n\nYour previous records were not deleted: they were set aside in "
+                     f"{self.context.store_path.parent} as {', '.join(aside)}.")
+        self.show_message(f"Restored from {backup.name}.")
+        done = QMessageBox(QMessageBox.Icon.Information, "Records restored", text,
+                           QMessageBox.StandardButton.Ok, self)
+        done.setTextFormat(Qt.TextFormat.PlainText)
+        self._open_dialog(done)
+        log.info("restored from a backup (%d files set aside)", len(aside))
+
+    def open_audit_log(self) -> None:
+        if self.store is None or self.tasks.busy:
+            return
+        self._open_dialog(AuditLogDialog(self.store.audit_log(), self))
 
     # ---- model --------------------------------------------------------------------------
 
@@ -543,6 +703,10 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         unlocked = self.store is not None
+        idle = not self.tasks.busy
+        self.backup_action.setEnabled(unlocked and idle)
+        self.restore_action.setEnabled(idle)
+        self.audit_action.setEnabled(unlocked and idle)
         self.lock_action.setEnabled(unlocked)
         self.export_action.setEnabled(unlocked and self.policy.export_allowed
                                       and self.controller.session is not None)

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from therapist_app.ui.passphrase_strength import assess_passphrase
 
 
-def _passphrase_field(name: str) -> QLineEdit:
+def passphrase_field(name: str) -> QLineEdit:
     field = QLineEdit()
     field.setEchoMode(QLineEdit.EchoMode.Password)
     field.setAccessibleName(name)
@@ -31,7 +31,54 @@ def _passphrase_field(name: str) -> QLineEdit:
     return field
 
 
-def _error_label() -> QLabel:
+class NewPassphraseFields:
+    """A new passphrase typed twice, with the strength meter and advice: the first-run
+    page and the backup dialog's separate backup passphrase. The widgets belong to the
+    form they are added to."""
+
+    def __init__(self, name: str = "New passphrase",
+                 repeat_name: str = "Repeat passphrase") -> None:
+        self.passphrase = passphrase_field(name)
+        self.confirm = passphrase_field(repeat_name)
+        self.meter = QProgressBar()
+        self.meter.setRange(0, 4)
+        self.meter.setTextVisible(False)
+        self.meter.setAccessibleName("Passphrase strength")
+        self.strength = QLabel()
+        self.strength.setWordWrap(True)
+        self.strength.setAccessibleName("Passphrase advice")
+
+    def add_rows(self, form: QFormLayout, label: str) -> None:
+        form.addRow(label, self.passphrase)
+        form.addRow("", self.meter)
+        form.addRow("", self.strength)
+        form.addRow("&Repeat it:", self.confirm)
+
+    def update(self, profile_name: str = "") -> bool:
+        """Refresh the meter and advice; whether the passphrase is acceptable and typed
+        the same twice."""
+        strength = assess_passphrase(self.passphrase.text(), profile_name)
+        self.meter.setValue(strength.score)
+        self.meter.setAccessibleDescription(strength.label)
+        self.strength.setText(f"{strength.label}. {strength.advice}" if self.passphrase.text()
+                              else "Use a long passphrase: a few unrelated words work well.")
+        return strength.acceptable and self.passphrase.text() == self.confirm.text()
+
+    def problem(self, profile_name: str = "") -> str:
+        """Why the passphrase cannot be used yet."""
+        if self.passphrase.text() != self.confirm.text():
+            return "The two passphrases differ."
+        return assess_passphrase(self.passphrase.text(), profile_name).advice
+
+    def take(self) -> str:
+        """The passphrase, leaving both fields empty."""
+        passphrase = self.passphrase.text()
+        self.passphrase.clear()
+        self.confirm.clear()
+        return passphrase
+
+
+def error_label() -> QLabel:
     label = QLabel()
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(True)
@@ -44,7 +91,7 @@ def _error_label() -> QLabel:
 class _Page(QWidget):
     def __init__(self) -> None:
         super().__init__()
-        self.error = _error_label()
+        self.error = error_label()
         self.busy_label = QLabel("Working…")
         self.busy_label.hide()
 
@@ -72,25 +119,17 @@ class FirstRunPage(_Page):
         title.setWordWrap(True)
         self.name = QLineEdit()
         self.name.setAccessibleName("Profile name")
-        self.passphrase = _passphrase_field("New passphrase")
-        self.confirm = _passphrase_field("Repeat passphrase")
-        self.meter = QProgressBar()
-        self.meter.setRange(0, 4)
-        self.meter.setTextVisible(False)
-        self.meter.setAccessibleName("Passphrase strength")
-        self.strength = QLabel()
-        self.strength.setWordWrap(True)
-        self.strength.setAccessibleName("Passphrase advice")
+        self.new_passphrase = NewPassphraseFields()
+        self.passphrase = self.new_passphrase.passphrase
+        self.confirm = self.new_passphrase.confirm
+        self.meter = self.new_passphrase.meter
         self.keychain = QCheckBox("Also unlock with the system keychain on this computer")
         self.keychain.setVisible(keychain_allowed)
         self.create_button = QPushButton("Create profile")
         self.create_button.setDefault(True)
         form = QFormLayout()
         form.addRow("Your &name (optional):", self.name)
-        form.addRow("&Passphrase:", self.passphrase)
-        form.addRow("", self.meter)
-        form.addRow("", self.strength)
-        form.addRow("&Repeat it:", self.confirm)
+        self.new_passphrase.add_rows(form, "&Passphrase:")
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addLayout(form)
@@ -106,26 +145,15 @@ class FirstRunPage(_Page):
         self._update()
 
     def _update(self) -> None:
-        strength = assess_passphrase(self.passphrase.text(), self.name.text())
-        self.meter.setValue(strength.score)
-        self.strength.setText(f"{strength.label}. {strength.advice}" if self.passphrase.text()
-                              else "Use a long passphrase: a few unrelated words work well.")
-        same = self.passphrase.text() == self.confirm.text()
-        self.create_button.setEnabled(strength.acceptable and same)
-        self.meter.setAccessibleDescription(strength.label)
+        self.create_button.setEnabled(self.new_passphrase.update(self.name.text()))
 
     def _submit(self) -> None:
         if not self.create_button.isEnabled():
-            if self.passphrase.text() != self.confirm.text():
-                self.show_error("The two passphrases differ.")
-            else:
-                self.show_error(assess_passphrase(self.passphrase.text(), self.name.text()).advice)
+            self.show_error(self.new_passphrase.problem(self.name.text()))
             return
         self.error.hide()
         self.set_busy(True)
-        passphrase = self.passphrase.text()
-        self.passphrase.clear()
-        self.confirm.clear()
+        passphrase = self.new_passphrase.take()
         self.create_requested.emit(self.name.text().strip(), passphrase,
                                    self.keychain.isVisible() and self.keychain.isChecked())
 
@@ -141,7 +169,7 @@ class UnlockPage(_Page):
         self.setAccessibleName("Unlock")
         self.title = QLabel("<h2>Locked</h2>Enter your passphrase to open your records.")
         self.title.setWordWrap(True)
-        self.passphrase = _passphrase_field("Passphrase")
+        self.passphrase = passphrase_field("Passphrase")
         self.unlock_button = QPushButton("&Unlock")
         self.unlock_button.setDefault(True)
         self.keychain_button = QPushButton("Unlock with system &keychain")

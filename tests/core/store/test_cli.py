@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import pytest
+
 from therapist_app.cli import build_parser, main
 from therapist_app.core.store import Store
 
@@ -70,6 +72,44 @@ def test_cli_errors_are_clear(tmp_path, fd, capsys):
     assert main(["store", "check", "--db", db, "--passphrase-fd", fd(PASS)]) == 1
     assert "Restore it from a backup" in capsys.readouterr().err
     assert (tmp_path / "s.db").read_bytes() == bytes(damaged)
+
+
+def test_store_audit_prints_a_table_and_writes_a_csv(tmp_path, fd, capsys):
+    db = str(tmp_path / "s.db")
+    assert main(["store", "init", "--db", db, "--passphrase-fd", fd(PASS), *FAST_KDF]) == 0
+    with Store.open(db, PASS) as store:
+        client = store.add_client("C-7", "Marker Name")
+        store.get_client(client.id)  # an audited view
+        store.backup(tmp_path / "b.db", PASS)
+        entries = store.audit_log()
+    capsys.readouterr()
+    assert main(["store", "audit", "--db", db, "--passphrase-fd", fd(PASS)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["Time", "(local)", "Action"] and len(lines) == 1 + len(entries)
+    assert "Backup made" in lines[1] and "Client record viewed" in lines[2]
+    assert "Records created" in lines[-1]
+    assert main(["store", "audit", "--limit", "1", "--db", db, "--passphrase-fd", fd(PASS)]) == 0
+    assert [line.split()[2:4] for line in capsys.readouterr().out.splitlines()[1:]] == \
+        [["Backup", "made"]]
+
+    out = tmp_path / "audit.csv"
+    assert main(["store", "audit", "--csv", str(out), "--db", db, "--passphrase-fd", fd(PASS)]) == 0
+    assert f"wrote {len(entries)} audit rows" in capsys.readouterr().out
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "id,at,action,client_id,session_id,object_id,count"
+    assert [row.split(",")[2] for row in rows[1:]] == [e.action for e in entries]
+    assert rows[2] == f"{entries[1].id},{entries[1].at},view_client,{client.id},,,"
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert b"Marker" not in out.read_bytes() and b"C-7" not in out.read_bytes()
+    before = out.read_bytes()
+    assert main(["store", "audit", "--csv", str(out), "--db", db, "--passphrase-fd", fd(PASS)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["store", "audit", "--db", db, "--passphrase-fd", fd("wrong passphrase")]) == 1
+    assert "wrong passphrase" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["store", "audit", "--limit", "0", "--db", db, "--passphrase-fd", fd(PASS)])
+    assert "at least 1" in capsys.readouterr().err
 
 
 def test_passphrase_is_never_an_argument():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import dataclasses
 
 import pytest
@@ -106,7 +108,8 @@ def test_views_and_decisions_are_audited_with_ids_only(store):
     assert (view.client_id, view.session_id) == (ids["client"], ids["session"])
     rows = store._require().execute("SELECT * FROM audit").fetchall()
     assert "MARKERdelta" not in repr(rows)
-    assert all(isinstance(v, (int, type(None))) for row in rows for v in row[3:])
+    assert all(isinstance(v, (int, type(None))) for row in rows for v in row[3:7])
+    assert all(re.fullmatch("[0-9a-f]{64}", row[7]) for row in rows)  # the hash chain
 
 
 @pytest.mark.parametrize("statement", [
@@ -211,8 +214,19 @@ def test_the_audit_log_refuses_rows_that_replace_existing_ones(store, raw_connec
 def test_a_store_from_before_acknowledgements_migrates_with_its_audit_log(tmp_path, monkeypatch):
     from therapist_app.core.store import KdfParams, Store, schema
 
+    from therapist_app.core.store.domain import StoreRecords
+
+    def first_schema_audit(self, action, *, client_id=None, session_id=None, object_id=None,
+                           count=None):
+        """The audit write of the first schema: no hash chain yet."""
+        self._require().execute(
+            "INSERT INTO audit(at, action, client_id, session_id, object_id, count) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (schema.now(), action, client_id, session_id, object_id, count))
+
     path = tmp_path / "old.db"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(StoreRecords, "_audit", first_schema_audit)
     with Store.create(path, PASSPHRASE, KdfParams.fast()) as old:
         ids = fill_without_risk(old)
         before = old.audit_log()
@@ -223,6 +237,7 @@ def test_a_store_from_before_acknowledgements_migrates_with_its_audit_log(tmp_pa
         store.acknowledge_risk(flagged.id, "Dr Test")
         assert [e.action for e in store.audit_log()[:1]] == ["crisis_acknowledged"]
         assert store.audit_log()[1:] == before
+        assert store.integrity_check().ok  # the old rows were chained by the migration
 
 
 def fill_without_risk(store) -> int:

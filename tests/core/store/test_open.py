@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from therapist_app.core.store import (
     DatabaseCorrupt,
     DatabaseInUse,
     KdfParams,
+    KeyFileDamaged,
     KeyFileMissing,
     NotEncrypted,
     PassphraseTooShort,
@@ -23,6 +25,7 @@ from therapist_app.core.store import (
     StoreExists,
     WrongPassphrase,
 )
+from therapist_app.core.store import keys
 from therapist_app.core.store.connection import SQLITE_HEADER
 
 
@@ -138,6 +141,12 @@ def test_key_file_never_holds_the_data_key(store):
 def test_weakened_kdf_in_the_key_file_is_refused(store_path):
     key_path = store_path.parent / "store.db.keys"
     key_path.write_text(key_path.read_text().replace('"time_cost": 1', '"time_cost": 2'))
+    with pytest.raises(KeyFileDamaged, match="edited or damaged"):  # not "wrong passphrase"
+        Store.open(store_path, PASSPHRASE)
+    # Whoever also recomputes the checksum still meets the GCM binding of the KDF costs.
+    record = json.loads(key_path.read_text())
+    del record["checksum"]
+    key_path.write_text(json.dumps({**record, "checksum": keys._checksum(record)}))
     with pytest.raises(WrongPassphrase):
         Store.open(store_path, PASSPHRASE)
 
@@ -174,8 +183,11 @@ def test_paths_with_uri_characters_work(tmp_path):
 
 def test_absurd_kdf_costs_in_the_key_file_are_refused_before_deriving(store_path):
     key_path = store_path.parent / "store.db.keys"
-    key_path.write_text(key_path.read_text().replace('"memory_kib": 8', '"memory_kib": 999999999'))
-    with pytest.raises(StoreError, match="key file .* is damaged"):
+    record = json.loads(key_path.read_text())
+    del record["checksum"]  # an old-format file: the bounds alone must refuse it
+    record["kdf"]["memory_kib"] = 999999999
+    key_path.write_text(json.dumps(record))
+    with pytest.raises(KeyFileDamaged, match="key file .* is damaged"):
         Store.open(store_path, PASSPHRASE)
 
 

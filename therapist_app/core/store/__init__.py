@@ -7,7 +7,9 @@ from therapist_app.core.store.errors import (
     DatabaseCorrupt,
     DatabaseInUse,
     ExportRefused,
+    InvalidInput,
     KeychainUnavailable,
+    KeyFileDamaged,
     KeyFileMissing,
     NotEncrypted,
     NotFound,
@@ -18,6 +20,7 @@ from therapist_app.core.store.errors import (
     StoreError,
     StoreExists,
     StoreLocked,
+    WalDamaged,
     WrongPassphrase,
 )
 from therapist_app.core.store.keys import KdfParams
@@ -25,7 +28,7 @@ from therapist_app.core.store.store import Store, restore
 
 __all__ = [
     "Conflict", "CrisisNotAcknowledged", "DatabaseCorrupt", "DatabaseInUse", "ExportRefused", "KdfParams",
-    "KeyFileMissing", "KeychainUnavailable", "NotEncrypted", "NotFound", "PassphraseTooShort",
+    "InvalidInput", "KeyFileDamaged", "KeyFileMissing", "KeychainUnavailable", "NotEncrypted", "NotFound", "PassphraseTooShort",
     "SchemaTooNew", "StorageFailure", "StorageFull", "Store", "StoreError", "StoreExists",
-    "StoreLocked", "WrongPassphrase", "restore",
+    "StoreLocked", "WalDamaged", "WrongPassphrase", "restore",
 ]

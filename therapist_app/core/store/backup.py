@@ -13,7 +13,7 @@ from pathlib import Path
 
 import sqlcipher3
 
-from therapist_app.core.store import connection, keys
+from therapist_app.core.store import connection, keys, publish
 from therapist_app.core.store.errors import NotEncrypted, StoreError, StoreExists
 from therapist_app.core.store.keys import KdfParams
 from therapist_app.core.store.schema import now
@@ -30,26 +30,28 @@ def side_path(db_path: Path, suffix: str) -> Path:
 def export_encrypted(conn: sqlcipher3.Connection, source: Path, destination: Path,
                      data_key: bytes) -> None:
     """Copy every table of the open database into a new SQLCipher file keyed with
-    `data_key`, fsync it and verify it (HMAC of every page) before returning."""
-    if destination.exists():
-        raise StoreExists(f"{destination} already exists; refusing to overwrite it")
-    connection.checkpoint(conn, source)
+    `data_key`, fsync it and verify it (HMAC of every page) before returning. On any
+    failure the partial copy and its journal are removed."""
+    connection.private_new_file(destination)  # 0600 before a byte is written
     try:
-        conn.execute(connection.attach_sql("copy", data_key), (str(destination),))
+        connection.checkpoint(conn, source)
         try:
-            conn.execute("SELECT sqlcipher_export('copy')")
-        finally:
-            conn.execute("DETACH DATABASE copy")
-    except sqlcipher3.Error as error:
-        destination.unlink(missing_ok=True)
-        raise connection.translate(error, destination) from None
-    os.chmod(destination, 0o600)
-    if connection.is_plaintext_sqlite(destination):
-        destination.unlink()
-        raise StoreError("the copy came out unencrypted; it was deleted")
-    with destination.open("r+b") as f:  # writable: Windows refuses to flush a read-only handle
-        os.fsync(f.fileno())
-    connection.verify_encrypted_file(destination, data_key)
+            conn.execute(connection.attach_sql("copy", data_key), (str(destination),))
+            try:
+                conn.execute("SELECT sqlcipher_export('copy')")
+            finally:
+                conn.execute("DETACH DATABASE copy")
+        except sqlcipher3.Error as error:
+            raise connection.translate(error, destination) from None
+        if connection.is_plaintext_sqlite(destination):
+            raise StoreError("the copy came out unencrypted; it was deleted")
+        with destination.open("r+b") as f:  # writable: Windows refuses to flush a read-only handle
+            os.fsync(f.fileno())
+        connection.verify_encrypted_file(destination, data_key)
+    except BaseException:
+        for leftover in (destination, side_path(destination, "-journal")):
+            leftover.unlink(missing_ok=True)
+        raise
 
 
 def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path,
@@ -64,25 +66,36 @@ def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path,
                                "written into or over one")
         raise StoreExists(f"{existing} already exists; choose a new backup name")
     keys.normalize_passphrase(passphrase)
+    abandon_backup(destination)  # what an earlier attempt at this name left behind
     staged = side_path(destination, ".partial")
-    staged.unlink(missing_ok=True)
     data_key = keys.new_data_key()
     try:
         export_encrypted(conn, source, staged, data_key)
-        keys.write_key_file(destination, keys.seal(data_key, passphrase, kdf))
-        os.replace(staged, destination)
-        keys.fsync_dir(destination.parent)
+        keys.write_key_file(staged, keys.seal(data_key, passphrase, kdf))
+        publish.publish(destination, [(keys.key_file_path(staged),
+                                       keys.key_file_path(destination)),
+                                      (staged, destination)])
+    except BaseException:
+        _remove_partials(destination)
+        raise
     finally:
         keys.wipe(data_key)
-        staged.unlink(missing_ok=True)
     log.info("backup written (%d bytes)", destination.stat().st_size)
 
 
-def set_aside(target: Path) -> None:
-    """Rename a store's files to `*.replaced-<time>` so a restore can take their place."""
-    stamp = now().replace(":", "").replace("-", "").replace(".", "")
-    for suffix in ("", *SIDE_SUFFIXES, ".keys"):
-        path = side_path(target, suffix)
-        if path.exists():
-            os.replace(path, side_path(target, f"{suffix}.replaced-{stamp}"))
-            log.warning("set aside %s before restoring", path.name)
+_PARTIAL_SUFFIXES = tuple(".partial" + side for side in publish.BESIDE_STAGED) + (".publish.tmp",)
+
+
+def _remove_partials(destination: Path) -> None:
+    for suffix in _PARTIAL_SUFFIXES:
+        side_path(destination, suffix).unlink(missing_ok=True)
+
+
+def abandon_backup(destination: Path) -> None:
+    """Tidy after a backup a crash interrupted: finish its last renames when it had got
+    that far (the copy was verified before they began), else remove its staged files."""
+    try:
+        if not publish.settle(destination):
+            _remove_partials(destination)
+    except OSError as error:  # the backup medium is gone or read-only: nothing to do now
+        log.warning("could not tidy an interrupted backup (%s)", error.strerror)

@@ -22,7 +22,9 @@ from therapist_app.core.store.errors import (
     StorageFull,
     StoreError,
     StoreExists,
+    WalDamaged,
 )
+from therapist_app.core.store import wal
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,16 @@ def translate(error: sqlcipher3.Error, path: Path) -> StoreError:
                         "it was not saved")
     if code == _CODES["CANTOPEN"]:
         return StorageFailure(f"{name} cannot be opened (missing, or its folder is not writable)")
+    # sqlcipher_export reports a failed write into the attached copy as a generic
+    # SQLITE_ERROR; its message (SQLite's own words, never data) says which.
+    said = str(error).lower()
+    if "disk is full" in said or "database or disk is full" in said:
+        return StorageFull(f"the disk holding {name} is full: it was not written, and "
+                           "nothing else changed. Free some space and try again.")
+    if "disk i/o error" in said or "unable to open" in said:
+        return StorageFailure(f"{name} could not be written: the disk may be full, the "
+                              "file too large for it, or the folder read-only. Nothing "
+                              "else changed.")
     return StoreError(f"database error on {name} ({type(error).__name__}, code {code})")
 
 
@@ -88,6 +100,9 @@ def is_plaintext_sqlite(path: Path) -> bool:
 def check_file_before_open(path: Path) -> None:
     """Refuse a missing, empty or plaintext file before SQLCipher sees it: given an
     empty file, SQLCipher would quietly start a new database in it."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a store file: choose the store's "
+                         "database file (store.db) inside it")
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -99,6 +114,24 @@ def check_file_before_open(path: Path) -> None:
                            "store; refusing to open or change it")
     if size < 1024:
         raise DatabaseCorrupt(f"{path.name} is truncated. {RESTORE_HINT}")
+
+
+def check_wal(path: Path) -> wal.WalReport | None:
+    """Refuse a store whose write-ahead log holds intact commits after a damaged frame
+    (see wal.py): SQLite would drop them silently. Nothing is changed."""
+    wal_path = path.with_name(path.name + "-wal")
+    report = wal.inspect(wal_path)
+    if report is not None and report.loses_commits:
+        where = ("its header" if report.header_damaged
+                 else f"frame {report.damaged_at + 1} of {report.frames}")
+        raise WalDamaged(
+            f"the recent-changes log {wal_path.name} is damaged at {where}, and "
+            f"{report.commits_after} saved change(s) after the damage would be lost if the "
+            "store were opened. Nothing was changed. Either restore from a backup, or open "
+            "it keeping what precedes the damage (therapist-app store salvage-wal, or "
+            "Store.open(..., salvage_wal=True)); the damaged log is then kept beside the "
+            "store, untouched, for a specialist.")
+    return report
 
 
 def _key(conn: sqlcipher3.Connection, data_key: bytes, schema: str = "main") -> None:
@@ -209,6 +242,7 @@ def open_existing(path: Path, data_key: bytes) -> sqlcipher3.Connection:
     would then overwrite good pages with pages that fail authentication.
     """
     check_file_before_open(path)
+    check_wal(path)
     side_files = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
     absent = [side for side in side_files if not side.exists()]
     try:
@@ -223,19 +257,30 @@ def open_existing(path: Path, data_key: bytes) -> sqlcipher3.Connection:
     return _with_connection(path, "rw", lambda conn: _configure(conn, path, data_key))
 
 
-def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:
-    if path.exists():
-        raise StoreExists(f"{path} already exists; refusing to overwrite it")
+def private_new_file(path: Path) -> None:
+    """Create `path` empty with mode 0600 from the start, refusing an existing one.
+
+    SQLite gives the -wal, -shm and -journal files it creates the database file's mode,
+    so a file made here never has a moment readable by others, nor its side files."""
     try:
-        conn = _connect(path, "rwc")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        raise StoreExists(f"{path} already exists; refusing to overwrite it") from None
+    except OSError as error:
+        raise StorageFailure(f"cannot create {path.name} ({error.strerror}); nothing was "
+                             "changed") from None
+
+
+def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:
+    private_new_file(path)  # SQLite starts a new database in an empty file
+    try:
+        conn = _connect(path, "rw")
         _key(conn, data_key)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         _check_cipher(conn, path)
         _apply_pragmas(conn)
     except sqlcipher3.Error as error:
         raise translate(error, path) from None
-    # SQLite gives -wal and -shm the main file's mode, so this covers all three.
-    os.chmod(path, 0o600)
     return conn
 
 

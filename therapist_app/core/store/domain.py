@@ -13,9 +13,10 @@ import secrets
 from typing import Iterable, Sequence
 
 from therapist_app.core.dialogue_format import SPEAKERS, Decision
-from therapist_app.core.store.errors import CrisisNotAcknowledged, NotFound
+from therapist_app.core.store.errors import CrisisNotAcknowledged, InvalidInput, NotFound
 from therapist_app.core.store.records import (
     AuditEntry,
+    Erasure,
     Client,
     DecisionRecord,
     ModelRecord,
@@ -27,7 +28,13 @@ from therapist_app.core.store.records import (
     Transcript,
     Utterance,
 )
-from therapist_app.core.store.schema import AUDIT_ACTIONS, now
+from therapist_app.core.store.schema import (
+    AUDIT_ACTIONS,
+    AUDIT_FIELDS,
+    CHAIN_START,
+    audit_row_hash,
+    now,
+)
 from therapist_app.core.taxonomy import check_emotion, strategies
 
 
@@ -48,21 +55,53 @@ def _acknowledgement(row: Sequence) -> RiskAcknowledgement:
 _ACKNOWLEDGEMENT_COLUMNS = "a.id, a.utterance_id, a.categories, a.acknowledged_by, a.acknowledged_at"
 
 
+def _text(value, what: str, *, optional: bool = False) -> str | None:
+    """Validate text at the store's edge, so a bad value is refused with its own message
+    instead of failing deep inside SQLite or, later, every export."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text, not {type(value).__name__}; nothing was saved")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} holds a character that is not valid text (an unpaired "
+                           "surrogate, usually from a damaged paste); nothing was saved") from None
+    return value
+
+
+def _id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} must be a whole number, not {type(value).__name__}")
+    return value
+
+
+def _rows(first: int, last: int) -> str:
+    return f"row {first} is" if first == last else f"rows {first} to {last} are"
+
+
 def _check_strategy(strategy: str | None) -> None:
     if strategy is not None and strategy not in strategies():
         raise ValueError(f"unknown strategy {strategy!r}")
 
 
 class StoreRecords:
-    """Mixed into `Store`; relies on its `_require()`, `atomic()` and `compact()`."""
+    """Mixed into `Store`; relies on its `_require()`, `atomic()`, `path` and
+    `_finish_compaction()`."""
 
     def _audit(self, action: str, *, client_id: int | None = None, session_id: int | None = None,
                object_id: int | None = None, count: int | None = None) -> None:
         if action not in AUDIT_ACTIONS:
             raise ValueError(f"unknown audit action {action!r}")
-        self._require().execute(
-            "INSERT INTO audit(at, action, client_id, session_id, object_id, count) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (now(), action, client_id, session_id, object_id, count))
+        conn = self._require()
+        last = conn.execute("SELECT id, row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        sequence = conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        # The id AUTOINCREMENT would choose, fixed here because the hash covers it.
+        row = (max(last[0] if last else 0, sequence[0] if sequence else 0) + 1, now(),
+               action, client_id, session_id, object_id, count)
+        conn.execute(f"INSERT INTO audit({AUDIT_FIELDS}, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (*row, audit_row_hash(last[1] if last else CHAIN_START, row)))
 
     def _one(self, sql: str, params: tuple, what: str) -> Sequence:
         row = self._require().execute(sql, params).fetchone()
@@ -78,6 +117,7 @@ class StoreRecords:
                                       (1,), "profile"))
 
     def set_profile_name(self, display_name: str | None) -> None:
+        display_name = _text(display_name, "the display name", optional=True)
         with self.atomic():
             self._require().execute("UPDATE profile SET display_name = ? WHERE id = 1",
                                     (display_name,))
@@ -86,9 +126,10 @@ class StoreRecords:
 
     def add_client(self, code: str, display_name: str | None = None) -> Client:
         """Add a client under a pseudonymous code (unique); the display name is optional."""
-        code = code.strip()
+        code = _text(code, "the client code").strip()
+        display_name = _text(display_name, "the client's display name", optional=True)
         if not code:
-            raise ValueError("a client needs a non-empty code")
+            raise InvalidInput("a client needs a non-empty code")
         with self.atomic():
             created = now()
             cursor = self._require().execute(
@@ -105,6 +146,7 @@ class StoreRecords:
 
     def search_clients(self, query: str) -> list[Client]:
         """Clients whose code or display name contains `query` (case-insensitive)."""
+        query = _text(query, "the search text")
         pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.atomic():
             rows = self._require().execute(
@@ -122,18 +164,30 @@ class StoreRecords:
             self._audit("view_client", client_id=client_id)
             return client
 
-    def erase_client(self, client_id: int) -> None:
+    def erase_client(self, client_id: int) -> Erasure:
         """Delete a client and everything recorded about them, then checkpoint and VACUUM
         so no trace of their text survives in the database, -wal or -shm files.
-        The audit row (ids only) records that the erasure happened."""
+
+        The deletion, its audit row (ids only) and a pending-compaction record commit
+        together; the compaction then runs. When it cannot finish (a full disk, a
+        crash), the erasure still stands and the next open completes the compaction:
+        the returned `Erasure` says which happened, and names copies of the store that
+        an earlier restore set aside, which still hold the client's records.
+        """
         with self.atomic():
             self._one("SELECT id FROM clients WHERE id = ?", (client_id,), "client")
             sessions = self._require().execute(
                 "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)).fetchone()[0]
             self._require().execute("DELETE FROM clients WHERE id = ?", (client_id,))
             self._audit("erase_client", client_id=client_id, count=sessions)
-        self.compact()
-        log.info("erased client %d (%d sessions)", client_id, sessions)
+            self._require().execute(
+                "INSERT OR REPLACE INTO maintenance(task, detail, since) "
+                "VALUES ('compaction', '', ?)", (now(),))
+        compacted = self._finish_compaction()
+        log.info("erased client %d (%d sessions, compacted: %s)", client_id, sessions, compacted)
+        return Erasure(sessions, compacted, tuple(sorted(
+            p.name for p in self.path.parent.glob(f"{self.path.name}.replaced-*")
+            if not p.name.endswith(("-wal", "-shm", ".keys")))))
 
     # ---- sessions and utterances ----------------------------------------------------
 
@@ -164,6 +218,8 @@ class StoreRecords:
                          risk_flags: Iterable[str] = ()) -> Utterance:
         """Record what the client or therapist said, with the detected emotion (a
         taxonomy id) and any risk flags the detector raised."""
+        _id(session_id, "the session id")
+        text = _text(text, "the utterance")
         if speaker not in SPEAKERS:
             raise ValueError(f"speaker must be one of {SPEAKERS}")
         if emotion is not None:
@@ -221,6 +277,7 @@ class StoreRecords:
         """Record that the therapist (`by`) saw the crisis warning on a flagged client
         utterance, with the categories it was flagged for. Audited; acknowledging the
         same utterance again returns the first record."""
+        by = _text(by, "who acknowledged")
         if not by.strip():
             raise ValueError("an acknowledgement needs the name of who acknowledged")
         with self.atomic():
@@ -270,6 +327,7 @@ class StoreRecords:
     def add_suggestion(self, utterance_id: int, model_id: str, strategy: str | None, text: str,
                        latency_ms: float) -> Suggestion:
         """A model's suggested reply to a client utterance (not yet accepted)."""
+        model_id, text = _text(model_id, "the model id"), _text(text, "the suggestion")
         _check_strategy(strategy)
         with self.atomic():
             self._one("SELECT id FROM utterances WHERE id = ?", (utterance_id,), "utterance")
@@ -287,6 +345,7 @@ class StoreRecords:
         text, `edited` needs `final_text`, `rejected` stores none. Audited. Using a
         suggestion (accepted or edited) past an unacknowledged crisis warning raises
         `CrisisNotAcknowledged`; rejecting one is always allowed."""
+        final_text = _text(final_text, "the edited reply", optional=True)
         with self.atomic():
             suggestion_text, session_id, utterance_id = self._one(
                 "SELECT s.text, u.session_id, u.id FROM suggestions s "
@@ -320,6 +379,7 @@ class StoreRecords:
             return None if row is None else Note(*row)
 
     def set_note(self, session_id: int, text: str) -> Note:
+        text = _text(text, "the note")
         with self.atomic():
             self._one("SELECT id FROM sessions WHERE id = ?", (session_id,), "session")
             updated = now()
@@ -330,6 +390,23 @@ class StoreRecords:
             return Note(session_id, text, updated)
 
     # ---- audit log -----------------------------------------------------------------
+
+    def _audit_chain_problems(self) -> list[str]:
+        """Rows that break the audit hash chain: edited, inserted out of order, or
+        missing (ids run 1, 2, 3... with no gap; none deleted after the last)."""
+        conn = self._require()
+        problems, previous, expected_id = [], CHAIN_START, 1
+        for *row, row_hash in conn.execute(f"SELECT {AUDIT_FIELDS}, row_hash FROM audit ORDER BY id"):
+            if row[0] != expected_id:
+                problems.append(f"audit {_rows(expected_id, row[0] - 1)} missing")
+            if row_hash != audit_row_hash(previous, row):
+                problems.append(f"audit row {row[0]} was altered (its hash does not match "
+                                "the chain)")
+            previous, expected_id = row_hash, row[0] + 1
+        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        if sequence and sequence[0] >= expected_id:
+            problems.append(f"audit {_rows(expected_id, sequence[0])} missing (deleted)")
+        return problems
 
     def audit_log(self, limit: int | None = None) -> list[AuditEntry]:
         """Audit rows, newest first."""
@@ -343,7 +420,7 @@ class StoreRecords:
 
     def register_model(self, path: str, sha256: str, approved: bool = False) -> ModelRecord:
         """Record a model file by its SHA-256 (re-registering a hash updates its path)."""
-        sha256 = sha256.lower()
+        path, sha256 = _text(path, "the model path"), _text(sha256, "the SHA-256").lower()
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise ValueError("sha256 must be 64 hex digits")
         with self.atomic():

@@ -19,6 +19,21 @@ class KeyFileMissing(StoreError):
     """The sidecar that holds the wrapped key is absent: the database cannot be opened."""
 
 
+class KeyFileDamaged(StoreError):
+    """The key file is unreadable, or was edited since the app wrote it: its checksum
+    no longer matches. Restore it from the same backup as the database."""
+
+
+class WalDamaged(StoreError):
+    """The write-ahead log holds intact commits after a damaged frame: opening would
+    silently drop them. Nothing was changed; the message says how to recover."""
+
+
+class InvalidInput(StoreError, ValueError):
+    """A value given to the store is of the wrong type or cannot be stored as text
+    (bytes, None, an unpaired surrogate...). Nothing was saved."""
+
+
 class KeychainUnavailable(StoreError):
     """No usable OS keychain backend; the store falls back to the passphrase alone."""
 

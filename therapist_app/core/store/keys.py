@@ -14,6 +14,7 @@ either key after a crash at any step (see `store.Store.rekey`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -27,10 +28,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from therapist_app.core.store.errors import (
+    InvalidInput,
     KeychainUnavailable,
+    KeyFileDamaged,
     KeyFileMissing,
     PassphraseTooShort,
-    StoreError,
     WrongPassphrase,
 )
 
@@ -79,7 +81,12 @@ def normalize_passphrase(passphrase: str) -> bytes:
         raise PassphraseTooShort(
             f"the passphrase must be at least {MIN_PASSPHRASE_CHARS} characters long"
         )
-    return normalized.encode("utf-8")
+    try:
+        return normalized.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the passphrase holds a character that is not valid text (an "
+                           "unpaired surrogate, usually from a damaged paste); type it "
+                           "again") from None
 
 
 def derive_kek(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
@@ -140,12 +147,10 @@ class KeyFile:
         def slots(table: dict[str, Wrapped]) -> dict:
             return {name: asdict(w) for name, w in table.items()}
 
-        return json.dumps(
-            {"format": KEY_FILE_FORMAT, "store_id": self.store_id, "salt": self.salt,
-             "kdf": asdict(self.kdf), "wraps": slots(self.wraps),
-             "pending": slots(self.pending)},
-            indent=2,
-        )
+        record = {"format": KEY_FILE_FORMAT, "store_id": self.store_id, "salt": self.salt,
+                  "kdf": asdict(self.kdf), "wraps": slots(self.wraps),
+                  "pending": slots(self.pending)}
+        return json.dumps({**record, "checksum": _checksum(record)}, indent=2)
 
     @classmethod
     def parse(cls, text: str, path: Path) -> "KeyFile":
@@ -153,6 +158,14 @@ class KeyFile:
             record = json.loads(text)
             if record.get("format") != KEY_FILE_FORMAT:
                 raise ValueError(f"unknown format {record.get('format')!r}")
+            checksum = record.pop("checksum", None)
+            # Files written before the checksum existed have none; any file that has
+            # one must match it, so an edit reads as damage, not as a wrong passphrase.
+            if checksum is not None and checksum != _checksum(record):
+                raise KeyFileDamaged(
+                    f"the key file {path} was edited or damaged since the app wrote it "
+                    "(its checksum does not match), so no passphrase can open it. Restore "
+                    "the key file from the same backup as the database.")
             kdf = KdfParams(**record["kdf"])
             return cls(
                 store_id=str(record["store_id"]),
@@ -161,8 +174,17 @@ class KeyFile:
                 wraps={k: Wrapped(**v) for k, v in record["wraps"].items()},
                 pending={k: Wrapped(**v) for k, v in record.get("pending", {}).items()},
             )
-        except (ValueError, KeyError, TypeError) as error:
-            raise StoreError(f"the key file {path} is damaged: {error}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise KeyFileDamaged(f"the key file {path} is damaged ({type(error).__name__}); "
+                                 "restore it from the same backup as the database") from None
+
+
+def _checksum(record: dict) -> str:
+    """SHA-256 of the key file's fields in canonical form. Not a secret and not a seal
+    against an attacker (the GCM tags are that): it tells an edited file from a wrong
+    passphrase."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def key_file_path(db_path: Path) -> Path:
@@ -172,12 +194,23 @@ def key_file_path(db_path: Path) -> Path:
 def read_key_file(db_path: Path) -> KeyFile:
     path = key_file_path(db_path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise KeyFileMissing(
             f"the key file {path} is missing; without it {db_path.name} cannot be opened. "
             "Restore it from the same backup as the database."
         ) from None
+    except IsADirectoryError:
+        raise KeyFileDamaged(f"{path} is a folder, not a key file") from None
+    # A key file is a few hundred bytes of JSON; refuse anything else before parsing.
+    if len(data) > 64 * 1024:
+        raise KeyFileDamaged(f"the key file {path} is not one the app wrote (too large); "
+                             "restore it from the same backup as the database")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileDamaged(f"the key file {path} is damaged (not text); restore it from "
+                             "the same backup as the database") from None
     return KeyFile.parse(text, path)
 
 

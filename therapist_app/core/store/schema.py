@@ -7,9 +7,11 @@ New migrations are appended to MIGRATIONS; released ones are never edited.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 import sqlcipher3
 
@@ -152,9 +154,46 @@ def _risk_acknowledgements(conn: sqlcipher3.Connection) -> None:
     """)
 
 
+def audit_row_hash(previous: str, row: Sequence) -> str:
+    """The audit chain: each row's hash covers its fields and the previous row's hash,
+    so editing, deleting or inserting a row breaks every later link (store check)."""
+    fields = json.dumps([previous, *row], separators=(",", ":"))
+    return hashlib.sha256(fields.encode("utf-8")).hexdigest()
+
+
+AUDIT_FIELDS = "id, at, action, client_id, session_id, object_id, count"
+CHAIN_START = "0" * 64
+
+
+def _maintenance_and_audit_chain(conn: sqlcipher3.Connection) -> None:
+    """Work a crash or a full disk can leave unfinished (a compaction after an erasure,
+    a half-written backup), recorded so the next open completes it; and a hash chain
+    over the audit log, so tampering by anyone holding the key shows in `store check`.
+    Existing rows are chained in id order; the triggers are lifted for that alone."""
+    conn.executescript("""
+        CREATE TABLE maintenance (
+            task TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            since TEXT NOT NULL,
+            PRIMARY KEY (task, detail)
+        ) WITHOUT ROWID;
+        ALTER TABLE audit ADD COLUMN row_hash TEXT;
+        DROP TRIGGER audit_no_update;
+    """)
+    previous = CHAIN_START
+    for row in conn.execute(f"SELECT {AUDIT_FIELDS} FROM audit ORDER BY id").fetchall():
+        previous = audit_row_hash(previous, row)
+        conn.execute("UPDATE audit SET row_hash = ? WHERE id = ?", (previous, row[0]))
+    conn.executescript("""
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlcipher3.Connection], None]], ...] = (
     ("initial schema", _initial),
     ("risk acknowledgements; audit actions as rows; no audit replace", _risk_acknowledgements),
+    ("maintenance tasks; audit hash chain", _maintenance_and_audit_chain),
 )
 
 

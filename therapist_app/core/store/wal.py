@@ -1,0 +1,135 @@
+"""Reading a store's write-ahead log before SQLite does, to catch silent loss.
+
+SQLite replays WAL frames until the first one whose salt or checksum is wrong and takes
+everything after it for the torn tail of a crashed write. That is right for a torn tail,
+but a single flipped bit in the middle of the log makes it drop every later commit,
+open the store, and call it healthy; the next checkpoint makes the loss permanent.
+
+Each frame's checksum continues the previous frame's stored checksum, so every frame can
+be checked on its own. A damaged frame followed by intact frames of the same log is not
+a torn tail: `inspect` reports it, and the store refuses to open until the user chooses
+(see `Store.open(..., salvage_wal=True)`). Layout: https://www.sqlite.org/fileformat.html
+(section "The Write-Ahead Log"); SQLCipher checksums the encrypted frames as written.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+PAGE_SIZE = 4096  # SQLCipher 4's, checked at every open (connection.EXPECTED_SETTINGS)
+HEADER_BYTES = 32
+FRAME_HEADER_BYTES = 24
+_MAGIC = (0x377F0682, 0x377F0683)  # the low bit says the checksums are big-endian
+
+
+@dataclass(frozen=True)
+class WalReport:
+    """What a log holds. `damaged_at` is the 0-based index of the first frame that
+    breaks the chain when intact commits of the same log follow it (None: no such
+    loss); `commits_after` counts those commits, which SQLite would silently drop."""
+
+    frames: int
+    commits: int
+    damaged_at: int | None = None
+    commits_after: int = 0
+    header_damaged: bool = False
+
+    @property
+    def loses_commits(self) -> bool:
+        return self.header_damaged or self.damaged_at is not None
+
+
+def _checksum(data: bytes, big_endian: bool, s0: int, s1: int) -> tuple[int, int]:
+    words = struct.unpack((">" if big_endian else "<") + f"{len(data) // 4}I", data)
+    for i in range(0, len(words), 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def _continues(data: bytes, i: int, frame_bytes: int, big_endian: bool,
+               salts: tuple[int, ...]) -> bool:
+    """Whether frame i carries `salts` and its checksum continues frame i-1's."""
+    offset = HEADER_BYTES + i * frame_bytes
+    head = data[offset:offset + FRAME_HEADER_BYTES]
+    previous = struct.unpack(">2I", data[offset - frame_bytes + 16:offset - frame_bytes + 24])
+    _page, _size, salt1, salt2, f0, f1 = struct.unpack(">6I", head)
+    return ((salt1, salt2) == tuple(salts) and _checksum(
+        head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes], big_endian,
+        *previous) == (f0, f1))
+
+
+def inspect(wal_path: Path) -> WalReport | None:
+    """Check every frame of `wal_path`; None when there is no log or it holds no frame."""
+    try:
+        data = wal_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(data) < HEADER_BYTES:
+        return None  # SQLite ignores a log shorter than its header
+    magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", data[:32])
+    big_endian = magic == _MAGIC[1]
+    header_ok = (magic in _MAGIC and page_size == PAGE_SIZE
+                 and _checksum(data[:24], big_endian, 0, 0) == (c0, c1))
+    frame_bytes = FRAME_HEADER_BYTES + PAGE_SIZE
+    count = (len(data) - HEADER_BYTES) // frame_bytes
+    if count == 0:
+        return None
+    # Frame i is intact when its salts are the header's and its checksum continues the
+    # one stored in frame i-1 (the header's for frame 0).
+    intact, commit = [], []
+    for i in range(count):
+        offset = HEADER_BYTES + i * frame_bytes
+        head = data[offset:offset + FRAME_HEADER_BYTES]
+        commit.append(struct.unpack(">I", head[4:8])[0] != 0)
+        if i:
+            intact.append(_continues(data, i, frame_bytes, big_endian, (salt1, salt2)))
+            continue
+        f_salts_sums = struct.unpack(">4I", head[8:24])
+        intact.append(f_salts_sums[:2] == (salt1, salt2) and _checksum(
+            head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes], big_endian,
+            c0, c1) == f_salts_sums[2:])
+    if not header_ok:
+        # SQLite ignores the whole log. Frames that still chain to each other (the
+        # salts of frame 0, each checksum continuing the last) are commits it would drop.
+        salts = struct.unpack(">2I", data[HEADER_BYTES + 8:HEADER_BYTES + 16])
+        chained = [i for i in range(1, count) if _continues(data, i, frame_bytes,
+                                                              big_endian, salts)]
+        lost = sum(commit[i] for i in chained)
+        return WalReport(count, sum(commit), 0 if lost else None, lost,
+                         header_damaged=bool(lost))
+    first_bad = next((i for i, ok in enumerate(intact) if not ok), None)
+    if first_bad is None:
+        return WalReport(count, sum(commit))
+    # Intact frames after the break are lost only if one of them ends a transaction.
+    # Without that they are the torn tail of a crashed write, or the leftovers of a
+    # transaction that was rolled back and partly overwritten by a shorter one (a disk
+    # full mid-write leaves those): SQLite is right to ignore both.
+    lost = sum(commit[i] for i in range(first_bad + 1, count) if intact[i])
+    if not lost:
+        return WalReport(count, sum(commit))
+    return WalReport(count, sum(commit), first_bad, lost)
+
+
+def salvage(wal_path: Path, report: WalReport, stamp: str) -> Path:
+    """Keep the damaged log byte for byte as `<wal>.damaged-<stamp>` (fsynced), then cut
+    the live log before the damaged frame, so SQLite replays the commits before it and
+    nothing of what follows. Returns the kept copy."""
+    kept = wal_path.with_name(f"{wal_path.name}.damaged-{stamp}")
+    data = wal_path.read_bytes()
+    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if report.header_damaged:
+        wal_path.unlink()  # SQLite ignores the whole log: nothing to replay
+    else:
+        with wal_path.open("r+b") as f:
+            f.truncate(HEADER_BYTES + report.damaged_at * (FRAME_HEADER_BYTES + PAGE_SIZE))
+            os.fsync(f.fileno())
+    return kept
