@@ -126,8 +126,9 @@ def check_wal(path: Path) -> wal.WalReport | None:
                  else f"frame {report.damaged_at + 1} of {report.frames}")
         raise WalDamaged(
             f"the recent-changes log {wal_path.name} is damaged at {where}, and "
-            f"{report.commits_after} saved change(s) after the damage would be lost if the "
-            "store were opened. Nothing was changed. Either restore from a backup, or open "
+            f"{report.commits_lost} saved change(s) from there on would be lost if the "
+            "store were opened (a power cut while the last change was being saved can "
+            "look the same). Nothing was changed. Either restore from a backup, or open "
             "it keeping what precedes the damage (therapist-app store salvage-wal, or "
             "Store.open(..., salvage_wal=True)); the damaged log is then kept beside the "
             "store, untouched, for a specialist.")

@@ -28,13 +28,14 @@ _MAGIC = (0x377F0682, 0x377F0683)  # the low bit says the checksums are big-endi
 @dataclass(frozen=True)
 class WalReport:
     """What a log holds. `damaged_at` is the 0-based index of the first frame that
-    breaks the chain when intact commits of the same log follow it (None: no such
-    loss); `commits_after` counts those commits, which SQLite would silently drop."""
+    breaks the chain when commits would be lost there (None: no such loss);
+    `commits_lost` counts them (the broken frame's own, when it ends a transaction,
+    and the intact ones after it), which SQLite would silently drop."""
 
     frames: int
     commits: int
     damaged_at: int | None = None
-    commits_after: int = 0
+    commits_lost: int = 0
     header_damaged: bool = False
 
     @property
@@ -50,16 +51,42 @@ def _checksum(data: bytes, big_endian: bool, s0: int, s1: int) -> tuple[int, int
     return s0, s1
 
 
-def _continues(data: bytes, i: int, frame_bytes: int, big_endian: bool,
-               salts: tuple[int, ...]) -> bool:
-    """Whether frame i carries `salts` and its checksum continues frame i-1's."""
-    offset = HEADER_BYTES + i * frame_bytes
-    head = data[offset:offset + FRAME_HEADER_BYTES]
-    previous = struct.unpack(">2I", data[offset - frame_bytes + 16:offset - frame_bytes + 24])
-    _page, _size, salt1, salt2, f0, f1 = struct.unpack(">6I", head)
-    return ((salt1, salt2) == tuple(salts) and _checksum(
-        head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes], big_endian,
-        *previous) == (f0, f1))
+def _frames(data: bytes, count: int) -> list[tuple[tuple[int, int], bool, tuple[int, int], bytes]]:
+    """(salts, ends a transaction, stored checksum, checksummed bytes) of each frame."""
+    frame_bytes = FRAME_HEADER_BYTES + PAGE_SIZE
+    frames = []
+    for i in range(count):
+        offset = HEADER_BYTES + i * frame_bytes
+        head = data[offset:offset + FRAME_HEADER_BYTES]
+        _page, size, salt1, salt2, f0, f1 = struct.unpack(">6I", head)
+        body = head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes]
+        frames.append(((salt1, salt2), size != 0, (f0, f1), body))
+    return frames
+
+
+def _chain(frames: list, big_endian: bool, salts: tuple[int, int],
+           start: tuple[int, int]) -> list[bool]:
+    """Whether each frame carries `salts` and continues the checksum of the frame before.
+
+    After a broken frame the next may continue either the checksum stored there (when
+    the damage is in its page) or the one it should have stored (when the damage is in
+    the stored checksum itself), so both are tried."""
+    intact, previous = [], {start}
+    for frame_salts, _commit, stored, body in frames:
+        computed = {_checksum(body, big_endian, *p) for p in previous}
+        ok = frame_salts == salts and stored in computed
+        intact.append(ok)
+        previous = {stored} if ok else ({stored} | computed)
+        if len(previous) > 4:  # a long run of foreign frames: nothing chains through it
+            previous = {stored}
+    return intact
+
+
+def _ours(salts: tuple[int, ...], header: tuple[int, int]) -> bool:
+    """The frame's salts are the log's, or one bit away from them (a flip, not a frame
+    left over from an earlier log, whose salts differ in many bits)."""
+    distance = bin(salts[0] ^ header[0]).count("1") + bin(salts[1] ^ header[1]).count("1")
+    return distance <= 1
 
 
 def inspect(wal_path: Path) -> WalReport | None:
@@ -78,29 +105,15 @@ def inspect(wal_path: Path) -> WalReport | None:
     count = (len(data) - HEADER_BYTES) // frame_bytes
     if count == 0:
         return None
-    # Frame i is intact when its salts are the header's and its checksum continues the
-    # one stored in frame i-1 (the header's for frame 0).
-    intact, commit = [], []
-    for i in range(count):
-        offset = HEADER_BYTES + i * frame_bytes
-        head = data[offset:offset + FRAME_HEADER_BYTES]
-        commit.append(struct.unpack(">I", head[4:8])[0] != 0)
-        if i:
-            intact.append(_continues(data, i, frame_bytes, big_endian, (salt1, salt2)))
-            continue
-        f_salts_sums = struct.unpack(">4I", head[8:24])
-        intact.append(f_salts_sums[:2] == (salt1, salt2) and _checksum(
-            head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes], big_endian,
-            c0, c1) == f_salts_sums[2:])
+    frames = _frames(data, count)
+    commit = [frame[1] for frame in frames]
     if not header_ok:
-        # SQLite ignores the whole log. Frames that still chain to each other (the
-        # salts of frame 0, each checksum continuing the last) are commits it would drop.
-        salts = struct.unpack(">2I", data[HEADER_BYTES + 8:HEADER_BYTES + 16])
-        chained = [i for i in range(1, count) if _continues(data, i, frame_bytes,
-                                                              big_endian, salts)]
-        lost = sum(commit[i] for i in chained)
+        # SQLite ignores the whole log: every commit that still chains is dropped.
+        intact = _chain(frames, big_endian, frames[0][0], (c0, c1))
+        lost = sum(c for c, ok in zip(commit, intact) if ok)
         return WalReport(count, sum(commit), 0 if lost else None, lost,
                          header_damaged=bool(lost))
+    intact = _chain(frames, big_endian, (salt1, salt2), (c0, c1))
     first_bad = next((i for i, ok in enumerate(intact) if not ok), None)
     if first_bad is None:
         return WalReport(count, sum(commit))
@@ -109,6 +122,12 @@ def inspect(wal_path: Path) -> WalReport | None:
     # transaction that was rolled back and partly overwritten by a shorter one (a disk
     # full mid-write leaves those): SQLite is right to ignore both.
     lost = sum(commit[i] for i in range(first_bad + 1, count) if intact[i])
+    # The broken frame itself, when it is this log's and ends a transaction: with
+    # synchronous=FULL a commit frame is on disk before the commit returns, so only a
+    # power cut during that very commit (never acknowledged) or damage breaks one. The
+    # two cannot be told apart; refusing (and offering the salvage) is the safe side.
+    if commit[first_bad] and _ours(frames[first_bad][0], (salt1, salt2)):
+        lost += 1
     if not lost:
         return WalReport(count, sum(commit))
     return WalReport(count, sum(commit), first_bad, lost)
