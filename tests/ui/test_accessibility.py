@@ -88,7 +88,8 @@ def test_a_turn_can_be_done_with_the_keyboard_alone(qtbot, make_window):
     assert editor.hasFocus()
     qtbot.keyClicks(editor, " Take your time.")
     qtbot.keyClick(editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    decision = window.store.session_transcript(window.controller.session.id).decisions[-1]
+    decisions = window.store.session_transcript(window.controller.session.id).decisions
+    [decision] = [d for d in decisions if d.decision != "not_chosen"]
     assert decision.decision == "edited"
     assert decision.final_text == "What has been the hardest part of it? Take your time."
 

@@ -76,7 +76,8 @@ def test_a_warning_survives_reopening_and_locking_until_acknowledged(qtbot, make
     controller.regenerate()
     _wait_round(qtbot, controller)
     controller.accept(0)
-    assert window.store.session_transcript(session.id).decisions[-1].decision == "accepted"
+    fates = [d.decision for d in window.store.session_transcript(session.id).decisions]
+    assert "accepted" in fates and set(fates) <= {"accepted", "not_chosen"}
 
 
 def test_a_later_unacknowledged_flag_comes_up_after_the_first_is_acknowledged(qtbot, make_window):

@@ -127,8 +127,10 @@ def test_accept_edit_and_reject_land_in_the_store(qtbot, ready):
     qtbot.keyClick(panel, Qt.Key.Key_R)  # reject the first open draft
     qtbot.keyClick(panel, Qt.Key.Key_2)  # accept the second
     transcript = window.store.session_transcript(session_id)
-    assert [d.decision for d in transcript.decisions] == ["rejected", "accepted"]
+    # The third draft was open when the second was used: recorded as not chosen.
+    assert [d.decision for d in transcript.decisions] == ["rejected", "accepted", "not_chosen"]
     assert transcript.utterances[-1].speaker == "therapist"
+    assert transcript.utterances[-1].origin == "suggestion"
     assert transcript.utterances[-1].text == "What has been the hardest part of it?"
     assert window.transcript.model().rowCount() == 2
     # The accepted reply was handed to the engine thread to decode ahead of the client.
@@ -143,11 +145,32 @@ def test_accept_edit_and_reject_land_in_the_store(qtbot, ready):
     card.editor.setPlainText("That took real strength. Tell me about your manager.")
     qtbot.keyClick(card.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     transcript = window.store.session_transcript(session_id)
-    assert transcript.decisions[-1].decision == "edited"
-    assert transcript.decisions[-1].final_text == "That took real strength. Tell me about your manager."
+    assert [d.decision for d in transcript.decisions[3:]] == ["edited", "not_chosen", "not_chosen"]
+    assert transcript.decisions[3].final_text == "That took real strength. Tell me about your manager."
     assert transcript.utterances[-1].text == "That took real strength. Tell me about your manager."
     assert not panel.cards[0].accept_button.isEnabled()  # the other drafts are spent
-    assert [a.action for a in window.store.audit_log()].count("decision") == 3
+    assert [a.action for a in window.store.audit_log()].count("decision") == 6
+
+
+def test_an_own_reply_is_recorded_with_every_draft_not_chosen(qtbot, ready):
+    h = ready()
+    window, controller = h.window, h.window.controller
+    session_id = controller.session.id
+    say(qtbot, window, "Nothing I do is ever enough for them.")
+    panel = window.suggestions
+    panel.setFocus()
+    qtbot.keyClick(panel, Qt.Key.Key_R)  # one draft rejected, then the therapist's own words
+    assert panel.own_reply.isEnabled()
+    panel.own_reply.setText("  You work so hard, and it never seems to count.  ")
+    qtbot.keyClick(panel.own_reply, Qt.Key.Key_Return)
+    transcript = window.store.session_transcript(session_id)
+    assert [d.decision for d in transcript.decisions] == ["rejected", "not_chosen", "not_chosen"]
+    last = transcript.utterances[-1]
+    assert (last.speaker, last.origin, last.text) == (
+        "therapist", "own", "You work so hard, and it never seems to count.")
+    assert panel.own_reply.text() == ""
+    assert not any(card.accept_button.isEnabled() for card in panel.cards)
+    assert window.transcript.model().rowCount() == 2
 
 
 def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, ready):
@@ -170,7 +193,8 @@ def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, re
     window.banner.acknowledge_button.click()
     assert window.banner.isVisible() and "Acknowledged" in window.banner.label.text()
     window.suggestions.cards[0].accept()
-    assert len(window.store.session_transcript(window.controller.session.id).decisions) == 1
+    fates = [d.decision for d in window.store.session_transcript(window.controller.session.id).decisions]
+    assert fates == ["accepted", "not_chosen", "not_chosen"]
     # Model output never reached the banner, and a later calm turn keeps the warning.
     say(qtbot, window, "Anyway, work was fine.")
     assert window.banner.isVisible() and "kill myself" in window.banner.label.text()

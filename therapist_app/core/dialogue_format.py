@@ -278,7 +278,12 @@ def parse_reply(
 
 # ---- the normalised example record shared by import, export and training --------
 
-Decision = Literal["accepted", "edited", "rejected"]
+# What the therapist did with a draft: used it as it was, edited it, rejected it, or let
+# it pass unchosen when another draft or their own words answered the client. An app
+# export also holds "own": a reply the therapist typed themselves (no suggestion).
+Decision = Literal["accepted", "edited", "rejected", "not_chosen", "own"]
+DECISIONS = ("accepted", "edited", "rejected", "not_chosen", "own")
+UNUSED = ("rejected", "not_chosen")  # decisions that leave no reply
 
 
 @dataclass(frozen=True)
@@ -308,10 +313,10 @@ class Example:
             check_emotion(self.emotion)
         if self.strategy is not None and self.strategy not in strategies():
             raise ValueError(f"unknown strategy {self.strategy!r}")
-        if self.decision not in (None, "accepted", "edited", "rejected"):
+        if self.decision is not None and self.decision not in DECISIONS:
             raise ValueError(f"unknown decision {self.decision!r}")
-        if self.reply is None and self.decision != "rejected":
-            raise ValueError("an example needs a reply unless its suggestion was rejected")
+        if self.reply is None and self.decision not in UNUSED:
+            raise ValueError("an example needs a reply unless its suggestion went unused")
 
     def request(self) -> SuggestionRequest:
         emotion = EmotionReading(self.emotion) if self.emotion else None

@@ -464,19 +464,41 @@ class SessionController(QObject):
             with store.atomic():
                 store.decide(slot.record_id, decision, final_text if decision == "edited" else None)
                 if final_text is not None:
-                    turn = store.append_utterance(self.session.id, "therapist", final_text)
+                    turn = store.append_utterance(self.session.id, "therapist", final_text,
+                                                  origin="suggestion")
+                    # The reply is given: the drafts still open were not chosen.
+                    store.close_round(self.target.id)
         except CrisisNotAcknowledged as refused:
             raise SessionError(str(refused)) from None
         slot.decision = decision
         if final_text is not None:
-            self.utterances.append(turn)
-            # While the client answers, decode the transcript so far: the next round
-            # then waits only for the client's new words.
-            self.engine.prime(self.context_turns())
-            # The reply is given: the remaining drafts answer a moment that has passed.
-            for other in self.slots:
-                if other is not slot and other.decision is None:
-                    other.decision = "superseded"
-            self.transcript_changed.emit()
+            self._reply_given(turn)
         log.info("suggestion %d %s", slot.record_id, decision)
         self.suggestions_finished.emit()
+
+    def own_reply(self, text: str) -> None:
+        """The therapist's own words as their turn, instead of a draft; every draft of
+        the round still open is recorded as not chosen. Allowed past a crisis warning:
+        none of the model's text is used."""
+        store = self._require_store()
+        if self.session is None or self.target is None:
+            raise SessionError("add what the client said first")
+        if self.generating:
+            raise SessionError("wait for the suggestions to finish, or stop them (Esc)")
+        final = clean_text(text)
+        if not final:
+            raise SessionError("the reply is empty")
+        turn = store.own_reply(self.session.id, final)
+        log.info("own reply recorded (%d chars)", len(final))
+        self._reply_given(turn)
+        self.suggestions_finished.emit()
+
+    def _reply_given(self, turn: Utterance) -> None:
+        self.utterances.append(turn)
+        # While the client answers, decode the transcript so far: the next round then
+        # waits only for the client's new words.
+        self.engine.prime(self.context_turns())
+        for other in self.slots:
+            if other.decision is None:
+                other.decision = "not_chosen"
+        self.transcript_changed.emit()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 import dataclasses
+import re
 
 import pytest
 import sqlcipher3
 
 from tests.core.store.helpers import PASSPHRASE, fill
-from therapist_app.core.store import Conflict, CrisisNotAcknowledged, NotFound, StoreLocked
+from therapist_app.core.store import (
+    Conflict,
+    CrisisNotAcknowledged,
+    InvalidInput,
+    NotFound,
+    StoreLocked,
+)
 from therapist_app.core.store.autolock import AutoLock
 from therapist_app.core.store.records import Client, Transcript, Utterance
 
@@ -245,3 +250,59 @@ def fill_without_risk(store) -> int:
     client = store.add_client("C-OLD")
     store.get_client(client.id)
     return store.start_session(client.id).id
+
+
+def test_the_fate_of_every_draft_is_kept(store):
+    session = store.start_session(store.add_client("C-FATE").id)
+    said = store.append_utterance(session.id, "client", "I can't sleep")
+    drafts = [store.add_suggestion(said.id, "m", None, f"draft {n}", 1.0) for n in range(3)]
+    store.decide(drafts[0].id, "rejected")
+    store.decide(drafts[1].id, "edited", "It sounds exhausting.")
+    store.append_utterance(session.id, "therapist", "It sounds exhausting.", origin="suggestion")
+    assert store.close_round(said.id) == 1  # draft 2 was open: another draft was used
+    fates = dict(store._require().execute("SELECT suggestion_id, decision FROM decisions"))
+    assert [fates[d.id] for d in drafts] == ["rejected", "edited", "not_chosen"]
+    assert store.close_round(said.id) == 0
+
+
+def test_an_own_reply_is_the_therapist_turn_and_leaves_the_drafts_not_chosen(store):
+    session = store.start_session(store.add_client("C-OWN").id)
+    said = store.append_utterance(session.id, "client", "Everything is falling apart",
+                                  risk_flags=("self_harm",))
+    drafts = [store.add_suggestion(said.id, "m", None, f"draft {n}", 1.0) for n in range(2)]
+    store.decide(drafts[0].id, "rejected")
+    # No acknowledgement is needed: none of the model's text is used.
+    turn = store.own_reply(session.id, "I'm here with you. Are you safe right now?")
+    assert (turn.speaker, turn.origin) == ("therapist", "own")
+    fates = [d for (d,) in store._require().execute("SELECT decision FROM decisions ORDER BY id")]
+    assert fates == ["rejected", "not_chosen"]
+    transcript = store.session_transcript(session.id).utterances
+    assert [u.origin for u in transcript] == [None, "own"]
+    with pytest.raises(InvalidInput, match="empty"):
+        store.own_reply(session.id, "   ")
+
+
+def test_a_store_from_before_draft_fates_migrates_its_decisions(tmp_path, monkeypatch):
+    from therapist_app.core.store import KdfParams, Store, schema
+
+    path = tmp_path / "v3.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:3])
+    with Store.create(path, PASSPHRASE, KdfParams.fast()) as old:
+        conn = old._require()  # the schema of version 3, written as its app wrote it
+        for statement in (
+                "INSERT INTO clients(id, code, created_at) VALUES (1, 'C-V3', 't')",
+                "INSERT INTO sessions(id, client_id, conversation_id, started_at) VALUES (1, 1, 'c', 't')",
+                "INSERT INTO utterances(id, session_id, speaker, text, created_at) "
+                "VALUES (1, 1, 'client', 'words', 't')",
+                "INSERT INTO suggestions(id, utterance_id, model_id, text, latency_ms, created_at) "
+                "VALUES (1, 1, 'm', 'draft', 1.0, 't'), (2, 1, 'm', 'other', 1.0, 't')",
+                "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) "
+                "VALUES (1, 'edited', 'final', 't')"):
+            conn.execute(statement)
+        before = conn.execute("SELECT * FROM decisions").fetchall()
+    monkeypatch.undo()
+    with Store.open(path, PASSPHRASE) as store:
+        assert store._require().execute("SELECT * FROM decisions").fetchall() == before
+        assert store.close_round(1) == 1  # the draft left open is now not chosen
+        assert store.session_transcript(1).utterances[0].origin is None
+        assert store.integrity_check().ok

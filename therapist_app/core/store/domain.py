@@ -12,7 +12,7 @@ import logging
 import secrets
 from typing import Iterable, Sequence
 
-from therapist_app.core.dialogue_format import SPEAKERS, Decision
+from therapist_app.core.dialogue_format import SPEAKERS, UNUSED, Decision
 from therapist_app.core.store.errors import CrisisNotAcknowledged, InvalidInput, NotFound
 from therapist_app.core.store.records import (
     AuditEntry,
@@ -41,11 +41,12 @@ from therapist_app.core.taxonomy import check_emotion, strategies
 log = logging.getLogger(__name__)
 
 _UTTERANCE_COLUMNS = ("id, session_id, speaker, text, created_at, emotion_detected, "
-                      "emotion_confidence, emotion_corrected, risk_flags")
+                      "emotion_confidence, emotion_corrected, risk_flags, origin")
+ORIGINS = ("suggestion", "own")
 
 
 def _utterance(row: Sequence) -> Utterance:
-    return Utterance(*row[:8], risk_flags=tuple(json.loads(row[8])))
+    return Utterance(*row[:8], risk_flags=tuple(json.loads(row[8])), origin=row[9])
 
 
 def _acknowledgement(row: Sequence) -> RiskAcknowledgement:
@@ -215,13 +216,15 @@ class StoreRecords:
 
     def append_utterance(self, session_id: int, speaker: str, text: str, *,
                          emotion: str | None = None, confidence: float | None = None,
-                         risk_flags: Iterable[str] = ()) -> Utterance:
+                         risk_flags: Iterable[str] = (), origin: str | None = None) -> Utterance:
         """Record what the client or therapist said, with the detected emotion (a
         taxonomy id) and any risk flags the detector raised."""
         _id(session_id, "the session id")
         text = _text(text, "the utterance")
         if speaker not in SPEAKERS:
             raise ValueError(f"speaker must be one of {SPEAKERS}")
+        if origin is not None and (speaker != "therapist" or origin not in ORIGINS):
+            raise InvalidInput(f"origin is one of {ORIGINS}, for therapist turns only")
         if emotion is not None:
             check_emotion(emotion)
         flags = tuple(risk_flags)
@@ -230,10 +233,11 @@ class StoreRecords:
             created = now()
             cursor = self._require().execute(
                 "INSERT INTO utterances(session_id, speaker, text, created_at, emotion_detected,"
-                " emotion_confidence, risk_flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, speaker, text, created, emotion, confidence, json.dumps(flags)))
+                " emotion_confidence, risk_flags, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, speaker, text, created, emotion, confidence, json.dumps(flags),
+                 origin))
             return Utterance(cursor.lastrowid, session_id, speaker, text, created, emotion,
-                             confidence, None, flags)
+                             confidence, None, flags, origin)
 
     def correct_emotion(self, utterance_id: int, emotion: str | None) -> None:
         """The therapist's correction of the detected emotion (None clears it)."""
@@ -344,21 +348,22 @@ class StoreRecords:
         """The therapist's decision on a suggestion. `accepted` keeps the suggestion's
         text, `edited` needs `final_text`, `rejected` stores none. Audited. Using a
         suggestion (accepted or edited) past an unacknowledged crisis warning raises
-        `CrisisNotAcknowledged`; rejecting one is always allowed."""
+        `CrisisNotAcknowledged`; rejecting one is always allowed, and so is marking it
+        `not_chosen` (see `close_round`)."""
         final_text = _text(final_text, "the edited reply", optional=True)
         with self.atomic():
             suggestion_text, session_id, utterance_id = self._one(
                 "SELECT s.text, u.session_id, u.id FROM suggestions s "
                 "JOIN utterances u ON u.id = s.utterance_id WHERE s.id = ?",
                 (suggestion_id,), "suggestion")
-            if decision != "rejected":
+            if decision not in UNUSED:
                 self._require_acknowledged(utterance_id)
             if decision == "accepted":
                 final_text = suggestion_text if final_text is None else final_text
             elif decision == "edited":
                 if not final_text:
                     raise ValueError("an edited decision needs the edited text")
-            elif decision == "rejected":
+            elif decision in UNUSED:
                 final_text = None
             else:
                 raise ValueError(f"unknown decision {decision!r}")
@@ -368,6 +373,34 @@ class StoreRecords:
                 "VALUES (?, ?, ?, ?)", (suggestion_id, decision, final_text, created))
             self._audit("decision", session_id=session_id, object_id=cursor.lastrowid)
             return DecisionRecord(cursor.lastrowid, suggestion_id, decision, final_text, created)
+
+    def close_round(self, utterance_id: int) -> int:
+        """Mark every draft for this client utterance that has no decision yet as
+        `not_chosen` (audited like any decision): another draft, or the therapist's own
+        words, answered the client. Returns how many were marked."""
+        with self.atomic():
+            open_drafts = self._require().execute(
+                "SELECT s.id FROM suggestions s LEFT JOIN decisions d ON d.suggestion_id = s.id "
+                "WHERE s.utterance_id = ? AND d.id IS NULL ORDER BY s.id", (utterance_id,)).fetchall()
+            for (suggestion_id,) in open_drafts:
+                self.decide(suggestion_id, "not_chosen")
+            return len(open_drafts)
+
+    def own_reply(self, session_id: int, text: str) -> Utterance:
+        """The therapist's own words as their turn, typed instead of using a draft: the
+        drafts for the last client utterance that are still open become `not_chosen`.
+        Needs no crisis acknowledgement: no model text is used."""
+        text = _text(text, "the reply")
+        if not text.strip():
+            raise InvalidInput("the reply is empty")
+        with self.atomic():
+            last_client = self._require().execute(
+                "SELECT id FROM utterances WHERE session_id = ? AND speaker = 'client' "
+                "ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
+            turn = self.append_utterance(session_id, "therapist", text, origin="own")
+            if last_client is not None:
+                self.close_round(last_client[0])
+            return turn
 
     # ---- notes ---------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ class Utterance:
     emotion_confidence: float | None
     emotion_corrected: str | None
     risk_flags: tuple[str, ...]
+    #: For therapist turns: "suggestion" (an accepted or edited draft) or "own" (typed
+    #: by the therapist); None for client turns and turns stored before it was kept.
+    origin: str | None = None
 
     @property
     def emotion(self) -> str | None:

@@ -190,10 +190,34 @@ def _maintenance_and_audit_chain(conn: sqlcipher3.Connection) -> None:
     """)
 
 
+def _unchosen_drafts_and_own_replies(conn: sqlcipher3.Connection) -> None:
+    """The fate of every draft: `not_chosen` when another draft of the round, or the
+    therapist's own words, answered the client; and where a therapist turn came from
+    (`origin`: a suggestion, or typed by the therapist). A CHECK cannot be altered in
+    place, so the decisions table is rebuilt with its rows."""
+    conn.executescript("""
+        CREATE TABLE decisions_v2 (
+            id INTEGER PRIMARY KEY,
+            suggestion_id INTEGER NOT NULL UNIQUE REFERENCES suggestions(id) ON DELETE CASCADE,
+            decision TEXT NOT NULL
+                CHECK (decision IN ('accepted', 'edited', 'rejected', 'not_chosen')),
+            final_text TEXT,
+            created_at TEXT NOT NULL,
+            CHECK ((decision IN ('rejected', 'not_chosen')) = (final_text IS NULL))
+        );
+        INSERT INTO decisions_v2(id, suggestion_id, decision, final_text, created_at)
+            SELECT id, suggestion_id, decision, final_text, created_at FROM decisions;
+        DROP TABLE decisions;
+        ALTER TABLE decisions_v2 RENAME TO decisions;
+        ALTER TABLE utterances ADD COLUMN origin TEXT CHECK (origin IN ('suggestion', 'own'));
+    """)
+
+
 MIGRATIONS: tuple[tuple[str, Callable[[sqlcipher3.Connection], None]], ...] = (
     ("initial schema", _initial),
     ("risk acknowledgements; audit actions as rows; no audit replace", _risk_acknowledgements),
     ("maintenance tasks; audit hash chain", _maintenance_and_audit_chain),
+    ("drafts not chosen; where a therapist turn came from", _unchosen_drafts_and_own_replies),
 )
 
 
@@ -232,6 +256,10 @@ def migrate(conn: sqlcipher3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
         log.info("applied schema migration %d (%s)", version, name)
+    # A rebuilt table leaves free pages, which no open reads (so none is authenticated
+    # there) and which may hold old text: compact once after migrating.
+    if current < len(MIGRATIONS) and conn.execute("PRAGMA freelist_count").fetchone()[0]:
+        conn.execute("VACUUM")
     return len(MIGRATIONS)
 
 

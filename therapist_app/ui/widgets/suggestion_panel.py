@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
@@ -34,7 +35,7 @@ DISCLAIMER = ("Suggestions are drafts for your judgement. Nothing is recorded as
               "until you accept or edit it.")
 _STATUS = {
     "accepted": "accepted", "edited": "edited and used", "rejected": "rejected",
-    "superseded": "not used",
+    "not_chosen": "not chosen",
 }
 
 
@@ -213,6 +214,19 @@ class SuggestionPanel(QFrame):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         layout.addWidget(scroll, 1)
+        # The therapist's own words, when no draft is right: recorded as their turn, and
+        # the open drafts as not chosen (training learns from both).
+        self.own_reply = QLineEdit()
+        self.own_reply.setPlaceholderText("Or type your own reply and press Enter")
+        self.own_reply.setAccessibleName("Your own reply")
+        self.own_reply_button = QPushButton("Use my reply")
+        self.own_reply_button.setAccessibleName("Use my own reply")
+        own = QHBoxLayout()
+        own.addWidget(self.own_reply, 1)
+        own.addWidget(self.own_reply_button)
+        layout.addLayout(own)
+        self.own_reply.returnPressed.connect(self.use_own_reply)
+        self.own_reply_button.clicked.connect(self.use_own_reply)
         self.regenerate_button.clicked.connect(self.regenerate)
         self.stop_button.clicked.connect(controller.stop)
         self._repaint = QTimer(self)
@@ -232,6 +246,14 @@ class SuggestionPanel(QFrame):
             self._controller.regenerate(self.strategy_picker.currentData())
         except SessionError as error:
             self._controller.message.emit(str(error))
+
+    def use_own_reply(self) -> None:
+        try:
+            self._controller.own_reply(self.own_reply.text())
+        except SessionError as error:
+            self._controller.message.emit(str(error))
+            return
+        self.own_reply.clear()
 
     def _mark_dirty(self) -> None:
         self._dirty = True
@@ -255,6 +277,9 @@ class SuggestionPanel(QFrame):
         generating = controller.generating
         self.stop_button.setEnabled(generating)
         self.regenerate_button.setEnabled(controller.target is not None and not controller.analysing)
+        can_reply = controller.target is not None and not generating
+        self.own_reply.setEnabled(can_reply)
+        self.own_reply_button.setEnabled(can_reply)
         if controller.analysing:
             text = "Reading the client's words…"
         elif generating:
