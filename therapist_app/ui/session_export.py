@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QPageSize, QPdfWriter, QTextDocument
 
-from therapist_app.core.deidentify import deidentify
+from therapist_app.core.deidentify import deidentify_session
 from therapist_app.core.store.records import Client, Note, RiskAcknowledgement, Transcript
 from therapist_app.core.taxonomy import emotions
 
@@ -43,20 +43,27 @@ class SessionExport:
 
 def build_export(client: Client, transcript: Transcript, note: Note | None,
                  deidentified: bool) -> SessionExport:
-    clean = deidentify if deidentified else (lambda text: text)
+    texts = [u.text for u in transcript.utterances] + [note.text if note else ""]
+    if deidentified:
+        # The session's texts together: the client's stored name and code go from
+        # every one, and so does a name found in any of them.
+        known = [name for name in (client.display_name, client.code) if name]
+        texts = deidentify_session(texts, known_names=known)
     acknowledged = {a.utterance_id: a for a in transcript.acknowledgements}
     turns = tuple(
-        ExportTurn(SPEAKERS[u.speaker], clean(u.text),
+        ExportTurn(SPEAKERS[u.speaker], text,
                    emotions()[u.emotion].name if u.emotion else None,
                    crisis_note(u.risk_flags, acknowledged.get(u.id), deidentified) if u.risk_flags else "")
-        for u in transcript.utterances)
-    # The pseudonymous code identifies the record within the clinic; a display name
-    # may be a real name, so it is left out of every export.
+        for u, text in zip(transcript.utterances, texts))
+    # A display name may be a real name, so it is left out of every export; the
+    # pseudonymous code identifies the record within the clinic, so only an export that
+    # is not de-identified names it.
+    client_part = "" if deidentified else f" — client {client.code}"
     return SessionExport(
-        title=f"Session {transcript.session.id} — client {client.code}",
+        title=f"Session {transcript.session.id}{client_part}",
         started_at=transcript.session.started_at[:16].replace("T", " "),
         turns=turns,
-        note=clean(note.text) if note else "",
+        note=texts[-1],
         deidentified=deidentified,
     )
 
