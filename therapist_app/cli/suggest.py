@@ -60,7 +60,9 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
                         help="GGUF model file (default: the bundled SmolLM2 with its tuned adapter)")
     parser.add_argument("--untuned", action="store_true", help="the bundled SmolLM2 without its tuned adapter")
     parser.add_argument(
-        "--gpu-layers", type=int, help="layers to offload to the GPU (default: all when CUDA/Metal is present)"
+        "--gpu-layers", type=int,
+        help="layers to offload to the GPU (default: as many as fit in its free memory; "
+        "a failed GPU load falls back to fewer, then to the CPU)",
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: available cores)")
     parser.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
@@ -74,7 +76,7 @@ def _engine(args: argparse.Namespace) -> SuggestionEngine:
     if args.untuned and args.model:
         raise ValueError("--untuned and --model name two different models; pass one")
     model_path, adapter_path = resolve_choice(UNTUNED if args.untuned else args.model)
-    return SuggestionEngine(
+    engine = SuggestionEngine(
         EngineConfig(
             model_path=model_path,
             adapter_path=adapter_path,
@@ -85,6 +87,9 @@ def _engine(args: argparse.Namespace) -> SuggestionEngine:
             candidates=args.candidates,
         )
     )
+    # On stderr, so the suggestions on stdout stay the command's whole output.
+    print(f"Device: {engine.info.placement.message}", file=sys.stderr)
+    return engine
 
 
 def _round(engine: SuggestionEngine, scorer: DraftScorer, request: SuggestionRequest,

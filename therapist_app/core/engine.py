@@ -25,25 +25,35 @@ from therapist_app.core.dialogue_format import SuggestionRequest
 from therapist_app.core.llama_runtime import (
     Batch,
     Context,
+    LlamaBackend,
     LoraAdapter,
     Model,
     Sampler,
     SamplingParams,
     default_threads,
-    gpu_backend,
+    native_log_capture,
 )
 from therapist_app.core.model_file import (
     MIN_ADAPTER_BYTES,
     ModelFileError,
     bundled_model_path,
     read_gguf_header,
+    read_gguf_layout,
+)
+from therapist_app.core.offload import (
+    OffloadBackend,
+    Placement,
+    Plan,
+    classify_gpu_failure,
+    load_placed,
+    plan_offload,
 )
 from therapist_app.core.taxonomy import pick_strategies, strategies
 
 log = logging.getLogger(__name__)
 
-# Every layer on the GPU; llama.cpp clamps this to the model's layer count.
-ALL_LAYERS = 999
+# Tokens per llama_decode call (and per micro-batch): the compute graph is sized for it.
+N_BATCH = 512
 _SPECIAL_MARKERS = re.compile(f"({re.escape(fmt.IM_START)}|{re.escape(fmt.IM_END)})")
 
 
@@ -62,7 +72,9 @@ class EngineConfig:
     n_threads: int | None = None
     """CPU threads; None picks the available cores (at most 8)."""
     n_gpu_layers: int | None = None
-    """Layers to offload; None offloads all when the build has CUDA or Metal, else 0."""
+    """Layers to offload (the output layer counts as one; more than the model has means
+    all); None fits them to the GPU's free memory (core/offload.py). A GPU load that
+    fails is retried with fewer layers, then on the CPU, either way."""
     max_tokens: int = 64
     """Most tokens generated per suggestion (replies are one to three sentences)."""
     seed: int = 1234
@@ -143,6 +155,8 @@ class EngineInfo:
     n_threads: int
     template_matches: bool | None
     """True when the GGUF's chat template renders our format identically; None if it has none."""
+    placement: Placement | None = None
+    """Where the layers went and the sentence that tells the user (None from fakes)."""
 
 
 class SuggestionStream:
@@ -190,8 +204,9 @@ class SuggestionEngine:
     Not thread-safe: one round at a time (the GUI runs rounds on one worker thread).
     """
 
-    def __init__(self, config: EngineConfig | None = None) -> None:
+    def __init__(self, config: EngineConfig | None = None, backend: OffloadBackend | None = None) -> None:
         self.config = config or EngineConfig()
+        self._backend = backend or LlamaBackend()
         path = Path(self.config.model_path) if self.config.model_path else bundled_model_path()
         read_gguf_header(path)
         adapter_path = Path(self.config.adapter_path) if self.config.adapter_path is not None else None
@@ -203,34 +218,12 @@ class SuggestionEngine:
                     path, merged = merged_model(path, adapter_path), True
                 except (MergeError, OSError, ValueError, ImportError) as problem:
                     log.warning("the adapter is applied at load instead of merged: %s", problem)
-        device = gpu_backend()
-        if self.config.n_gpu_layers is not None:
-            layers = self.config.n_gpu_layers
-        else:
-            layers = ALL_LAYERS if device != "cpu" else 0
         threads = self.config.n_threads or default_threads()
         started = time.perf_counter()
-        try:
-            self._model = Model(str(path), layers)
-        except RuntimeError:
-            raise ModelFileError(
-                f"llama.cpp could not load {path.name}: the file is damaged or its "
-                "architecture is not supported"
-            ) from None
-        self._adapter: LoraAdapter | None = None
-        try:
-            self._ctx = Context(self._model, self.config.n_ctx, 512, self.config.n_seq_max, threads)
-            if adapter_path is not None and not merged:
-                try:
-                    self._adapter = LoraAdapter(self._model, str(adapter_path))
-                except RuntimeError:
-                    raise ModelFileError(f"llama.cpp could not apply the adapter {adapter_path.name} to "
-                                         f"{path.name}: it was made for another model or is damaged") from None
-                self._ctx.use_adapter(self._adapter)
-        except (RuntimeError, ModelFileError):
-            self.close()
-            raise
-        self._batch = Batch(max(512, self.config.n_seq_max), self.config.n_seq_max)
+        at_load = None if merged else adapter_path
+        loaded, placement = load_placed(self._plan(path), lambda layers: self._attempt(path, at_load, layers, threads))
+        self._model, self._ctx, self._adapter = loaded
+        self._batch = Batch(max(N_BATCH, self.config.n_seq_max), self.config.n_seq_max)
         self._cached: list[int] = []  # tokens whose KV sits in sequence 0, in order
         name = self._model.meta("general.name") or path.stem
         if adapter_path is not None:
@@ -238,15 +231,17 @@ class SuggestionEngine:
         self.info = EngineInfo(
             model_path=path,
             model_name=name,
-            device=device if layers > 0 else "cpu",
-            n_gpu_layers=layers,
+            device=placement.device,
+            n_gpu_layers=placement.n_gpu_layers,
             n_ctx=self._ctx.n_ctx,
             n_threads=threads,
             template_matches=self._check_template(),
+            placement=placement,
         )
         log.info(
             "model loaded in %.2fs: %s on %s (%d layers offloaded, %d threads, n_ctx %d)",
-            time.perf_counter() - started, name, self.info.device, layers, threads, self.info.n_ctx,
+            time.perf_counter() - started, name, self.info.device, placement.n_gpu_layers, threads,
+            self.info.n_ctx,
         )
 
     # ---- public API ----------------------------------------------------------------
@@ -353,6 +348,62 @@ class SuggestionEngine:
         self.close()
 
     # ---- internals -------------------------------------------------------------------
+
+    def _plan(self, path: Path) -> Plan:
+        """The first load to try. The layout is read (and the file's tensor data checked
+        to lie within it) only where layers could go to a GPU."""
+        backend = self._backend.gpu_backend()
+        requested = self.config.n_gpu_layers
+        layout, memory, unreadable = None, None, ""
+        if backend != "cpu" and requested != 0:
+            try:
+                layout = read_gguf_layout(path)
+            except ModelFileError as problem:
+                unreadable = str(problem)
+            if layout is not None and requested is None:
+                memory = self._backend.gpu_memory()
+        return plan_offload(backend, requested, layout, memory, self.config.n_ctx, N_BATCH, unreadable)
+
+    def _attempt(self, path: Path, adapter_path: Path | None, layers: int,
+                 threads: int) -> tuple[Model, Context, LoraAdapter | None]:
+        """Model, context and adapter with `layers` on the GPU. With layers there, any
+        failure of llama.cpp's is the GPU's to answer for (GpuLoadFailed) until the CPU
+        load says otherwise; on the CPU alone it is the file's."""
+        with native_log_capture() as lines:
+            try:
+                return self._open(path, adapter_path, layers, threads)
+            except (RuntimeError, ModelFileError) as error:
+                if layers == 0:
+                    raise
+                raise classify_gpu_failure(lines, str(error)) from None
+
+    def _open(self, path: Path, adapter_path: Path | None, layers: int,
+              threads: int) -> tuple[Model, Context, LoraAdapter | None]:
+        try:
+            model = self._backend.load_model(str(path), layers)
+        except RuntimeError:
+            raise ModelFileError(
+                f"llama.cpp could not load {path.name}: the file is damaged or its "
+                "architecture is not supported"
+            ) from None
+        owners: list = [model]
+        try:
+            ctx = Context(model, self.config.n_ctx, N_BATCH, self.config.n_seq_max, threads)
+            owners.insert(0, ctx)
+            adapter = None
+            if adapter_path is not None:
+                try:
+                    adapter = LoraAdapter(model, str(adapter_path))
+                except RuntimeError:
+                    raise ModelFileError(f"llama.cpp could not apply the adapter {adapter_path.name} to "
+                                         f"{path.name}: it was made for another model or is damaged") from None
+                owners.insert(0, adapter)
+                ctx.use_adapter(adapter)
+        except BaseException:
+            for owner in owners:
+                owner.close()
+            raise
+        return model, ctx, adapter
 
     def _check_template(self) -> bool | None:
         template = self._model.chat_template()

@@ -13,11 +13,15 @@ import logging
 import math
 import os
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import llama_cpp
 import numpy as np
+
+from therapist_app.core.offload import GpuMemory
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,113 @@ def gpu_backend() -> str:
         if name in info:
             return name.lower()
     return "metal" if sys.platform == "darwin" else "gpu"
+
+
+@contextmanager
+def native_log_capture() -> Iterator[list[str]]:
+    """The warnings and errors llama.cpp logs on this thread while the block runs (a
+    failed load says there why it failed: out of GPU memory, a driver error...)."""
+    handler = _ThreadLines(threading.get_ident())
+    _native_log.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        _native_log.removeHandler(handler)
+
+
+class _ThreadLines(logging.Handler):
+    def __init__(self, thread: int) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = thread
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.lines.append(record.getMessage())
+
+
+# ggml's device types (ggml-backend.h): a discrete GPU, and one that shares host memory.
+_GGML_DEVICE_GPU, _GGML_DEVICE_IGPU = 1, 2
+
+
+def _ggml_devices() -> list[tuple[int, str, int, int]]:
+    """(type, description, free bytes, total bytes) of every device llama.cpp knows,
+    through ggml's device registry (llama-cpp-python binds none of it)."""
+    from llama_cpp import _ggml
+
+    init_backend()
+    lib = _ggml.libggml
+    count, get, kind = lib.ggml_backend_dev_count, lib.ggml_backend_dev_get, lib.ggml_backend_dev_type
+    memory, description = lib.ggml_backend_dev_memory, lib.ggml_backend_dev_description
+    count.restype, count.argtypes = ctypes.c_size_t, []
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    kind.restype, kind.argtypes = ctypes.c_int, [ctypes.c_void_p]
+    description.restype, description.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
+    memory.restype = None
+    memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    devices = []
+    for index in range(count()):
+        device = get(index)
+        free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+        memory(device, ctypes.byref(free), ctypes.byref(total))
+        name = (description(device) or b"").decode("utf-8", "replace")
+        devices.append((kind(device), name, free.value, total.value))
+    return devices
+
+
+def _nvml_memory() -> GpuMemory | None:
+    """Free memory of the NVIDIA GPUs through NVML, when nvidia-ml-py is installed."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            infos = [pynvml.nvmlDeviceGetMemoryInfo(h) for h in handles]
+            names = [pynvml.nvmlDeviceGetName(h) for h in handles]
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError as error:
+        log.warning("NVML could not report GPU memory: %s", error)
+        return None
+    if not infos:
+        return None
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return GpuMemory(sum(i.free for i in infos), sum(i.total for i in infos), ", ".join(names), "NVML")
+
+
+def gpu_memory() -> GpuMemory | None:
+    """Free and total memory of the GPUs llama.cpp offloads to (its discrete GPUs, else
+    its integrated ones), summed; None when neither ggml nor NVML can tell.
+
+    On Metal ggml reports recommendedMaxWorkingSetSize less what the device holds
+    already; on CUDA, cudaMemGetInfo (which also starts the CUDA context, as the load
+    would). NVML answers where ggml reports nothing, on CUDA only.
+    """
+    try:
+        devices = _ggml_devices()
+    except (ImportError, AttributeError, OSError) as error:
+        log.warning("llama.cpp's device registry is not reachable (%s)", type(error).__name__)
+        devices = []
+    gpus = [d for d in devices if d[0] == _GGML_DEVICE_GPU] or [d for d in devices if d[0] == _GGML_DEVICE_IGPU]
+    if any(total for *_, total in gpus):
+        return GpuMemory(sum(d[2] for d in gpus), sum(d[3] for d in gpus), ", ".join(d[1] for d in gpus))
+    return _nvml_memory() if gpu_backend() == "cuda" else None
+
+
+class LlamaBackend:
+    """The real `offload.OffloadBackend`: this llama.cpp build and the machine's GPUs."""
+
+    def gpu_backend(self) -> str:
+        return gpu_backend()
+
+    def gpu_memory(self) -> GpuMemory | None:
+        return gpu_memory()
+
+    def load_model(self, path: str, n_gpu_layers: int) -> "Model":
+        return Model(path, n_gpu_layers)
 
 
 def default_threads() -> int:

@@ -653,6 +653,7 @@ class MainWindow(QMainWindow):
             if self.store is not None else frozenset()
         self.model_label.setText("Model: loading…")
         self.device_label.setText("")
+        self.device_label.setToolTip("")
         self.controller.model_id = "unknown"
         self.engine.load(settings.engine_config(), policy_gate(self.policy, approved))
 
@@ -660,20 +661,26 @@ class MainWindow(QMainWindow):
         self.controller.model_id = info.model_name
         self.model_label.setText(f"Model: {info.model_name}")
         self.model_label.setToolTip(str(info.model_path.name))
-        layers = f", {info.n_gpu_layers} layers" if info.device != "cpu" else ""
-        self.device_label.setText(f"Device: {info.device.upper()}{layers}")
-        self.show_message(f"Model ready: {info.model_name} on {info.device.upper()}.")
+        # What offload chose (or why the GPU was given up) is one sentence: shown as a
+        # message, which fades, and kept as the device label's tooltip.
+        placement = info.placement
+        where = placement.message if placement else f"Running on the {info.device.upper()}"
+        self.device_label.setText(f"Device: {placement.label if placement else info.device.upper()}")
+        self.device_label.setToolTip(where)
+        self.show_message(f"Model ready: {info.model_name}. {where}.")
 
     def _on_model_failed(self, message: str) -> None:
         self.model_label.setText("Model: not loaded")
         self.device_label.setText("")
+        self.device_label.setToolTip("")
         self.show_message(f"The model could not be loaded: {message}")
 
     def open_model_manager(self) -> None:
         if self.store is None:
             return
         dialog = ModelManagerDialog(self.store, self.policy, self.tasks,
-                                    self.context.settings.model(), self)
+                                    self.context.settings.model(), self,
+                                    settings=self.context.settings)
         dialog.apply_requested.connect(self._apply_model_settings)
         self._open_dialog(dialog)
         self.model_manager = dialog

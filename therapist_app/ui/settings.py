@@ -23,7 +23,7 @@ class ModelSettings:
     model_path: str | None = None
     """None: the bundled model with its tuned adapter; `model_file.UNTUNED`: without it."""
     n_gpu_layers: int | None = None
-    """None: automatic (all layers on a GPU build, none on CPU)."""
+    """None: automatic (as many as fit the free GPU memory on a GPU build, none on CPU)."""
     n_ctx: int = 2048
     temperature: float = 0.7
 
@@ -70,6 +70,15 @@ class AppSettings:
         q.setValue("model/n_ctx", settings.n_ctx)
         q.setValue("model/temperature", settings.temperature)
         q.sync()
+
+    def model_folders(self) -> tuple[str, ...]:
+        """Folders the user named for the model manager to search besides the other
+        apps' usual ones (core/model_discovery.py)."""
+        return tuple(str(f) for f in self._q.value("model/extra_folders", [], list) if str(f).strip())
+
+    def set_model_folders(self, folders: tuple[str, ...]) -> None:
+        self._q.setValue("model/extra_folders", list(folders))
+        self._q.sync()
 
     def font_step(self) -> int:
         return self._q.value("view/font_step", 0, int)
