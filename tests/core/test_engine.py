@@ -266,3 +266,14 @@ def test_rows_over_one_batch_keep_their_logits_in_the_last_call(tiny_gguf):
         rows[0] = (token, 0, (0,), True)
         with pytest.raises(ValueError, match=f"last {n_batch} rows"):
             engine._decode_rows(rows)
+
+
+def test_loading_reports_llama_cpp_progress_to_a_listener(tiny_gguf):
+    from therapist_app.core import load_progress
+
+    heard = []
+    with load_progress.reporting(lambda stage, done: heard.append((stage, done))):
+        SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512)).close()
+    loading = [done for stage, done in heard if stage == "loading the model"]
+    assert len(loading) >= 2 and loading == sorted(loading) and loading[-1] == 1.0
+    assert heard[-1] == ("model ready", 1.0)

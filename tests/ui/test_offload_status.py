@@ -36,3 +36,22 @@ def test_status_bar_shows_the_cpu_fallback(qtbot, make_window):
     assert window.device_label.toolTip() == sentence
     qtbot.waitUntil(lambda: sentence in window.statusBar().currentMessage(), timeout=5000)
     assert window.statusBar().currentMessage() == f"Model ready: Fake model. {sentence}."
+
+
+def test_a_model_load_shows_a_moving_progress_bar_that_goes_when_done(qtbot, make_window):
+    from therapist_app.core import load_progress
+
+    def slow_engine(config):
+        for step in (0.25, 0.5, 1.0):
+            load_progress.report("loading the model", step)
+        return FakeEngine(config, FakeScript())
+
+    h = make_window(engine_factory=slow_engine)
+    window = h.window
+    seen = []
+    window.engine.load_progress.connect(lambda stage, done: seen.append(
+        (stage, done, window.load_bar.isVisible())))
+    unlock(qtbot, window)
+    assert [(stage, done) for stage, done, _ in seen] == [
+        ("loading the model", 0.25), ("loading the model", 0.5), ("loading the model", 1.0)]
+    assert not window.load_bar.isVisible() and window.model_label.text() == "Model: Fake model"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from therapist_app.core import load_progress
+
 log = logging.getLogger(__name__)
 
 MERGED_TYPE_NAME = "Q8_0"
@@ -147,6 +149,7 @@ def merged_model(base: Path, adapter: Path, cache: Path | None = None) -> Path:
     path = (cache or default_cache()) / name
     if not path.is_file():
         log.info("merging the adapter %s into %s (once)", adapter.name, base.name)
+        load_progress.report("preparing the tuned model (once)", 0.0)
         merge_lora(base, adapter, path)
     return path
 

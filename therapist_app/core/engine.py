@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from therapist_app.core import dialogue_format as fmt
+from therapist_app.core import load_progress
 from therapist_app.core.adapter_merge import MergeError, merged_model
 from therapist_app.core.dialogue_format import SuggestionRequest
 from therapist_app.core.llama_runtime import (
@@ -223,6 +224,7 @@ class SuggestionEngine:
         at_load = None if merged else adapter_path
         loaded, placement = load_placed(self._plan(path), lambda layers: self._attempt(path, at_load, layers, threads))
         self._model, self._ctx, self._adapter = loaded
+        load_progress.report("model ready", 1.0)
         self._batch = Batch(max(N_BATCH, self.config.n_seq_max), self.config.n_seq_max)
         self._cached: list[int] = []  # tokens whose KV sits in sequence 0, in order
         name = self._model.meta("general.name") or path.stem

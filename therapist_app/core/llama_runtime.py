@@ -21,6 +21,7 @@ from typing import Iterator, Sequence
 import llama_cpp
 import numpy as np
 
+from therapist_app.core import load_progress
 from therapist_app.core.offload import GpuMemory
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,12 @@ class Model:
         init_backend()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers
+        if load_progress.listening():
+            # llama.cpp calls this from the loading thread; the reference must outlive
+            # the call, and True means "go on".
+            self._progress = llama_cpp.llama_progress_callback(
+                lambda done, _user: load_progress.report("loading the model", done) or True)
+            params.progress_callback = self._progress
         self._ptr = llama_cpp.llama_model_load_from_file(os.fsencode(path), params)
         if not self._ptr:
             raise RuntimeError("llama.cpp could not load the model")

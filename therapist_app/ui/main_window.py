@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -139,6 +140,7 @@ class MainWindow(QMainWindow):
         self.tasks.busy_changed.connect(self._on_busy)
         self.engine.loaded.connect(self._on_model_loaded)
         self.engine.load_failed.connect(self._on_model_failed)
+        self.engine.load_progress.connect(self._on_load_progress)
         self.controller.message.connect(self.show_message)
         self.controller.words_returned.connect(self.input.setPlainText)
         self.controller.tokens_per_second.connect(
@@ -226,6 +228,15 @@ class MainWindow(QMainWindow):
         self.device_label.setAccessibleName("Device")
         self.speed_label = QLabel("")
         self.speed_label.setAccessibleName("Tokens per second")
+        # Loading a model takes seconds (longer on a first start without an install-time
+        # merge, or a large model): a bar that moves, not a label that waits.
+        self.load_bar = QProgressBar()
+        self.load_bar.setAccessibleName("Model loading progress")
+        self.load_bar.setRange(0, 100)
+        self.load_bar.setMaximumWidth(260)
+        self.load_bar.setTextVisible(True)
+        self.load_bar.hide()
+        bar.addPermanentWidget(self.load_bar)
         for label in (self.model_label, self.device_label, self.speed_label):
             bar.addPermanentWidget(label)
 
@@ -654,10 +665,21 @@ class MainWindow(QMainWindow):
         self.model_label.setText("Model: loading…")
         self.device_label.setText("")
         self.device_label.setToolTip("")
+        self._on_load_progress("starting", 0.0)
         self.controller.model_id = "unknown"
         self.engine.load(settings.engine_config(), policy_gate(self.policy, approved))
 
+    def _on_load_progress(self, stage: str, done: float) -> None:
+        # A merge has no fractions to report: the bar runs busy until loading starts.
+        busy = stage.startswith("preparing")
+        self.load_bar.setRange(0, 0 if busy else 100)
+        self.load_bar.setValue(round(done * 100))
+        self.load_bar.setFormat(f"{stage[:1].upper()}{stage[1:]}: %p%" if not busy else stage)
+        self.load_bar.setToolTip(stage)
+        self.load_bar.show()
+
     def _on_model_loaded(self, info) -> None:
+        self.load_bar.hide()
         self.controller.model_id = info.model_name
         self.model_label.setText(f"Model: {info.model_name}")
         self.model_label.setToolTip(str(info.model_path.name))
@@ -670,6 +692,7 @@ class MainWindow(QMainWindow):
         self.show_message(f"Model ready: {info.model_name}. {where}.")
 
     def _on_model_failed(self, message: str) -> None:
+        self.load_bar.hide()
         self.model_label.setText("Model: not loaded")
         self.device_label.setText("")
         self.device_label.setToolTip("")

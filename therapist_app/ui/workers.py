@@ -23,6 +23,7 @@ from therapist_app.core.dialogue_format import SuggestionRequest, Turn
 from therapist_app.core.draft_round import SHOWN, DraftRound, LeadersChanged, RoundResult
 from therapist_app.core.engine import EngineConfig, EngineInfo, TokenEvent
 from therapist_app.core.model_file import ModelFileError
+from therapist_app.core import load_progress
 from therapist_app.core.store import StoreError
 from therapist_app.ui.analysis import Analyzer, AnalyzerFactory
 
@@ -84,6 +85,7 @@ class EngineWorker(QObject):
 
     loaded = Signal(object)  # EngineInfo
     load_failed = Signal(str)
+    load_progress = Signal(str, float)  # stage in words, 0..1
     token = Signal(int, int, str)  # round_id, draft index, text piece
     round_started = Signal(int, list, list)  # round_id, [(strategy, text so far)] per draft, leaders
     leaders_changed = Signal(int, list)  # round_id, draft index shown in each slot
@@ -104,7 +106,8 @@ class EngineWorker(QObject):
         try:
             if gate is not None:
                 gate(config)
-            self._engine = self._factory(config)
+            with load_progress.reporting(self.load_progress.emit):
+                self._engine = self._factory(config)
         except Exception as error:  # a bad model file must never take the app down
             log.warning("model load failed: %s", type(error).__name__)
             self.load_failed.emit(_describe(error))
@@ -224,6 +227,7 @@ class EngineClient(QObject):
 
     loaded = Signal(object)
     load_failed = Signal(str)
+    load_progress = Signal(str, float)  # stage in words, 0..1
     token = Signal(int, str)  # draft index, text piece
     round_started = Signal(list, list)  # [(strategy, text so far)] per draft, leaders
     leaders_changed = Signal(list)
@@ -263,6 +267,7 @@ class EngineClient(QObject):
         self._request_shutdown.connect(self._worker.shutdown)
         self._worker.loaded.connect(self._on_loaded)
         self._worker.load_failed.connect(self._on_load_failed)
+        self._worker.load_progress.connect(self.load_progress)
         self._worker.token.connect(self._on_token)
         self._worker.round_started.connect(self._on_round_started)
         self._worker.leaders_changed.connect(self._on_leaders_changed)
