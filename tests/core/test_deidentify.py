@@ -80,6 +80,52 @@ REPLACED = [
      "[NAME] from [PLACE], born [DATE], phone [PHONE]."),
 ]
 
+# Shapes added when the rules were generalised beyond the first development batch:
+# clinical note shorthand, other countries' addresses and numbers, speech-to-text.
+GENERALISED = [
+    # dates: a day over its month cannot be a score; spoken years; birth years
+    ("the appointment moved to 23/9 at noon", "the appointment moved to [DATE] at noon"),
+    ("appt is 4/6 at 3pm", "appt is [DATE] at 3pm"),
+    ("I was born on the fifth of june nineteen ninety one.", "I was born on the [DATE]."),
+    ("she was born in 1987 in a snowstorm", "she was born in [DATE] in a snowstorm"),
+    # speech-to-text contact details
+    ("reach me on nine eight four five oh two three one seven six", "reach me on [PHONE]"),
+    ("my email is rahul dot verma at gmail dot com", "my email is [EMAIL]"),
+    ("the site is kiri dot dev slash work", "the site is [URL]"),
+    ("my insta is priya underscore draws", "my insta is [URL]"),
+    ("zip code nine oh two one oh", "zip code [ADDRESS]"),
+    ("my nhs number is four eight five double seven one two three", "my nhs number is [ID]"),
+    # ID shapes after their cue words
+    ("plate is KRT-58J, a red one", "plate is [ID], a red one"),
+    ("Aetna member ID W55310287, group 771204.", "Aetna member ID [ID], group [ID]."),
+    ("case no. 2019-FAM-00231 was closed", "case no. [ID] was closed"),
+    # addresses in several countries, with their towns, regions and postcodes
+    ("Send it to 5/18 Harbour St, Glebe NSW 2037.", "Send it to [ADDRESS], [PLACE] [ADDRESS]."),
+    ("New address: 412 Maple Pkwy #3B, Dayton, OH 45402.",
+     "New address: [ADDRESS] [ADDRESS], [NAME], [ADDRESS]."),
+    ("Hauptstraße 5, 10115 Berlin", "[ADDRESS], [ADDRESS] [NAME]"),
+    ("postcode is ls6 2ab", "postcode is [ADDRESS]"),
+    ("moved to Verona, WI last year", "moved to [PLACE] last year"),
+    ("we moved to Leeds 2019", "we moved to [PLACE] 2019"),  # a year, not a postcode
+    ("Grew up in Pereira, Colombia.", "Grew up in [PLACE], [PLACE]."),
+    ("the shelter (Harbour House, 0161 496 0321) rang", "the shelter ([PLACE], [PHONE]) rang"),
+    # ages in notes, in brackets, after a relation, as a birthday
+    ("Pt 41. Lives alone.", "Pt [AGE]. Lives alone."),
+    ("her father, 72, is unwell", "her father, [AGE], is unwell"),
+    ("two kids (ages 11 and 7)", "two kids (ages [AGE] and [AGE])"),
+    ("her daughter Ines (9) started school", "her daughter [NAME] ([AGE]) started school"),
+    ("Dad's seventieth party is Saturday", "Dad's [AGE] party is Saturday"),
+    ("i'm gonna be forty in july", "i'm gonna be [AGE] in july"),
+    # names in notes, nicknames in quotes, greetings and sign-offs
+    ("Wife Thuy works nights.", "Wife [NAME] works nights."),
+    ("Pt Bogdan reports poor sleep.", "Pt [NAME] reports poor sleep."),
+    ("Pt Tomasz ('Tomek') reports poor sleep.", "Pt [NAME] ('[NAME]') reports poor sleep."),
+    ("everyone calls her 'Bibi' at home", "everyone calls her '[NAME]' at home"),
+    ("Running late, sorry. Cheers, Tamati", "Running late, sorry. Cheers, [NAME]"),
+    ("Hi Jen, it's Arjun. Can we talk?", "Hi [NAME], it's [NAME]. Can we talk?"),
+    ("xav here, running late", "[NAME] here, running late"),
+]
+
 CLIENT = [  # (stored display name, text, expected): every part, any case, nicknames too
     ("Gareth Holloway", "so gaz is what they call me, only mam says gareth",
      "so [NAME] is what they call me, only mam says [NAME]"),
@@ -122,10 +168,25 @@ UNCHANGED = [
     "she was 5 minutes late and i was 2 hours early",
     "for the 3rd time this week the app said 4000 steps",
     "Hiya. The dog is fourteen now and still daft.",
+    # shapes near the generalised rules that are not identifiers
+    "Did the 5-4-3-2-1 grounding in the car park",
+    "rated my mood 7/10 and sleep 4/10, the 24/7 worry",
+    "We had a big dinner over Thanksgiving.",
+    "He bought a Honda Civic last week.",
+    "it felt like a Bill of Rights thing",
+    "someone tried the door handle at 3 in the night",
+    "texts, one-word texts, every time",
+    "we took the dog, Biscuit, to the beach",
+    "Discussed Pepper (her cat) at length.",
+    "my insta is dead these days",
+    "counted one two three and breathed",
+    "on the second floor, for the third time",
+    "Sure, OK. Thanks heaps",
+    "Pt states 'Faith is everything' and cried.",
 ]
 
 
-@pytest.mark.parametrize("text, expected", REPLACED)
+@pytest.mark.parametrize("text, expected", REPLACED + GENERALISED)
 def test_identifiers_are_replaced_with_typed_placeholders(text, expected):
     assert deidentify(text) == expected
 

@@ -36,6 +36,9 @@ NOT_PROPER = frozenset(
     "thanks sorry well just also anyway maybe please year week month covid mother father "
     "sister brother son daughter wife husband auntie aunt uncle grandmother grandfather "
     "army navy council church king queen grade "
+    # feasts and holidays
+    "thanksgiving passover lent advent pentecost kwanzaa holi navratri vesak hogmanay "
+    "matariki waitangi anzac valentine valentines halloween purim sukkot "
     # nationalities, languages and faiths are not identifiers on their own
     "german dutch french spanish italian polish irish scottish welsh british american "
     "canadian australian indian chinese japanese korean african european asian arab "
@@ -147,13 +150,18 @@ def cue_word(token: str, loose: bool = False, naming: bool = False) -> bool:
     `naming` (after "calls me ___") any word that is not an everyday one ("tizz")."""
     lex, token = lexicon(), core(token)
     word = fold(token)
-    if len(word) < 2 or _grammar(word):
+    if len(word) < 2 or _grammar(word) or _english_compound(word):
         return False
     if title_case(token) or token.isupper():
         return loose or not lex.is_common(word) or lex.is_popular(word)
     return (not lex.is_english(word) or lex.is_popular(word)
             or (not lex.is_common(word) and (naming or lex.is_name(word)))
             or (loose and lex.is_given(word) and lex.level.get(word, 99) >= 20))
+
+
+def _english_compound(word: str) -> bool:
+    """'one-word', 'end-of-year', 'mother-in-law': every part an English word."""
+    return "-" in word and all(lexicon().is_english(p) for p in word.split("-"))
 
 
 def relation_word(token: str) -> bool:
@@ -281,8 +289,8 @@ def token_kind(token: str, word: str, at_sentence_start: bool, known: Known) -> 
         return None
     if _nickname_of(word, known):
         return "NAME"
-    if token.isupper() and len(token) <= 4:
-        return None  # an acronym: GP, NHS, PIP
+    if (token.isupper() and len(token) <= 4) or re.fullmatch(r"[A-Z]{2,}s", token):
+        return None  # an acronym: GP, NHS, PIP, DUIs
     if lex.is_name(word) and (
             (not lex.is_english(word) and (len(word) > 2 or lex.is_given(word)))
             or (not lex.is_common(word) and lex.is_popular(word))):
