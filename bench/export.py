@@ -22,8 +22,8 @@ import numpy as np
 
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, render_prompt
 from therapist_app.core.llama_runtime import Batch, Context, Model
-from trainer.export import ExportSettings, export_model
-from trainer.export_verify import llama_cpp_logits
+from trainer.export.model import ExportSettings, export_model
+from trainer.export.verify import llama_cpp_logits
 from trainer.models import bundled_gguf, import_gguf
 
 QUANTS = ("f16", "q8_0", "q4_k_m")

@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 from transformers import TrainerCallback  # noqa: E402
 
 from therapist_app.core.dialogue_format import training_example  # noqa: E402
-from trainer.config import SFTSettings  # noqa: E402
 from trainer.data.records import read_jsonl  # noqa: E402
 from trainer.data.split import SplitFractions, split_examples  # noqa: E402
+from trainer.sft import SFTSettings  # noqa: E402
 
 SEED = ROOT / "assets" / "seed_corpus.jsonl"
 

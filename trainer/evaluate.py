@@ -23,14 +23,14 @@ from therapist_app.core.scoring.safety import check_reply
 from therapist_app.core.scoring.text import near_duplicate
 
 from trainer.behaviours import count_behaviours
-from trainer.config import ConfigError, _f
-from trainer.data.records import read_jsonl
-from trainer.data.split import SplitFractions, split_examples
+from trainer.config import ConfigError, setting
 from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge
+from trainer.progress import progress
 from trainer.rewards import parse_list
 from trainer.rewards.resources import load_emotion_classifier
 from trainer.rewards.settings import RewardSettings, reward_pack
-from trainer.rl_common import plot_curves, reward_curves
+from trainer.run import DataSettings
+from trainer.run_folder import plot_curves, reward_curves
 
 log = logging.getLogger(__name__)
 
@@ -41,39 +41,31 @@ RESULT_KEYS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "emotion_acc")
 
 
 @dataclass(frozen=True)
-class EvalSettings(RewardSettings):
-    model: str = _f("", "model to evaluate: a Hugging Face folder, a .gguf file run through llama.cpp, "
-                        "'bundled' for the model the app uses by default (the bundled SmolLM2 with the "
-                        "shipped tuned adapter), or 'base' for the untuned bundled SmolLM2")
-    adapter: str = _f("", "a LoRA adapter GGUF applied to a .gguf model (as the app applies its tuned default)")
-    data: str = _f("assets/seed_corpus.jsonl", "normalised JSONL with reference replies")
-    split: str = _f("test", "which part of the data: test, validation or train (split as SFT splits it), or all",
-                    ("test", "validation", "train", "all"))
-    seed: int = _f(0, "split seed (the same as the SFT run's, so the held-out split matches)")
-    validation_fraction: float = _f(0.1, "validation share when splitting (as in SFT)")
-    test_fraction: float = _f(0.1, "test share when splitting (as in SFT)")
-    max_examples: int = _f(0, "evaluate at most this many examples; 0 means all")
-    max_new_tokens: int = _f(64, "most tokens generated per reply")
-    drafts: int = _f(1, "drafts per example: 1 is greedy; N > 1 samples N with the app's sampling and shows all "
-                        "(the app's rounds before best-of-N; GGUF only); the first is scored")
-    best_of: int = _f(0, "K > 1 runs the app's best-of-N round: K candidates sampled, gated and ranked, the best 3 "
-                         "shown and the best scored (GGUF only); 0 is off")
-    batch_size: int = _f(8, "prompts generated together (Hugging Face models)")
-    output_dir: str = _f("runs/eval", "folder for report.md, results.json and the plots")
-    judge: str = _f("", "a GGUF to run as LLM judge with the documented rubric; empty means no judge")
-    runs: str = _f("", "comma-separated training run folders whose reward curves to plot")
-    save_replies: bool = _f(False, "also write replies.jsonl (generated text: keep it where the data may live)")
-    num_threads: int = _f(0, "CPU threads; 0 means the available cores")
+class EvalSettings(RewardSettings, DataSettings):
+    model: str = setting("", "model to evaluate: a Hugging Face folder, a .gguf file run through llama.cpp, "
+                             "'bundled' for the model the app uses by default (the bundled SmolLM2 with the "
+                             "shipped tuned adapter), or 'base' for the untuned bundled SmolLM2")
+    adapter: str = setting("", "a LoRA adapter GGUF applied to a .gguf model (as the app applies its tuned default)")
+    split: str = setting("test", "which part of the data: test, validation or train (split as SFT splits it), or all",
+                         ("test", "validation", "train", "all"))
+    seed: int = setting(0, "split seed (the same as the SFT run's, so the held-out split matches)")
+    max_examples: int = setting(0, "evaluate at most this many examples; 0 means all", at_least=0)
+    max_new_tokens: int = setting(64, "most tokens generated per reply", at_least=1)
+    drafts: int = setting(1, "drafts per example: 1 is greedy; N > 1 samples N with the app's sampling and shows all "
+                             "(the app's rounds before best-of-N; GGUF only); the first is scored", at_least=1)
+    best_of: int = setting(0, "K > 1 runs the app's best-of-N round: K candidates sampled, gated and ranked, the best "
+                              "3 shown and the best scored (GGUF only); 0 is off", at_least=0)
+    batch_size: int = setting(8, "prompts generated together (Hugging Face models)", at_least=1)
+    output_dir: str = setting("runs/eval", "folder for report.md, results.json and the plots")
+    judge: str = setting("", "a GGUF to run as LLM judge with the documented rubric; empty means no judge")
+    runs: str = setting("", "comma-separated training run folders whose reward curves to plot")
+    save_replies: bool = setting(False, "also write replies.jsonl (generated text: keep it where the data may live)")
+    num_threads: int = setting(0, "CPU threads; 0 means the available cores", at_least=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.max_examples < 0 or self.max_new_tokens < 1 or self.batch_size < 1 or self.num_threads < 0:
-            raise ConfigError("max_examples and num_threads must be >= 0; max_new_tokens and batch_size >= 1")
-        if self.drafts < 1 or self.best_of < 0 or self.best_of == 1 or (self.best_of and self.drafts > 1):
-            raise ConfigError("drafts must be >= 1 and best_of 0 or >= 2, and not both at once")
-        if not (0 < self.validation_fraction < 1 and 0 <= self.test_fraction < 1
-                and self.validation_fraction + self.test_fraction < 1):
-            raise ConfigError("validation_fraction in (0, 1), test_fraction in [0, 1), their sum below 1")
+        if self.best_of == 1 or (self.best_of and self.drafts > 1):
+            raise ConfigError("best_of must be 0 or at least 2, and best_of and drafts > 1 not both at once")
 
 
 @dataclass(frozen=True)
@@ -112,16 +104,10 @@ class EvalResult:
 
 
 def select_examples(settings: EvalSettings) -> list[Example]:
-    examples = [e for e in read_jsonl(settings.data).examples if e.reply]
-    if settings.split != "all":
-        fractions = SplitFractions(1 - settings.validation_fraction - settings.test_fraction,
-                                   settings.validation_fraction, settings.test_fraction)
-        examples = split_examples(examples, fractions, settings.seed)[settings.split]
-    if settings.max_examples:
-        examples = examples[: settings.max_examples]
-    if not examples:
-        raise ValueError(f"no examples with a reply in the {settings.split} split of {settings.data}")
-    return examples
+    """The examples of the chosen split, with replies, split exactly as SFT splits them."""
+    splits, _ = settings.read_splits((settings.split,), settings.seed)
+    examples = splits[settings.split]
+    return examples[: settings.max_examples] if settings.max_examples else examples
 
 
 def shown_draft_figures(shown: Sequence[Sequence[str]], examples: Sequence[Example],
@@ -293,6 +279,24 @@ def load_app_risk_detector():
     return Analyzer.load().detector
 
 
+def _generate(generator, requests: Sequence, risks: Sequence, chunk: int) -> tuple[list[str], list | None]:
+    """Each request's raw reply and, where the generator runs the app's rounds, the drafts
+    each round showed; `chunk` requests at a time, under a progress bar."""
+    completions, shown = [], []
+    bar = progress(desc="generating", total=len(requests), unit="reply")
+    for start in range(0, len(requests), chunk):
+        part = slice(start, start + chunk)
+        if hasattr(generator, "rounds"):
+            rounds = generator.rounds(requests[part], risks[part])
+            completions += [r.top for r in rounds]
+            shown += [r.shown for r in rounds]
+        else:
+            completions += generator(requests[part])
+        bar.update(len(requests[part]))
+    bar.close()
+    return completions, shown if hasattr(generator, "rounds") else None
+
+
 def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector="auto") -> tuple[EvalResult, Path]:
     """Generate, score, and write report.md, results.json and the plots into output_dir."""
     from trainer.generation import SamplingSettings, load_generator, requests_of
@@ -317,13 +321,8 @@ def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector
                                    settings.batch_size, settings.num_threads or None, settings.drafts,
                                    settings.best_of, adapter)
     started = time.perf_counter()
-    shown = None
     try:
-        if hasattr(generator, "rounds"):
-            rounds = generator.rounds(requests_of(examples), risks)
-            completions, shown = [r.top for r in rounds], [r.shown for r in rounds]
-        else:
-            completions = generator(requests_of(examples))
+        completions, shown = _generate(generator, requests_of(examples), risks, settings.batch_size)
     finally:
         if hasattr(generator, "close"):
             generator.close()

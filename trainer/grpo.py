@@ -16,47 +16,33 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, fit_context, render_prompt
 
-from trainer.config import ConfigError, _f
-from trainer.data.records import DataError, file_sha256
-from trainer.rl_common import (
-    RLSettings, hardware, is_main_process, lora_config, make_metrics_callback, plot_curves, reward_curves, run_directory,
-)
-from trainer.run_folder import RunFolder
-from trainer.sft import trainer_arguments
+from trainer.config import default_of, setting
+from trainer.data.records import file_sha256
+from trainer.models import load_causal_lm, load_tokenizer
+from trainer.rewards.settings import RewardSettings, reward_pack
+from trainer.run import DataSettings, RLSettings, TrainError, prepare_run, save_outputs, train
 
 log = logging.getLogger(__name__)
 
 
-class GRPOError(RuntimeError):
-    """A GRPO run that cannot start; the message says what to change."""
-
-
 @dataclass(frozen=True)
-class GRPOSettings(RLSettings):
-    output_dir: str = _f("runs/grpo", "folder that holds one sub-folder per run")
-    learning_rate: float = _f(1e-5, "peak learning rate")
-    beta: float = _f(0.04, "KL penalty against the reference model (0 skips the reference model)")
-    num_generations: int = _f(4, "completions sampled per prompt (the group)")
-    max_completion_length: int = _f(64, "most tokens per completion")
-    temperature: float = _f(1.0, "sampling temperature")
-    min_p: float = _f(0.0, "min-p sampling threshold (0 turns it off)")
-    scale_rewards: str = _f("group", "TRL's advantage scaling: group, batch or none", ("group", "batch", "none"))
-    trajectory_cache: int = _f(0, "normalise advantages over the last C generation batches (0: TRL's group statistics)")
-    validation_fraction: float = _f(0.1, "validation share of the split (prompts come from train)")
-    test_fraction: float = _f(0.1, "test share of the split")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.num_generations < 2 or self.max_completion_length < 1 or self.trajectory_cache < 0:
-            raise ConfigError("need num_generations >= 2, max_completion_length >= 1 and trajectory_cache >= 0")
-        if self.temperature <= 0 or not 0 <= self.min_p < 1:
-            raise ConfigError("need temperature > 0 and 0 <= min_p < 1")
+class GRPOSettings(RewardSettings, DataSettings, RLSettings):
+    output_dir: str = default_of(RLSettings, "output_dir", "runs/grpo")
+    learning_rate: float = default_of(RLSettings, "learning_rate", 1e-5)
+    beta: float = setting(0.04, "KL penalty against the reference model (0 skips the reference model)", at_least=0)
+    num_generations: int = setting(4, "completions sampled per prompt (the group)", at_least=2)
+    max_completion_length: int = setting(64, "most tokens per completion", at_least=1)
+    temperature: float = setting(1.0, "sampling temperature", above=0)
+    min_p: float = setting(0.0, "min-p sampling threshold (0 turns it off)", at_least=0, below=1)
+    scale_rewards: str = setting("group", "TRL's advantage scaling: group, batch or none", ("group", "batch", "none"))
+    trajectory_cache: int = setting(0, "normalise advantages over the last C generation batches (0: TRL's group "
+                                       "statistics)", at_least=0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +55,7 @@ class GRPOResult:
     reward_first: dict[str, float]
     reward_last: dict[str, float]
     seconds: float
-    completion_tokens_per_second: float | None
+    tokens_per_second: float
     peak_memory_gb: float | None
 
 
@@ -91,9 +77,34 @@ def prompt_rows(examples: Sequence[Example], count_tokens, budget: int) -> list[
     return rows
 
 
-def _trainer_class(cache_batches: int):
-    """TRL's GRPOTrainer, or a subclass that normalises advantages over a cache of batches."""
+def cached_advantages(rewards_per_func, weights, cache: deque):
+    """Advantages of one generation batch normalised over a cache of recent batches.
+
+    `rewards_per_func` is (completions, rewards) with NaN where a reward did not apply;
+    each completion's reward is the weighted sum of the ones that did (NaN when none
+    did). The batch joins `cache` (a deque whose maxlen is the number of batches kept),
+    and each advantage is `(r - mean) / (std + 1e-4)` over every reward in the cache,
+    population std, NaN rewards left out of both and given advantage 0. Returns the
+    advantages, the mean and the std.
+
+    >>> import torch
+    >>> cache = deque(maxlen=2)
+    >>> advantages, mean, std = cached_advantages(torch.tensor([[1.0], [3.0]]), torch.tensor([1.0]), cache)
+    >>> [round(a, 4) for a in advantages.tolist()], mean.item(), std.item()
+    ([-0.9999, 0.9999], 2.0, 1.0)
+    """
     import torch
+
+    rewards = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+    rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    cache.append(rewards.detach())
+    history = torch.cat(list(cache))
+    mean, std = torch.nanmean(history), history[~torch.isnan(history)].std(unbiased=False)
+    return torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0), mean, std
+
+
+def trainer_class(cache_batches: int):
+    """TRL's GRPOTrainer, or a subclass that normalises advantages over a cache of batches."""
     from trl import GRPOTrainer
 
     if not cache_batches:
@@ -114,14 +125,8 @@ def _trainer_class(cache_batches: int):
             output = super()._generate_and_score_completions(inputs)
             if not self.model.training:
                 return output
-            per_func = self._last_rewards_per_func
-            weights = self.reward_weights.to(per_func.device).unsqueeze(0)
-            rewards = (per_func * weights).nansum(dim=1)
-            rewards[torch.isnan(per_func).all(dim=1)] = torch.nan
-            self._reward_cache.append(rewards.detach())
-            history = torch.cat(list(self._reward_cache))
-            mean, std = torch.nanmean(history), history[~torch.isnan(history)].std(unbiased=False)
-            advantages = torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0)
+            advantages, mean, std = cached_advantages(self._last_rewards_per_func, self.reward_weights,
+                                                      self._reward_cache)
             local = len(output["advantages"])
             start = self.accelerator.process_index * local
             output["advantages"] = advantages[start : start + local].to(output["advantages"].device)
@@ -133,50 +138,26 @@ def _trainer_class(cache_batches: int):
 
 
 def load_prompts(settings: GRPOSettings, tokenizer) -> tuple[list[dict], list[Path]]:
-    from trainer.sft import load_splits
-
-    train, _, files = load_splits(_split_settings(settings))
+    """The train split's prompts that fit beside a completion, and the data files."""
+    splits, files = settings.read_splits(("train",), settings.seed)
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-    rows = prompt_rows(train, count, settings.max_length - settings.max_completion_length)
+    rows = prompt_rows(splits["train"], count, settings.max_length - settings.max_completion_length)
     if not rows:
-        raise GRPOError("no prompt fits max_length - max_completion_length: raise --max-length")
+        raise TrainError("no prompt fits max_length - max_completion_length: raise --max-length")
     return rows, files
 
 
-def _split_settings(settings: GRPOSettings):
-    """The SFT settings whose split this run's prompts come from (same data, seed and fractions)."""
-    from trainer.config import SFTSettings
-
-    return SFTSettings(model=settings.model, data=settings.data, seed=settings.seed,
-                       validation_fraction=settings.validation_fraction, test_fraction=settings.test_fraction)
-
-
 def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
-    import time
-
     import torch
     from datasets import Dataset
     from trl import GRPOConfig
 
-    from trainer.models import ModelError, load_causal_lm, load_tokenizer
-    from trainer.rewards.settings import reward_pack
-    from trainer.sft import SFTError
-
-    use_cpu, bf16, threads = hardware(settings)
-    try:
-        tokenizer = load_tokenizer(settings.model)
-        rows, files = load_prompts(settings, tokenizer)
-        model = load_causal_lm(settings.model, dtype=torch.float32)
-        pack = reward_pack(settings)
-    except (ModelError, DataError, SFTError, ValueError) as problem:
-        raise GRPOError(str(problem)) from None
-    run_dir = run_directory(settings)
-    folder = RunFolder(run_dir)
-    if is_main_process():
-        folder.start(replace(settings, run_name=run_dir.name), file_sha256(*files),
-                     {"prompts": len(rows), "rewards": list(pack.names),
-                      "device": "cpu" if use_cpu else torch.cuda.get_device_name(), "torch_threads": threads,
-                      "bf16": bf16})
+    run = prepare_run(settings)
+    tokenizer = load_tokenizer(settings.model)
+    rows, files = load_prompts(settings, tokenizer)
+    pack = reward_pack(settings)
+    model = load_causal_lm(settings.model, dtype=torch.float32)
+    run.start(settings, file_sha256(*files), prompts=len(rows), rewards=list(pack.names))
     args = GRPOConfig(
         per_device_train_batch_size=settings.batch_size * settings.num_generations,
         num_generations=settings.num_generations,
@@ -186,42 +167,18 @@ def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
         beta=settings.beta,
         scale_rewards=settings.scale_rewards,
         reward_weights=list(pack.weights),
-        **trainer_arguments(settings, run_dir, use_cpu, bf16),
+        **run.training_arguments(settings),
     )
-    trainer_class = _trainer_class(settings.trajectory_cache)
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=list(pack.funcs),
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=lora_config(settings),
-        callbacks=[make_metrics_callback(folder if is_main_process() else None), *callbacks],
+    trainer = trainer_class(settings.trajectory_cache)(
+        reward_funcs=list(pack.funcs), args=args, train_dataset=Dataset.from_list(rows),
+        **run.trainer_inputs(settings, model, tokenizer, callbacks),
     )
-    if not use_cpu:
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - started
-    peak = None if use_cpu else torch.cuda.max_memory_allocated() / 2**30
+    stats = train(trainer, settings, run)
     history = [h for h in trainer.state.log_history if "reward" in h]
     names = [f"rewards/{n}/mean" for n in pack.names] + ["reward"]
     first = {k: history[0][k] for k in names if history and k in history[0]}
     last = {k: history[-1][k] for k in names if history and k in history[-1]}
-    tokens = sum(h.get("completions/mean_length", 0) * settings.batch_size * settings.num_generations
-                 * settings.grad_accum * settings.logging_steps for h in history)
-    final_dir, merged_dir = run_dir / "final", None
-    trainer.save_model(str(final_dir))
-    if is_main_process():
-        tokenizer.save_pretrained(final_dir)
-        if settings.finetune == "lora" and settings.merge_lora:
-            merged_dir = run_dir / "merged"
-            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(merged_dir, safe_serialization=True)
-            tokenizer.save_pretrained(merged_dir)
-        plot_curves(reward_curves([run_dir]), run_dir / "reward_curves.png")
-        folder.finish({"global_step": trainer.state.global_step, "reward_first": first, "reward_last": last,
-                       "train_seconds": round(seconds, 2),
-                       "completion_tokens_per_second": round(tokens / seconds, 1) if seconds else None,
-                       "peak_gpu_memory_gb": round(peak, 2) if peak else None})
-    return GRPOResult(run_dir, final_dir, merged_dir, trainer.state.global_step, len(rows), first, last, seconds,
-                      tokens / seconds if seconds else None, peak)
+    final_dir, merged_dir = save_outputs(trainer, tokenizer, run, settings)
+    run.finish(trainer, stats, reward_first=first, reward_last=last)
+    return GRPOResult(run.dir, final_dir, merged_dir, trainer.state.global_step, len(rows), first, last,
+                      stats.seconds, stats.tokens_per_second, stats.peak_memory_gb)

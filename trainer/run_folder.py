@@ -2,7 +2,8 @@
 
 `config.toml` (the exact settings, loadable again), `run.json` (data hash, package
 versions, git commit, device, command line, then the results), `metrics.jsonl` (one
-line per log: step, loss, learning rate, tokens/s, validation loss) and `loss.png`.
+line per log: step, loss, learning rate, tokens/s, validation loss, reward components),
+`loss.png` and, where rewards were logged, `reward_curves.png`.
 No example text is ever written here.
 """
 
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 from trainer.config import to_toml
 
@@ -101,26 +103,50 @@ class RunFolder:
     def plot_loss(self) -> Path | None:
         """`loss.png`: training and validation loss against the optimiser step."""
         rows = self.metrics()
-        train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-        valid = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
-        if not train and not valid:
-            return None
-        import matplotlib
+        curves = {"train loss": [(r["step"], r["loss"]) for r in rows if "loss" in r],
+                  "validation loss": [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]}
+        return plot_curves({k: v for k, v in curves.items() if v}, self.path / "loss.png", "loss (reply tokens)")
 
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
+    def plot_rewards(self) -> Path | None:
+        """`reward_curves.png`: each reward component's mean and the total, where logged (GRPO)."""
+        return plot_curves(reward_curves([self.path]), self.path / "reward_curves.png")
 
-        figure, axes = pyplot.subplots(figsize=(6, 4), dpi=100)
-        if train:
-            axes.plot(*zip(*train), label="train loss")
-        if valid:
-            axes.plot(*zip(*valid), marker="o", label="validation loss")
-        axes.set_xlabel("step")
-        axes.set_ylabel("loss (reply tokens)")
-        axes.grid(alpha=0.3)
-        axes.legend()
-        figure.tight_layout()
-        out = self.path / "loss.png"
-        figure.savefig(out)
-        pyplot.close(figure)
-        return out
+
+def reward_curves(runs: Sequence[Path]) -> dict[str, list[tuple[int, float]]]:
+    """`rewards/<name>/mean` and the total `reward` per step from each run's metrics.jsonl."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for run in runs:
+        path = Path(run) / "metrics.jsonl"
+        if not path.is_file():
+            raise ValueError(f"{run} has no metrics.jsonl (not a training run folder)")
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            for key, value in row.items():
+                if key == "reward" or (key.startswith("rewards/") and key.endswith("/mean")):
+                    label = key.removeprefix("rewards/").removesuffix("/mean")
+                    label = f"{Path(run).name}: {label}" if len(runs) > 1 else label
+                    curves.setdefault(label, []).append((row["step"], value))
+    return curves
+
+
+def plot_curves(curves: dict[str, list[tuple[int, float]]], path: Path, ylabel: str = "mean reward") -> Path | None:
+    """One line per curve against the step; nothing is written when there is no curve."""
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4), dpi=100)
+    for label, points in curves.items():
+        # Markers keep a curve of one or two points (validation at start and end) visible.
+        axes.plot(*zip(*points), marker="o" if len(points) < 3 else None, label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return path

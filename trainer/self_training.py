@@ -16,33 +16,26 @@ from pathlib import Path
 from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, parse_reply
+from therapist_app.core.scoring.safety import check_reply
 
-from trainer.config import ConfigError, _f
+from trainer.config import setting
 from trainer.rewards import RewardPack
 from trainer.rewards.resources import load_risk_detector
-from therapist_app.core.scoring.safety import check_reply
 from trainer.rewards.settings import RewardSettings
 
 
 @dataclass(frozen=True)
 class SelfTrainSettings(RewardSettings):
-    model: str = _f("", "the model whose replies to filter: a Hugging Face folder or a .gguf")
-    data: str = _f("assets/seed_corpus.jsonl", "normalised JSONL whose client turns are the prompts")
-    output: str = _f("runs/self_training/kept.jsonl", "kept replies as normalised JSONL (SFT data)")
-    record: str = _f("", "where to record every decision (JSONL, no text); empty means beside output")
-    threshold: float = _f(0.7, "smallest ensemble confidence (0..1) a reply needs to be kept")
-    max_examples: int = _f(0, "use at most this many prompts; 0 means all")
-    max_new_tokens: int = _f(64, "most tokens per reply")
-    temperature: float = _f(0.7, "sampling temperature (0 for greedy)")
-    min_p: float = _f(0.1, "min-p sampling threshold")
-    seed: int = _f(0, "sampling seed")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"threshold must be within 0..1, not {self.threshold}")
-        if self.max_examples < 0 or self.max_new_tokens < 1 or self.temperature < 0 or not 0 <= self.min_p < 1:
-            raise ConfigError("need max_examples >= 0, max_new_tokens >= 1, temperature >= 0, 0 <= min_p < 1")
+    model: str = setting("", "the model whose replies to filter: a Hugging Face folder or a .gguf")
+    data: str = setting("assets/seed_corpus.jsonl", "normalised JSONL whose client turns are the prompts")
+    output: str = setting("runs/self_training/kept.jsonl", "kept replies as normalised JSONL (SFT data)")
+    record: str = setting("", "where to record every decision (JSONL, no text); empty means beside output")
+    threshold: float = setting(0.7, "smallest ensemble confidence a reply needs to be kept", at_least=0, at_most=1)
+    max_examples: int = setting(0, "use at most this many prompts; 0 means all", at_least=0)
+    max_new_tokens: int = setting(64, "most tokens per reply", at_least=1)
+    temperature: float = setting(0.7, "sampling temperature (0 for greedy)", at_least=0)
+    min_p: float = setting(0.1, "min-p sampling threshold", at_least=0, below=1)
+    seed: int = setting(0, "sampling seed")
 
 
 @dataclass(frozen=True)

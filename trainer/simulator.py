@@ -26,6 +26,7 @@ from therapist_app.core.taxonomy import check_emotion, emotions
 
 from trainer.curriculum import Curriculum
 from trainer.preferences import PreferencePair
+from trainer.progress import progress
 from trainer.rewards import RewardPack
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,10 @@ def simulate_pairs(scenarios: Sequence[Scenario], policy: Policy, client: ChatFn
     curriculum = Curriculum(list(by_group), exploration, seed)
     rng = random.Random(seed)
     pairs, log_rows = [], []
+    picked = min(groups_per_round, len(by_group))
+    bar = progress(desc="simulating", total=rounds * picked, unit="scenario")
     for number in range(rounds):
-        for group in curriculum.select(min(groups_per_round, len(by_group))):
+        for group in curriculum.select(picked):
             scenario = rng.choice(by_group[group])
             sampled = simulate(scenario, policy, client, pack, trajectories, turns)
             curriculum.record(group, [t.score for t in sampled])
@@ -193,4 +196,6 @@ def simulate_pairs(scenarios: Sequence[Scenario], policy: Policy, client: ChatFn
             log_rows.append({"round": number, "group": group, "scenario": scenario.id,
                              "scores": [round(t.score, 4) for t in sampled], "paired": pair is not None})
             log.info("simulated %s (%s): scores %s", scenario.id, group, [round(t.score, 3) for t in sampled])
+            bar.update()
+    bar.close()
     return pairs, SimulationLog(log_rows)

@@ -12,7 +12,7 @@ from therapist_app.core.dialogue_format import SuggestionRequest
 from therapist_app.core.engine import EngineConfig, SuggestionEngine
 from therapist_app.core.llama_runtime import SamplingParams
 from therapist_app.core.model_file import ModelFileError
-from trainer.adapter_export import AdapterExportError, _adapter_dir
+from trainer.export.adapter import AdapterExportError, _adapter_dir
 from trainer.llama_cpp_source import run_lora_converter
 
 REQUEST = SuggestionRequest("Work has been a lot this week.", strategy="question")
@@ -84,3 +84,23 @@ def test_export_needs_an_adapter_folder(tmp_path):
     (tmp_path / "final").mkdir()
     (tmp_path / "final" / "adapter_config.json").write_text("{}")
     assert _adapter_dir(tmp_path) == tmp_path / "final"
+
+
+def test_a_merge_made_at_install_is_found_wherever_the_install_moved(tiny_gguf, tiny_adapter, tmp_path,
+                                                                     monkeypatch):
+    """setup.sh and the package build merge once; a fresh profile then merges nothing."""
+    from therapist_app.core import adapter_merge
+
+    installed = tmp_path / "install"
+    made = adapter_merge.merge_lora(tiny_gguf, tiny_adapter,
+                                    installed / adapter_merge.merged_name(tiny_gguf, tiny_adapter))
+    moved = tmp_path / "elsewhere"  # a package unpacked at another path: same content
+    moved.mkdir()
+    base, adapter = moved / tiny_gguf.name, moved / tiny_adapter.name
+    base.write_bytes(tiny_gguf.read_bytes())
+    adapter.write_bytes(tiny_adapter.read_bytes())
+    monkeypatch.setattr(adapter_merge, "install_folder", lambda: installed)
+    assert adapter_merge.merged_model(base, adapter, cache=tmp_path / "cache") == made
+    assert not (tmp_path / "cache").exists()
+    adapter.write_bytes(tiny_adapter.read_bytes() + b"\0")  # a changed adapter merges anew
+    assert adapter_merge.merged_model(base, adapter, cache=tmp_path / "cache").parent == tmp_path / "cache"

@@ -20,10 +20,9 @@ from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest
 from therapist_app.core.engine import EngineConfig, SuggestionEngine  # noqa: E402
 from therapist_app.core.llama_runtime import Model  # noqa: E402
 from therapist_app.core.model_manifest import ManifestError, verify_model  # noqa: E402
-from trainer import export as export_module  # noqa: E402
+from trainer.export import model as export_module  # noqa: E402
 from trainer.cli import main  # noqa: E402
-from trainer.config import SFTSettings  # noqa: E402
-from trainer.export import (  # noqa: E402
+from trainer.export.model import (  # noqa: E402
     ExportError,
     ExportSettings,
     InsufficientDiskSpace,
@@ -31,9 +30,9 @@ from trainer.export import (  # noqa: E402
     UnsupportedArchitecture,
     export_model,
 )
-from trainer.export_verify import stop_token_is_eog, template_matches  # noqa: E402
+from trainer.export.verify import stop_token_is_eog, template_matches  # noqa: E402
 from trainer.models import CHATML_TEMPLATE  # noqa: E402
-from trainer.sft import run_sft  # noqa: E402
+from trainer.sft import SFTSettings, run_sft  # noqa: E402
 
 QUANTS = ("f16", "q8_0", "q4_k_m")
 
@@ -108,7 +107,7 @@ def test_the_lora_update_is_merged_into_the_export(exported, lora_run, tiny_hf_m
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainer.export_verify import llama_logits
+    from trainer.export.verify import llama_logits
 
     ids = None
     with Model(str(exported / "lora-run.f16.gguf"), 0) as model:
@@ -168,7 +167,7 @@ def test_checks_catch_a_wrong_template_and_stop_token(exported, tmp_path):
     from trainer.llama_cpp_source import source_dir
 
     env = {**os.environ, "PYTHONPATH": str(source_dir() / "gguf-py")}
-    subprocess.run([sys.executable, str(Path(export_module.__file__).with_name("gguf_stamp.py")), str(spec_path)],
+    subprocess.run([sys.executable, "-P", str(Path(export_module.__file__).with_name("stamp.py")), str(spec_path)],
                    env=env, check=True, capture_output=True)
     with Model(str(tmp_path / "off.gguf"), 0) as model:
         assert not template_matches(model)

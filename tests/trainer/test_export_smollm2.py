@@ -12,9 +12,8 @@ pytest.importorskip("trl")
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest  # noqa: E402
 from therapist_app.core.engine import EngineConfig, SuggestionEngine  # noqa: E402
 from therapist_app.core.model_manifest import verify_model  # noqa: E402
-from trainer.config import SFTSettings  # noqa: E402
-from trainer.export import ExportSettings, export_model  # noqa: E402
-from trainer.sft import run_sft  # noqa: E402
+from trainer.export.model import ExportSettings, export_model  # noqa: E402
+from trainer.sft import SFTSettings, run_sft  # noqa: E402
 
 
 @pytest.mark.slow

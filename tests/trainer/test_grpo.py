@@ -1,11 +1,14 @@
 """GRPO on a tiny model: a few steps finish, log each reward component, and raise the
-targeted reward; the trajectory-cache variant runs; settings are checked."""
+targeted reward; the trajectory-cache variant runs, and its advantages (which override
+TRL internals) match hand-computed ones; settings are checked."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter
+import math
+from collections import Counter, defaultdict, deque
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +17,7 @@ from trainer.config import ConfigError
 
 pytest.importorskip("trl")
 
-from trainer.grpo import GRPOSettings, prompt_rows  # noqa: E402
+from trainer.grpo import GRPOSettings, cached_advantages, prompt_rows, trainer_class  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "assets" / "seed_corpus.jsonl"
@@ -115,3 +118,47 @@ def test_prompt_rows_carry_the_reward_columns():
     assert (row["client_words"], row["reference"], row["emotion"], row["strategy"]) == (
         example.client_words, example.reply, example.emotion, example.strategy)
     assert prompt_rows([example], lambda text: len(text.split()), 5) == []
+
+
+def test_trajectory_cache_advantages_match_a_hand_computed_case():
+    import torch
+
+    nan = math.nan
+    cache: deque = deque(maxlen=2)
+    weights = torch.tensor([1.0, 2.0])
+    # One group of four: weighted rewards 0, 1, 2 (a NaN reward is left out of the sum),
+    # and a completion no reward applied to (left out of the statistics, advantage 0).
+    # Mean 1, population std sqrt(2/3).
+    first = torch.tensor([[0.0, 0.0], [1.0, nan], [0.0, 1.0], [nan, nan]])
+    advantages, mean, std = cached_advantages(first, weights, cache)
+    assert (mean.item(), std.item()) == pytest.approx((1.0, math.sqrt(2 / 3)))
+    assert advantages.tolist() == pytest.approx([-1.2245949, 0.0, 1.2245949, 0.0], rel=1e-5)
+    # A group that scores alike (TRL's group statistics: all advantages 0) still learns it
+    # beat recent batches: rewards 0, 1, 2, 3, 3, 3, 3 have mean 15/7 and std 1.1248583.
+    advantages, mean, std = cached_advantages(torch.tensor([[3.0, 0.0]] * 4), weights, cache)
+    assert (mean.item(), std.item()) == pytest.approx((15 / 7, 1.1248583), rel=1e-5)
+    assert advantages.tolist() == pytest.approx([0.7619330] * 4, rel=1e-5)
+    # The cache keeps two batches: the first one leaves, so the mean is (4 x 3 + 4 x 1) / 8.
+    advantages, mean, std = cached_advantages(torch.tensor([[1.0, 0.0]] * 4), weights, cache)
+    assert (mean.item(), std.item()) == pytest.approx((2.0, 1.0))
+    assert advantages.tolist() == pytest.approx([-1 / 1.0001] * 4, rel=1e-5)
+
+
+def test_trajectory_cache_trainer_gives_each_process_its_slice(monkeypatch):
+    """The subclass replaces TRL's advantages with the cached ones, this process's share
+    of the rewards TRL gathered from every process."""
+    import torch
+    from trl import GRPOTrainer
+
+    cls = trainer_class(2)
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions",
+                        lambda self, inputs: {"advantages": torch.zeros(2)})
+    trainer = cls.__new__(cls)  # the override's state, without building a model
+    trainer._reward_cache, trainer._last_rewards_per_func = deque(maxlen=2), torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    trainer.reward_weights, trainer.model = torch.tensor([1.0]), SimpleNamespace(training=True)
+    trainer.accelerator, trainer._metrics = SimpleNamespace(process_index=1), {"train": defaultdict(list)}
+    output = trainer._generate_and_score_completions([])
+    # Mean 1.5, std sqrt(1.25): the second process holds the rewards 2 and 3.
+    assert output["advantages"].tolist() == pytest.approx([0.4471736, 1.3415208], rel=1e-5)
+    assert trainer._metrics["train"]["trajectory_cache/mean"] == [1.5]
+    assert trainer_class(0) is GRPOTrainer

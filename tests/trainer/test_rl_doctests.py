@@ -1,4 +1,5 @@
-"""The doctests of the reward, metric, preference, curriculum and evaluation modules run with the suite."""
+"""The doctests of the settings, reward, metric, preference, curriculum, GRPO and evaluation modules run with
+the suite."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ MODULES = [
     "trainer.rewards", "trainer.rewards.text", "trainer.rewards.lexical", "trainer.rewards.emotion",
     "trainer.rewards.strategy", "trainer.rewards.relevance", "trainer.rewards.safety", "trainer.rewards.length",
     "trainer.metrics", "trainer.behaviours", "trainer.curriculum", "trainer.simulator", "trainer.judge",
-    "trainer.analysis_eval", "trainer.risk_head", "trainer.blind_rating",
+    "trainer.analysis_eval", "trainer.risk_head", "trainer.blind_rating", "trainer.config", "trainer.grpo",
 ]
 
 

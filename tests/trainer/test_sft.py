@@ -14,12 +14,13 @@ import pytest
 
 from therapist_app.core.dialogue_format import Example, Turn
 from trainer.cli import main
-from trainer.config import ConfigError, SFTSettings, load_config
+from trainer.config import ConfigError, load_config
 from trainer.data.records import file_sha256, write_jsonl
 
 pytest.importorskip("trl")
 
-from trainer.sft import SFTError, _oom_advice, run_sft, tokenize_examples  # noqa: E402
+from trainer.run import TrainError, oom_advice  # noqa: E402
+from trainer.sft import SFTSettings, run_sft, tokenize_examples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "assets" / "seed_corpus.jsonl"
@@ -156,9 +157,9 @@ def test_out_of_memory_names_the_settings_to_lower(tiny_model, tmp_path, monkeyp
 
     monkeypatch.setattr(SFTTrainer, "train", exhausted)
     settings = SFTSettings(model=str(tiny_model), output_dir=str(tmp_path), max_length=256, batch_size=8)
-    with pytest.raises(SFTError, match=r"out of memory.*--batch-size 4 --grad-accum 2.*--max-length 128.*--gradient-checkpointing"):
+    with pytest.raises(TrainError, match=r"out of memory.*--batch-size 4 --grad-accum 2.*--max-length 128.*--gradient-checkpointing"):
         run_sft(settings)
-    assert "--finetune lora" in _oom_advice(SFTSettings(finetune="full"))
+    assert "--finetune lora" in oom_advice(SFTSettings(finetune="full"))
 
 
 def test_two_cpu_processes_under_accelerate_launch(tiny_model, tmp_path):

@@ -15,6 +15,8 @@ from typing import Iterable
 
 from therapist_app.core.dialogue_format import Example
 
+from trainer.progress import progress
+
 log = logging.getLogger(__name__)
 
 # How many row errors a DataError message lists before summarising the rest.
@@ -60,9 +62,11 @@ class RowCollector:
         self.source = str(source)
         self.examples: list[Example] = []
         self.errors: list[RowError] = []
+        self._bar = progress(desc=f"reading {Path(source).name}", unit="row")
 
     def add(self, line: int, build) -> None:
         """Call `build()` for one row; a ValueError it raises becomes a row error."""
+        self._bar.update()
         try:
             built = build()
         except (ValueError, KeyError, TypeError) as problem:
@@ -77,6 +81,7 @@ class RowCollector:
         self.errors.append(RowError(self.source, line, message))
 
     def result(self, skip_invalid: bool) -> ImportResult:
+        self._bar.close()
         errors = tuple(sorted(self.errors, key=lambda e: e.line))
         if errors and not skip_invalid:
             raise DataError(

@@ -1,14 +1,15 @@
 """Reward settings shared by GRPO, DPO's simulated sessions, self-training and eval.
 
-A frozen dataclass in the style of `trainer.config`: the GRPO/DPO/eval settings inherit
-it, so the reward list, its weights and the reward options are TOML keys and flags.
+A frozen dataclass in the style of `trainer.config`: the GRPO/DPO/eval/self-training
+settings inherit it, so the reward list, its weights and the reward options are TOML
+keys and flags.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trainer.config import ConfigError, _f
+from trainer.config import ConfigError, Settings, setting
 from trainer.rewards import REGISTRY, RewardPack, build_reward_pack, parse_list
 
 DEFAULT_REWARDS = ",".join(REGISTRY)
@@ -16,19 +17,24 @@ DEFAULT_WEIGHTS = "1.0,1.0,0.5,1.0,2.0,0.5,0.25,1.0"
 
 
 @dataclass(frozen=True)
-class RewardSettings:
-    rewards: str = _f(DEFAULT_REWARDS, f"comma-separated reward names, from: {DEFAULT_REWARDS}")
-    reward_weights: str = _f(DEFAULT_WEIGHTS, "comma-separated weights, one per reward, same order")
-    emotion_classifier: str = _f(
+class RewardSettings(Settings):
+    rewards: str = setting(DEFAULT_REWARDS, f"comma-separated reward names, from: {DEFAULT_REWARDS}")
+    reward_weights: str = setting(DEFAULT_WEIGHTS, "comma-separated weights, one per reward, same order")
+    emotion_classifier: str = setting(
         "auto", "emotion alignment's classifier: auto (the app's, if installed) or none (authored check only)",
         ("auto", "none"),
     )
-    emotion_classifier_weight: float = _f(0.5, "share of emotion alignment given to the classifier (the rest: the authored check)")
-    relevance_client_weight: float = _f(0.5, "share of relevance given to similarity with the client's words (the rest: the reference reply)")
-    length_quality: str = _f("reference_agreement", "the reward whose running mean the bilateral length term must beat")
-    length_cache_batches: int = _f(4, "recent batches whose mean length and quality the bilateral term compares with")
+    emotion_classifier_weight: float = setting(
+        0.5, "share of emotion alignment given to the classifier (the rest: the authored check)", at_least=0, at_most=1)
+    relevance_client_weight: float = setting(
+        0.5, "share of relevance given to similarity with the client's words (the rest: the reference reply)",
+        at_least=0, at_most=1)
+    length_quality: str = setting("reference_agreement", "the reward whose running mean the bilateral length term must beat")
+    length_cache_batches: int = setting(4, "recent batches whose mean length and quality the bilateral term compares with",
+                                        at_least=1)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         names, weights = parse_list(self.rewards), parse_list(self.reward_weights)
         unknown = [n for n in names if n not in REGISTRY]
         if unknown:
@@ -39,10 +45,6 @@ class RewardSettings:
             [float(w) for w in weights]
         except ValueError:
             raise ConfigError(f"reward_weights must be numbers, not {self.reward_weights!r}") from None
-        if not 0 <= self.emotion_classifier_weight <= 1 or not 0 <= self.relevance_client_weight <= 1:
-            raise ConfigError("emotion_classifier_weight and relevance_client_weight must be within 0..1")
-        if self.length_cache_batches < 1:
-            raise ConfigError("length_cache_batches must be at least 1")
         if self.length_quality not in REGISTRY or self.length_quality == "bilateral_length":
             raise ConfigError(f"length_quality must be another reward, not {self.length_quality!r}")
 

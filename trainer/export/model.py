@@ -10,10 +10,10 @@ plus a base-model reference), or a full Hugging Face model folder. Steps:
 3. convert with llama.cpp's own `convert_hf_to_gguf.py`, version-matched with the
    installed llama-cpp-python (`trainer.llama_cpp_source`);
 4. write the ChatML chat template, `<|im_end|>` as end-of-sequence and end-of-turn, and
-   provenance into the GGUF with llama.cpp's gguf-py (`trainer.gguf_stamp`);
+   provenance into the GGUF with llama.cpp's gguf-py (`trainer.export.stamp`);
 5. quantise through llama.cpp's quantisation API (`llama_model_quantize`), which
    carries the metadata over;
-6. verify each file against the Hugging Face model (`trainer.export_verify`) and write
+6. verify each file against the Hugging Face model (`trainer.export.verify`) and write
    a manifest (SHA-256, size, quantisation, provenance, verification) next to it.
 """
 
@@ -40,9 +40,17 @@ from therapist_app.core.model_manifest import (
     write_manifest,
 )
 
-from trainer.export_verify import ParityThresholds, Reference, hf_reference, prompt_tokens, verify_gguf
+from trainer.export.errors import (
+    ExportError,
+    InsufficientDiskSpace,
+    TokenizerMissing,
+    UnsupportedArchitecture,
+    VerificationFailed,
+)
+from trainer.export.verify import ParityThresholds, Reference, hf_reference, prompt_tokens, verify_gguf
 from trainer.llama_cpp_source import ConverterMissing, llama_cpp_version, run_converter, source_dir
 from trainer.models import CHATML_TEMPLATE
+from trainer.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +68,6 @@ _BYTES_PER_WEIGHT = {"f32": 4.0, "f16": 2.0, "q8_0": 1.07, "q6_k": 0.83, "q5_k_m
 _FILE_OVERHEAD = 16 * 1024 * 1024
 _DISK_MARGIN = 1.10
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
-
-
-class ExportError(RuntimeError):
-    """An export that cannot run; the message says what to change."""
-
-
-class UnsupportedArchitecture(ExportError):
-    pass
-
-
-class TokenizerMissing(ExportError):
-    pass
-
-
-class InsufficientDiskSpace(ExportError):
-    pass
-
-
-class VerificationFailed(ExportError):
-    """Files were written with manifests marking them failed; the app will refuse them."""
 
 
 @dataclass(frozen=True)
@@ -322,8 +310,9 @@ def stamp_metadata(gguf_in: Path, gguf_out: Path, source: Source, settings: Expo
     src = source_dir()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src / "gguf-py"), env.get("PYTHONPATH")]))
+    # -P: the script's folder (this package) must not shadow the modules gguf-py imports.
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("gguf_stamp.py")), str(spec_path)],
+        [sys.executable, "-P", str(Path(__file__).with_name("stamp.py")), str(spec_path)],
         env=env, capture_output=True, text=True,
     )
     spec_path.unlink()
@@ -396,17 +385,29 @@ def export_model(settings: ExportSettings) -> ExportResult:
     staging = out / f".export-{source.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    intermediate = "f32" if "f32" in settings.quantisations else "f16"
+    steps = ((source.adapter_dir is not None) + 2 + len(set(settings.quantisations) - {intermediate})
+             + (1 + len(settings.quantisations)) * settings.verify)
+    bar = progress(desc="export", total=steps, unit="step")
     try:
-        hf_dir = merge_adapter(source, staging / "merged", settings.threads) if source.adapter_dir else source.model_dir
+        if source.adapter_dir:
+            bar.set_postfix_str("merging the adapter")
+            hf_dir = merge_adapter(source, staging / "merged", settings.threads)
+            bar.update()
+        else:
+            hf_dir = source.model_dir
         assert hf_dir is not None
-        intermediate = "f32" if "f32" in settings.quantisations else "f16"
         converted, stamped = staging / f"converted.{intermediate}.gguf", staging / f"stamped.{intermediate}.gguf"
         convert_started = time.perf_counter()
+        bar.set_postfix_str(f"converting to {intermediate}")
         try:
             run_converter(hf_dir, converted, intermediate)
         except RuntimeError as failure:
             raise ExportError(str(failure)) from None
+        bar.update()
+        bar.set_postfix_str("writing metadata")
         stamp_metadata(converted, stamped, source, settings)
+        bar.update()
         converted.unlink()
         convert_seconds = time.perf_counter() - convert_started
 
@@ -416,7 +417,9 @@ def export_model(settings: ExportSettings) -> ExportResult:
                 continue
             partial = staging / targets[q].name
             q_started = time.perf_counter()
+            bar.set_postfix_str(f"quantising to {q}")
             quantise(stamped, partial, q, settings.threads)
+            bar.update()
             quantise_seconds[q] = time.perf_counter() - q_started
             partial.replace(targets[q])
         if intermediate in settings.quantisations:
@@ -424,15 +427,21 @@ def export_model(settings: ExportSettings) -> ExportResult:
         else:
             stamped.unlink()
 
-        reference = _reference(targets[settings.quantisations[0]], hf_dir, settings) if settings.verify else None
+        reference = None
+        if settings.verify:
+            bar.set_postfix_str("reference logits")
+            reference = _reference(targets[settings.quantisations[0]], hf_dir, settings)
+            bar.update()
         files = []
         for q in settings.quantisations:
             counts, matrices = tensor_types(targets[q])
             notes = _fallback_note(q, matrices)
-            verification = (
-                verify_gguf(targets[q], q, reference, settings.thresholds, settings.threads, notes)
-                if reference is not None else _unverified(notes)
-            )
+            if reference is not None:
+                bar.set_postfix_str(f"verifying {q}")
+                verification = verify_gguf(targets[q], q, reference, settings.thresholds, settings.threads, notes)
+                bar.update()
+            else:
+                verification = _unverified(notes)
             manifest = ModelManifest(
                 file=targets[q].name,
                 sha256=sha256_file(targets[q]),
@@ -450,6 +459,7 @@ def export_model(settings: ExportSettings) -> ExportResult:
             )
             files.append(ExportedFile(targets[q], write_manifest(manifest, out), manifest))
     finally:
+        bar.close()
         shutil.rmtree(staging, ignore_errors=True)
     result = ExportResult(tuple(files), time.perf_counter() - started, convert_seconds, quantise_seconds)
     failed = [f for f in files if not f.manifest.verification.passed] if settings.verify else []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from trainer.export.errors import ExportError
+from trainer.llama_cpp_source import ConverterMissing
+from trainer.run import command
 
 DEFAULT_QUANTISATIONS = "f16,q8_0,q4_k_m"
 
@@ -42,30 +45,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_export)
 
 
+@command(ExportError, ConverterMissing, ValueError)  # ValueError: settings out of range
 def run_export(args: argparse.Namespace) -> int:
-    from trainer.export import ExportError, ExportSettings, VerificationFailed, export_model
-    from trainer.export_verify import ParityThresholds
-    from trainer.llama_cpp_source import ConverterMissing
+    from trainer.export.model import ExportSettings, export_model
+    from trainer.export.verify import ParityThresholds
 
-    try:
-        settings = ExportSettings(
-            source=args.source,
-            output_dir=args.output_dir,
-            license=args.license,
-            quantisations=tuple(q.strip().lower() for q in args.quantisations.split(",") if q.strip()),
-            name=args.name,
-            base_model=args.base_model,
-            threads=args.threads,
-            verify=not args.no_verify,
-            thresholds=ParityThresholds(min_top1=args.min_top1, require_stop=not args.allow_no_stop),
-        )
-        result = export_model(settings)
-    except VerificationFailed as failed:
-        print(f"error: {failed}", file=sys.stderr)
-        return 1
-    except (ExportError, ConverterMissing, ValueError) as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    settings = ExportSettings(
+        source=args.source,
+        output_dir=args.output_dir,
+        license=args.license,
+        quantisations=tuple(q.strip().lower() for q in args.quantisations.split(",") if q.strip()),
+        name=args.name,
+        base_model=args.base_model,
+        threads=args.threads,
+        verify=not args.no_verify,
+        thresholds=ParityThresholds(min_top1=args.min_top1, require_stop=not args.allow_no_stop),
+    )
+    result = export_model(settings)
     print(f"exported in {result.seconds:.1f}s (conversion {result.convert_seconds:.1f}s)")
     for exported in result.files:
         m = exported.manifest

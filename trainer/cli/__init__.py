@@ -1,8 +1,10 @@
 """`therapist-trainer`: every research command, one subcommand module each.
 
 Each module in COMMAND_MODULES defines `register(subparsers)`, which adds its parser
-and sets `func(args) -> int`. Heavy imports (torch, transformers) happen inside the
-command functions so `--help` stays fast.
+and sets `func(args) -> int` (wrapped by `trainer.run.command`, which turns expected
+failures into `error: ...` and an exit code). Heavy imports (torch, transformers)
+happen inside the command functions so `--help` stays fast. `python -m trainer.cli`
+runs it too (what `accelerate launch -m trainer.cli` needs).
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 
-COMMAND_MODULES: tuple[str, ...] = ("trainer.commands_data", "trainer.commands_sft", "trainer.commands_eval", "trainer.commands_export", "trainer.commands_rl", "trainer.emotion_head", "trainer.analysis_eval", "trainer.risk_head", "trainer.adapter_export", "trainer.crisis_eval", "trainer.blind_rating")
+COMMAND_MODULES: tuple[str, ...] = (
+    "trainer.cli.data", "trainer.cli.sft", "trainer.cli.eval", "trainer.cli.export", "trainer.cli.rl",
+    "trainer.emotion_head", "trainer.analysis_eval", "trainer.risk_head", "trainer.export.adapter",
+    "trainer.crisis_eval", "trainer.blind_rating",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +39,3 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

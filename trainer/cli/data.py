@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from trainer.data.app_export import import_app_export
@@ -15,8 +14,9 @@ from trainer.data.empathetic import import_empathetic
 from trainer.data.esconv import import_esconv
 from trainer.data.generic import EMOTION_SCHEMES, import_table, parse_mapping
 from trainer.data.hub import import_hub
-from trainer.data.records import DataError, read_jsonl, write_jsonl
+from trainer.data.records import read_jsonl, write_jsonl
 from trainer.data.split import SPLITS, SplitFractions, split_examples
+from trainer.run import command
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +91,13 @@ def _read(fmt: str, path: str, args: argparse.Namespace):
     return read_jsonl(path, args.skip_invalid)
 
 
+@command()
 def run_import(args: argparse.Namespace) -> int:
     examples, skipped = [], 0
-    try:
-        for path in args.inputs:
-            result = _read(args.format, path, args)
-            examples.extend(result.examples)
-            skipped += len(result.errors)
-    except DataError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    for path in args.inputs:
+        result = _read(args.format, path, args)
+        examples.extend(result.examples)
+        skipped += len(result.errors)
     dropped = 0
     if not args.keep_duplicates:
         examples, dropped = deduplicate(examples)
@@ -109,34 +106,26 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+@command(ValueError)  # --fractions that are not three numbers summing to 1
 def run_split(args: argparse.Namespace) -> int:
-    try:
-        parts = [float(p) for p in args.fractions.split(",")]
-        if len(parts) != 3:
-            raise ValueError("--fractions needs three numbers: train,validation,test")
-        fractions = SplitFractions(*parts)
-        examples = read_jsonl(args.input).examples
-    except (ValueError, DataError) as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    splits = split_examples(examples, fractions, args.seed)
+    parts = [float(p) for p in args.fractions.split(",")]
+    if len(parts) != 3:
+        raise ValueError("--fractions needs three numbers: train,validation,test")
+    splits = split_examples(read_jsonl(args.input).examples, SplitFractions(*parts), args.seed)
     for name in SPLITS:
         write_jsonl(splits[name], args.output_dir / f"{name}.jsonl")
     print(", ".join(f"{name}: {len(splits[name])}" for name in SPLITS) + f" examples in {args.output_dir}")
     return 0
 
 
+@command()
 def run_corpus(args: argparse.Namespace) -> int:
     from trainer.data.authored import batch_files, read_corpus, split_by_batch
     from trainer.data.records import file_sha256
 
     names = lambda text: [b.strip() for b in text.split(",") if b.strip()]  # noqa: E731
-    try:
-        batches = read_corpus(args.folder)
-        parts = split_by_batch(batches, names(args.test), names(args.validation))
-    except DataError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    batches = read_corpus(args.folder)
+    parts = split_by_batch(batches, names(args.test), names(args.validation))
     for name in SPLITS:
         write_jsonl(parts[name], args.output_dir / f"{name}.jsonl")
     held = {b: "test" for b in names(args.test)} | {b: "validation" for b in names(args.validation)}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from trainer.config import ConfigError, SFTSettings, add_config_arguments, config_from_args
+from trainer.config import add_settings_command, config_from_args
+from trainer.run import command
+from trainer.sft import SFTSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,37 +20,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gguf.add_argument("-o", "--output-dir", required=True, type=Path, help="folder to write the model into")
     gguf.set_defaults(func=run_import_gguf)
 
-    sft = subparsers.add_parser(
-        "sft",
+    add_settings_command(
+        subparsers, "sft", SFTSettings, run_sft_command,
         help="supervised fine-tuning (LoRA by default) on normalised JSONL data",
         description="Fine-tune a base model on reply tokens only. Settings come from defaults, "
         "then --config FILE, then flags. Runs unchanged under `accelerate launch`.",
     )
-    add_config_arguments(sft, SFTSettings)
-    sft.set_defaults(func=run_sft_command)
 
 
+@command()
 def run_import_gguf(args: argparse.Namespace) -> int:
-    from trainer.models import ModelError, bundled_gguf, import_gguf
+    from trainer.models import bundled_gguf, import_gguf
 
-    try:
-        out = import_gguf(args.gguf or bundled_gguf(), args.output_dir)
-    except ModelError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    out = import_gguf(args.gguf or bundled_gguf(), args.output_dir)
     print(f"wrote a trainable model to {out}")
     return 0
 
 
+@command()
 def run_sft_command(args: argparse.Namespace) -> int:
-    from trainer.sft import SFTError, run_sft
+    from trainer.sft import run_sft
 
-    try:
-        settings = config_from_args(SFTSettings, args)
-        result = run_sft(settings)
-    except (ConfigError, SFTError) as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    result = run_sft(config_from_args(SFTSettings, args))
     loss = (
         f"validation loss {result.first_eval_loss:.4f} -> {result.final_eval_loss:.4f}"
         if result.first_eval_loss is not None and result.final_eval_loss is not None

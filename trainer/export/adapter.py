@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 import tomllib
 from pathlib import Path
+
+from therapist_app.core.model_file import ModelFileError
+
+from trainer.llama_cpp_source import ConverterMissing
+from trainer.run import command
 
 COMMAND = "bash scripts/build_default_model.sh"
 MAX_BYTES = 16 * 1024 * 1024
@@ -96,23 +100,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@command(AdapterExportError, ConverterMissing, ModelFileError, OSError, json.JSONDecodeError, KeyError)
 def run(args: argparse.Namespace) -> int:
     from therapist_app.core.artifacts import models_dir
-    from therapist_app.core.model_file import DEFAULT_ADAPTER, ModelFileError
-
-    from trainer.llama_cpp_source import ConverterMissing
+    from therapist_app.core.model_file import DEFAULT_ADAPTER
 
     out = args.out or models_dir() / DEFAULT_ADAPTER
-    try:
-        metrics = {}
-        for item in args.metrics:
-            name, _, path = str(item).partition("=")
-            if not path:
-                raise AdapterExportError(f"--metrics wants NAME=FILE, not {item}")
-            metrics[name] = json.loads(Path(path).read_text(encoding="utf-8"))["result"]
-        entry = export_adapter(args.source, args.base, out, metrics)
-    except (AdapterExportError, ConverterMissing, ModelFileError, OSError, json.JSONDecodeError, KeyError) as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    metrics = {}
+    for item in args.metrics:
+        name, _, path = str(item).partition("=")
+        if not path:
+            raise AdapterExportError(f"--metrics wants NAME=FILE, not {item}")
+        metrics[name] = json.loads(Path(path).read_text(encoding="utf-8"))["result"]
+    entry = export_adapter(args.source, args.base, out, metrics)
     print(f"wrote {out} ({entry['bytes'] / 2**20:.1f} MB, sha256 {entry['sha256'][:12]}…)")
     return 0

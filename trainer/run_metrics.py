@@ -1,7 +1,8 @@
-"""The trainer callback that writes `metrics.jsonl`: loss, learning rate, tokens/s."""
+"""The one trainer callback every run uses: it writes `metrics.jsonl` and measures tokens/s."""
 
 from __future__ import annotations
 
+import math
 import time
 
 from transformers import TrainerCallback
@@ -10,10 +11,14 @@ from trainer.run_folder import RunFolder
 
 
 class MetricsCallback(TrainerCallback):
-    """Appends each log to the run folder (main process only) and measures tokens/s.
+    """Appends every numeric log (losses, learning rate, reward components, margins) to
+    the run folder (main process only) and measures training throughput one way for
+    every trainer.
 
-    Tokens are TRL's `num_tokens`, the non-padding tokens seen on all processes, so the
-    rate is real training throughput, not padded width.
+    Throughput is TRL's `num_tokens` (the non-padding tokens of all processes; for GRPO
+    prompts and generated completions) gained between two training logs, over the wall
+    time between them, validation excluded. The first training log is the baseline:
+    SFT and DPO count from zero in each `train()` call, GRPO from the resumed state.
     """
 
     def __init__(self, folder: RunFolder | None) -> None:
@@ -23,24 +28,21 @@ class MetricsCallback(TrainerCallback):
         self._last: tuple[float, float] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        # TRL counts tokens from zero in every `train()` call, resumed ones included.
-        self._last = (time.perf_counter(), 0.0)
+        self._last = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
         now = time.perf_counter()
         record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+        record.update({k: v for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float))
+                       and not isinstance(v, bool) and math.isfinite(v)})
         if "num_tokens" in logs and "loss" in logs:
             tokens = float(logs["num_tokens"])
             if self._last is not None and tokens > self._last[1] and now > self._last[0]:
-                rate = (tokens - self._last[1]) / (now - self._last[0])
+                record["tokens_per_second"] = round((tokens - self._last[1]) / (now - self._last[0]), 1)
                 self._tokens += tokens - self._last[1]
                 self._seconds += now - self._last[0]
-                record["tokens_per_second"] = round(rate, 1)
             self._last = (now, tokens)
-        for key in ("loss", "learning_rate", "grad_norm", "eval_loss", "mean_token_accuracy", "eval_mean_token_accuracy"):
-            if key in logs:
-                record[key] = logs[key]
         if "eval_loss" in logs and self._last is not None:
             # Validation time is not training time: restart the clock after it.
             self._last = (time.perf_counter(), self._last[1])
@@ -48,5 +50,5 @@ class MetricsCallback(TrainerCallback):
             self.folder.log_metrics(record)
 
     def tokens_per_second(self) -> float:
-        """Mean training throughput between logs (0.0 when fewer than two logs)."""
+        """Mean training throughput between logs (0.0 when fewer than two training logs)."""
         return self._tokens / self._seconds if self._seconds else 0.0

@@ -1,8 +1,8 @@
 """Copy a GGUF with new metadata, through llama.cpp's own gguf-py (`gguf_new_metadata`).
 
-Run as a script by `trainer.export` with the gguf-py vendored in the llama-cpp-python
+Run as a script by `trainer.export.model` with the gguf-py vendored in the llama-cpp-python
 sdist first on PYTHONPATH, so the writer is the one version-matched with the llama.cpp
-that will read the file. Usage: `python gguf_stamp.py SPEC.json`, where the spec holds
+that will read the file. Usage: `python -P stamp.py SPEC.json`, where the spec holds
 
     {"input": ..., "output": ..., "chat_template": ...,
      "special_tokens": {"eos": "<|im_end|>", "eot": "<|im_end|>"},
