@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QFileDialog,
     QMessageBox,
     QProgressBar,
     QPlainTextEdit,
@@ -269,6 +270,8 @@ class MainWindow(QMainWindow):
                                            self.open_restore)
         records_menu.addSeparator()
         self.audit_action = self._action(records_menu, "&Audit log…", self.open_audit_log)
+        self.training_export_action = self._action(records_menu, "Export &training data…",
+                                                   self.open_training_export)
 
         client_menu = bar.addMenu("&Client")
         self._action(client_menu, "&New client", self._focus_new_client, "Ctrl+N")
@@ -652,6 +655,27 @@ class MainWindow(QMainWindow):
         self._open_dialog(done)
         log.info("restored from a backup (%d files set aside)", len(aside))
 
+    def open_training_export(self) -> None:
+        """Choose a file for the de-identified decisions (what `therapist-trainer loop`
+        and `dpo` learn from); clinic policy can forbid it."""
+        if self.store is None or not self.policy.export_allowed:
+            return
+        chooser = QFileDialog(self, "Export training data", str(Path.home() / "training.jsonl"),
+                              "Training data (*.jsonl)")
+        chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        chooser.setOption(QFileDialog.Option.DontUseNativeDialog)  # no recent-files entry
+        chooser.fileSelected.connect(lambda name: self.export_training_to(Path(name)))
+        self._open_dialog(chooser)
+
+    def export_training_to(self, destination: Path) -> None:
+        store = self.store
+        if store is None or self.tasks.busy:
+            return
+        self.tasks.run(lambda: store.export_training(destination, self.policy),
+                       lambda count: self.show_message(
+                           f"Exported {count} de-identified decisions to {destination.name}."),
+                       lambda error: self.show_message(f"Training export failed: {error}"))
+
     def open_audit_log(self) -> None:
         if self.store is None or self.tasks.busy:
             return
@@ -737,6 +761,7 @@ class MainWindow(QMainWindow):
         self.backup_action.setEnabled(unlocked and idle)
         self.restore_action.setEnabled(idle)
         self.audit_action.setEnabled(unlocked and idle)
+        self.training_export_action.setEnabled(unlocked and idle and self.policy.export_allowed)
         self.lock_action.setEnabled(unlocked)
         self.export_action.setEnabled(unlocked and self.policy.export_allowed
                                       and self.controller.session is not None)
