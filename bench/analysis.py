@@ -40,8 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     from therapist_app.core.dialogue_format import Turn
     from therapist_app.core.risk import RiskDetector
 
-    texts = [json.loads(line)["text"] for path in sorted((asset_path("corpus") / "emotion").glob("*.jsonl"))
-             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((asset_path("corpus") / "emotion").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     if len(texts) < args.runs + 12:
         print(f"error: {len(texts)} distinct turns cannot fill {args.runs} runs", file=sys.stderr)
         return 2
@@ -67,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         pattern_timings.append((time.perf_counter() - t0) * 1000)
     median = statistics.median(timings)
     p90 = statistics.quantiles(timings, n=10)[-1]
-    print(f"load_s={load_s:.2f} runs={args.runs} threads={args.threads} cpus={os.cpu_count()} "
-          f"load_average={os.getloadavg()[0]:.1f}")
+    print(
+        f"load_s={load_s:.2f} runs={args.runs} threads={args.threads} cpus={os.cpu_count()} "
+        f"load_average={os.getloadavg()[0]:.1f}"
+    )
     print(f"p90_ms={p90:.2f} patterns_ms={statistics.median(pattern_timings):.3f}")
     print(f"RESULT analysis_ms={median:.2f}")
     return 0

@@ -70,9 +70,7 @@ def main() -> None:
             "cold": cold,
             "step1": lambda: after_cache([(nxt, CACHED, 0, True)]),
             "step3": lambda: after_cache([(nxt, CACHED, seq, True) for seq in range(3)]),
-            "tail40": lambda: after_cache(
-                [(t, CACHED + i, 0, i == TAIL - 1) for i, t in enumerate(tokens[CACHED:])]
-            ),
+            "tail40": lambda: after_cache([(t, CACHED + i, 0, i == TAIL - 1) for i, t in enumerate(tokens[CACHED:])]),
         }
 
         def sample() -> float:

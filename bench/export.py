@@ -29,7 +29,8 @@ from trainer.models import bundled_gguf, import_gguf
 QUANTS = ("f16", "q8_0", "q4_k_m")
 REQUEST = SuggestionRequest(
     "I've been feeling on edge all week and I can't switch off at night.",
-    emotion=EmotionReading("anxiety", 0.8), strategy="reflection",
+    emotion=EmotionReading("anxiety", 0.8),
+    strategy="reflection",
 )
 
 
@@ -65,10 +66,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         hf = import_gguf(bundled_gguf(), Path(tmp) / "smollm2")
-        result = export_model(ExportSettings(
-            source=hf, output_dir=Path(tmp) / "out", license="apache-2.0", quantisations=QUANTS,
-            name="smollm2-135m-instruct", threads=args.threads,
-        ))
+        result = export_model(
+            ExportSettings(
+                source=hf,
+                output_dir=Path(tmp) / "out",
+                license="apache-2.0",
+                quantisations=QUANTS,
+                name="smollm2-135m-instruct",
+                threads=args.threads,
+            )
+        )
         rates: dict[str, list[float]] = {q: [] for q in QUANTS}
         for _ in range(args.rounds):
             for q in QUANTS:
@@ -77,10 +84,12 @@ def main() -> None:
         for q in QUANTS:
             m = result.file(q).manifest
             v = m.verification
-            print(f"{q:7s} {m.size_bytes / 1e6:7.1f} MB  decode {median[q]:6.1f} tok/s  "
-                  f"top-1 {v.top1_agreement:.4f} ({v.positions_compared} positions)  "
-                  f"max |dlogit| {v.max_abs_logit_error:.4f}  mean |dlogit| {v.mean_abs_logit_error:.5f}  "
-                  f"stops {v.generation_stopped}  quantise {result.quantise_seconds.get(q, 0.0):.1f}s")
+            print(
+                f"{q:7s} {m.size_bytes / 1e6:7.1f} MB  decode {median[q]:6.1f} tok/s  "
+                f"top-1 {v.top1_agreement:.4f} ({v.positions_compared} positions)  "
+                f"max |dlogit| {v.max_abs_logit_error:.4f}  mean |dlogit| {v.mean_abs_logit_error:.5f}  "
+                f"stops {v.generation_stopped}  quantise {result.quantise_seconds.get(q, 0.0):.1f}s"
+            )
         print(f"conversion (convert_hf_to_gguf + metadata) {result.convert_seconds:.1f}s of {result.seconds:.1f}s")
         f16 = result.file("f16").manifest.verification
         print(

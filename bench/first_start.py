@@ -66,16 +66,21 @@ app.exec()
 
 def profile_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
-               XDG_DATA_HOME=str(home / ".local/share"), XDG_CONFIG_HOME=str(home / ".config"),
-               QT_QPA_PLATFORM="offscreen")
+    env.update(
+        HOME=str(home),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        QT_QPA_PLATFORM="offscreen",
+    )
     return env
 
 
 def time_demo(home: Path) -> tuple[float, float]:
     started = time.time()
-    proc = subprocess.Popen([str(APP), "demo"], env=profile_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [str(APP), "demo"], env=profile_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     model = first = None
     for line in proc.stdout:
         if model is None and line.startswith("Model:"):
@@ -92,8 +97,13 @@ def time_demo(home: Path) -> tuple[float, float]:
 
 def time_window(home: Path) -> tuple[float, float]:
     started = time.time()
-    done = subprocess.run([sys.executable, "-c", WINDOW_DRIVER, str(home / "store.db")],
-                          env=profile_env(home), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", WINDOW_DRIVER, str(home / "store.db")],
+        env=profile_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     events = dict(line.split() for line in done.stdout.splitlines() if line[:5] in ("shown", "ready"))
     if "ready" not in events:
         raise SystemExit(f"the window did not get ready: {done.stderr[-2000:]}")
@@ -116,12 +126,17 @@ def main() -> None:
             window_shown, window_ready = time_window(Path(scratch))
             shown.append(window_shown)
             ready.append(window_ready)
-        print(f"run {run + 1}: demo first round {first:.2f} s (warm {warm_demo[-1]:.2f} s), "
-              f"window shown {window_shown:.2f} s, ready {window_ready:.2f} s", flush=True)
+        print(
+            f"run {run + 1}: demo first round {first:.2f} s (warm {warm_demo[-1]:.2f} s), "
+            f"window shown {window_shown:.2f} s, ready {window_ready:.2f} s",
+            flush=True,
+        )
     med = statistics.median
-    print(f"RESULT demo_first_round_s={med(fresh_demo):.2f} demo_model_ready_s={med(fresh_model):.2f} "
-          f"window_shown_s={med(shown):.2f} window_ready_s={med(ready):.2f} "
-          f"fresh_vs_warm={med(fresh_demo) / med(warm_demo):.3f}")
+    print(
+        f"RESULT demo_first_round_s={med(fresh_demo):.2f} demo_model_ready_s={med(fresh_model):.2f} "
+        f"window_shown_s={med(shown):.2f} window_ready_s={med(ready):.2f} "
+        f"fresh_vs_warm={med(fresh_demo) / med(warm_demo):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def measure_bestofn(engine: SuggestionEngine, scorer: DraftScorer, rounds: int) 
                 stats = DraftRound(engine, request, scorer, seed=seed).complete().stats
             times.append(time.perf_counter() - started)
             ttfts.append(stats.ttft_s)
-    return (statistics.mean(best) / statistics.mean(three),
-            statistics.median(best_ttft) / statistics.median(three_ttft))
+    return (
+        statistics.mean(best) / statistics.mean(three),
+        statistics.median(best_ttft) / statistics.median(three_ttft),
+    )
 
 
 def measure_tuned(threads: int, rounds: int) -> dict[str, float]:
@@ -128,9 +130,12 @@ def measure_tuned(threads: int, rounds: int) -> dict[str, float]:
         return {}
     setups = {"base": (None, True), "merged": (adapter, True), "at_load": (adapter, False)}
     rates: dict[str, list[float]] = {name: [] for name in setups}
-    engines = {name: SuggestionEngine(EngineConfig(adapter_path=lora, merge_adapter=merge, n_threads=threads,
-                                                   max_tokens=48, seed=11))
-               for name, (lora, merge) in setups.items()}
+    engines = {
+        name: SuggestionEngine(
+            EngineConfig(adapter_path=lora, merge_adapter=merge, n_threads=threads, max_tokens=48, seed=11)
+        )
+        for name, (lora, merge) in setups.items()
+    }
     try:
         for k in range(2 * rounds):
             order = list(setups) if k % 2 == 0 else list(reversed(setups))
@@ -144,8 +149,10 @@ def measure_tuned(threads: int, rounds: int) -> dict[str, float]:
         for engine in engines.values():
             engine.close()
     base = statistics.median(rates["base"])
-    return {"tuned_decode_ratio": statistics.median(rates["merged"]) / base,
-            "adapter_decode_ratio": statistics.median(rates["at_load"]) / base}
+    return {
+        "tuned_decode_ratio": statistics.median(rates["merged"]) / base,
+        "adapter_decode_ratio": statistics.median(rates["at_load"]) / base,
+    }
 
 
 def measure_ttft(engine: SuggestionEngine) -> dict[str, float]:
@@ -156,8 +163,11 @@ def measure_ttft(engine: SuggestionEngine) -> dict[str, float]:
         request = conversation(k)
         # Typing pauses after each word; submission follows the last one at once.
         typed = request.client_words.rsplit(" ", 1)[0]
-        for name, primes in (("warm_ttft_ratio", ("", typed)), ("warm_transcript_ratio", ("",)),
-                             ("warm_unprimed_ratio", ())):
+        for name, primes in (
+            ("warm_ttft_ratio", ("", typed)),
+            ("warm_transcript_ratio", ("",)),
+            ("warm_unprimed_ratio", ()),
+        ):
             engine.reset_session()
             engine.complete(conversation(k - 1), n=1)
             for draft in primes:
@@ -226,8 +236,10 @@ def main() -> None:
     figures.update(ttft)
     figures.update(bestofn_ratio=bestofn, bestofn_ttft_ratio=bestofn_ttft)
     if tuned:
-        print(f"decode of the tuned default / the bundled model: merged {tuned['tuned_decode_ratio']:.3f}, "
-              f"adapter applied at load {tuned['adapter_decode_ratio']:.3f}")
+        print(
+            f"decode of the tuned default / the bundled model: merged {tuned['tuned_decode_ratio']:.3f}, "
+            f"adapter applied at load {tuned['adapter_decode_ratio']:.3f}"
+        )
         figures.update(tuned)
     print("RESULT " + " ".join(f"{k}={v:.3f}" for k, v in figures.items()))
 

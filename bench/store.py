@@ -27,20 +27,26 @@ from pathlib import Path
 from therapist_app.core.store import KdfParams, Store
 from therapist_app.core.store.schema import migrate, now
 
-TEXT = ("I've been feeling on edge all week and I can't switch off at night; work keeps "
-        "piling up and my manager doesn't seem to notice how much I do.")
+TEXT = (
+    "I've been feeling on edge all week and I can't switch off at night; work keeps "
+    "piling up and my manager doesn't seem to notice how much I do."
+)
 PASSPHRASE = "benchmark passphrase"
 
 
 def plain_sqlite(path: Path) -> tuple[sqlite3.Connection, int]:
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode = WAL", "synchronous = FULL", "foreign_keys = ON",
-                   "temp_store = MEMORY", "secure_delete = ON"):
+    for pragma in (
+        "journal_mode = WAL",
+        "synchronous = FULL",
+        "foreign_keys = ON",
+        "temp_store = MEMORY",
+        "secure_delete = ON",
+    ):
         conn.execute(f"PRAGMA {pragma}")
     migrate(conn)
     conn.execute("INSERT INTO clients(code, created_at) VALUES ('C-1', ?)", (now(),))
-    conn.execute("INSERT INTO sessions(client_id, conversation_id, started_at) "
-                 "VALUES (1, 'x', ?)", (now(),))
+    conn.execute("INSERT INTO sessions(client_id, conversation_id, started_at) VALUES (1, 'x', ?)", (now(),))
     return conn, 1
 
 
@@ -50,7 +56,8 @@ def plain_append(conn: sqlite3.Connection, session_id: int) -> None:
     conn.execute(
         "INSERT INTO utterances(session_id, speaker, text, created_at, emotion_detected,"
         " emotion_confidence, risk_flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (session_id, "client", TEXT, now(), "anxiety", 0.8, json.dumps([])))
+        (session_id, "client", TEXT, now(), "anxiety", 0.8, json.dumps([])),
+    )
     conn.execute("COMMIT")
 
 
@@ -73,6 +80,7 @@ def run(folder: Path, appends: int) -> dict[str, float]:
     ours, theirs = [], []
     with Store.open(path, PASSPHRASE) as store:
         session_id = store.start_session(store.add_client("C-1").id).id
+
         def timed(append) -> float:
             start = time.perf_counter()
             append()
@@ -103,8 +111,9 @@ def run(folder: Path, appends: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=400, help="timed appends per side")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="folder for the two databases (default: a new temp folder)")
+    parser.add_argument(
+        "--folder", type=Path, default=None, help="folder for the two databases (default: a new temp folder)"
+    )
     args = parser.parse_args()
     if args.folder is None:
         with tempfile.TemporaryDirectory(prefix="store-bench-") as folder:
@@ -114,8 +123,10 @@ def main() -> None:
         figures = run(args.folder, args.appends)
     for name, value in figures.items():
         print(f"{name:>14}: {value:.4f}")
-    print(f"RESULT unlock_s={figures['unlock_s']:.3f} append_p50_ms={figures['append_p50_ms']:.3f} "
-          f"append_p99_ms={figures['append_p99_ms']:.3f} vs_sqlite={figures['vs_sqlite']:.3f}")
+    print(
+        f"RESULT unlock_s={figures['unlock_s']:.3f} append_p50_ms={figures['append_p50_ms']:.3f} "
+        f"append_p99_ms={figures['append_p99_ms']:.3f} vs_sqlite={figures['vs_sqlite']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,10 @@ def main() -> None:
         print(f"{kind:14s} {count:5d} tried  {count - bad:5d} survived")
     for outcome in failed[:20]:
         print(f"  FAILED {outcome.kind}: {outcome.detail}")
-    print(f"RESULT faults={len(outcomes)} survived={len(outcomes) - len(failed)} "
-          f"lost={sum(o.lost for o in outcomes)} silent={sum(o.silent for o in outcomes)}")
+    print(
+        f"RESULT faults={len(outcomes)} survived={len(outcomes) - len(failed)} "
+        f"lost={sum(o.lost for o in outcomes)} silent={sum(o.silent for o in outcomes)}"
+    )
 
 
 if __name__ == "__main__":

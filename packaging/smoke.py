@@ -64,11 +64,19 @@ def default_tarball() -> Path:
 
 def clean_env(home: Path) -> dict[str, str]:
     """A first-login environment: nothing from this shell, venv or user carries over."""
-    dirs = {name: home / sub for name, sub in (
-        ("XDG_CONFIG_HOME", ".config"), ("XDG_DATA_HOME", ".local/share"),
-        ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state"),
-        ("XDG_RUNTIME_DIR", "runtime"), ("XDG_CONFIG_DIRS", "etc-xdg"),
-        ("XDG_DATA_DIRS", "usr-share"), ("TMPDIR", "tmp"))}
+    dirs = {
+        name: home / sub
+        for name, sub in (
+            ("XDG_CONFIG_HOME", ".config"),
+            ("XDG_DATA_HOME", ".local/share"),
+            ("XDG_CACHE_HOME", ".cache"),
+            ("XDG_STATE_HOME", ".local/state"),
+            ("XDG_RUNTIME_DIR", "runtime"),
+            ("XDG_CONFIG_DIRS", "etc-xdg"),
+            ("XDG_DATA_DIRS", "usr-share"),
+            ("TMPDIR", "tmp"),
+        )
+    }
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return {
@@ -85,8 +93,9 @@ def run_timed(command: list[str], env: dict[str, str], cwd: Path, timeout: float
     started = time.perf_counter()
     ready_s = None
     lines = []
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
     assert process.stdout is not None
     try:
         for line in process.stdout:
@@ -106,15 +115,24 @@ def run_timed(command: list[str], env: dict[str, str], cwd: Path, timeout: float
 
 def strace_command(output: Path) -> list[str]:
     """Follow every process and thread; log socket creation and connects, one file each."""
-    return ["strace", "-f", "-ff", "-qq", "-e", "signal=none", "-e",
-            "trace=socket,socketpair,connect", "-o", str(output)]
+    return [
+        "strace",
+        "-f",
+        "-ff",
+        "-qq",
+        "-e",
+        "signal=none",
+        "-e",
+        "trace=socket,socketpair,connect",
+        "-o",
+        str(output),
+    ]
 
 
 def network_syscalls(trace: Path) -> list[str]:
     hits = []
     for path in trace.parent.glob(trace.name + "*"):  # -ff writes one file per process
-        hits += [line.strip() for line in path.read_text(errors="replace").splitlines()
-                 if NETWORK_SYSCALL.search(line)]
+        hits += [line.strip() for line in path.read_text(errors="replace").splitlines() if NETWORK_SYSCALL.search(line)]
     return hits
 
 
@@ -127,8 +145,7 @@ def smoke(tarball: Path, threads: int, use_strace: bool) -> dict[str, str]:
             tar.extractall(install, filter="data")
         (top,) = list(install.iterdir())
         binary = top / APP_NAME
-        installed_mb = sum(p.stat().st_size for p in top.rglob("*")
-                           if p.is_file() and not p.is_symlink()) / 1e6
+        installed_mb = sum(p.stat().st_size for p in top.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
         env = clean_env(tmp_path / "home")
         workdir = tmp_path / "home"
 
@@ -153,9 +170,12 @@ def smoke(tarball: Path, threads: int, use_strace: bool) -> dict[str, str]:
             # The check must be able to fail: a process that does open an internet
             # socket has to be caught by the same trace and the same pattern.
             control = tmp_path / "control.out"
-            subprocess.run(strace_command(control) + [
-                sys.executable, "-c", "import socket; socket.socket(socket.AF_INET).close()"],
-                check=True, timeout=120)
+            subprocess.run(
+                strace_command(control)
+                + [sys.executable, "-c", "import socket; socket.socket(socket.AF_INET).close()"],
+                check=True,
+                timeout=120,
+            )
             if not network_syscalls(control):
                 raise SmokeFailed("the strace check does not see a known AF_INET socket")
             trace = tmp_path / "strace.out"

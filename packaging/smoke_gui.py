@@ -25,8 +25,10 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-CLIENT_WORDS = ("I haven't slept properly in weeks and work keeps piling up. Sometimes I "
-                "think everyone would be better off without me.")
+CLIENT_WORDS = (
+    "I haven't slept properly in weeks and work keeps piling up. Sometimes I "
+    "think everyone would be better off without me."
+)
 
 
 def wait_until(app: QApplication, condition, timeout_s: float, what: str) -> float:
@@ -66,11 +68,18 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
     QTest.keyClicks(page.passphrase, "quiet river lantern morning")
     QTest.keyClicks(page.confirm, "quiet river lantern morning")
     page.create_button.click()
-    report["unlock_s"] = round(wait_until(
-        app, lambda: window.pages.currentWidget() is window.workspace, 60, "the new store"), 2)
-    report["model_load_s"] = round(wait_until(
-        app, lambda: window.engine.info is not None or window.model_label.text().endswith("not loaded"),
-        180, "the model"), 2)
+    report["unlock_s"] = round(
+        wait_until(app, lambda: window.pages.currentWidget() is window.workspace, 60, "the new store"), 2
+    )
+    report["model_load_s"] = round(
+        wait_until(
+            app,
+            lambda: window.engine.info is not None or window.model_label.text().endswith("not loaded"),
+            180,
+            "the model",
+        ),
+        2,
+    )
     if window.engine.info is None:
         raise RuntimeError(window.statusBar().currentMessage() or "the model did not load")
     report["model"] = window.engine.info.model_name
@@ -87,7 +96,8 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
     first_tokens: list[float] = []
     controller = window.controller
     controller.suggestions_updated.connect(
-        lambda: first_tokens.append(time.perf_counter()) if not first_tokens else None)
+        lambda: first_tokens.append(time.perf_counter()) if not first_tokens else None
+    )
     window.input.setFocus()
     QTest.keyClicks(window.input, CLIENT_WORDS)
     heartbeat.start()
@@ -95,8 +105,12 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
     QTest.keyClick(window.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     wait_until(app, lambda: controller.generating, 60, "generation to start")
     generation_started = time.perf_counter()
-    wait_until(app, lambda: not controller.generating and controller.slots
-               and all(s.finish_reason for s in controller.slots), 180, "three suggestions")
+    wait_until(
+        app,
+        lambda: not controller.generating and controller.slots and all(s.finish_reason for s in controller.slots),
+        180,
+        "three suggestions",
+    )
     finished = time.perf_counter()
     heartbeat.stop()
     during = [t for t in ticks if generation_started <= t <= finished]
@@ -105,22 +119,27 @@ def walk(screenshot: Path, data_dir: Path) -> dict:
     report["round_s"] = round(finished - submitted, 2)
     report["gui_ticks_while_generating"] = len(during)
     report["longest_gui_gap_ms"] = round(max(gaps) * 1000, 1) if gaps else None
-    report["suggestions"] = [{"strategy": s.strategy, "chars": len(s.text), "finish": s.finish_reason}
-                             for s in controller.slots]
+    report["suggestions"] = [
+        {"strategy": s.strategy, "chars": len(s.text), "finish": s.finish_reason} for s in controller.slots
+    ]
     report["speed"] = window.speed_label.text()
     report["crisis_banner"] = window.banner.isVisible()
     report["emotion_chip"] = window.emotion_chip.text()
 
     if controller.crisis_pending:
-        QTest.keyClick(window.suggestions, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier
-                       | Qt.KeyboardModifier.ShiftModifier)
-        wait_until(app, lambda: not controller.crisis_pending, 5,
-                   "Ctrl+Shift+A to acknowledge the crisis warning")
+        QTest.keyClick(
+            window.suggestions, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        )
+        wait_until(app, lambda: not controller.crisis_pending, 5, "Ctrl+Shift+A to acknowledge the crisis warning")
     chosen = next(i for i, s in enumerate(controller.slots) if s.decidable)
     window.suggestions.setFocus()
     QTest.keyClick(window.suggestions, Qt.Key.Key_1 + chosen)
-    wait_until(app, lambda: controller.utterances and controller.utterances[-1].speaker == "therapist",
-               10, "the accepted reply in the transcript")
+    wait_until(
+        app,
+        lambda: controller.utterances and controller.utterances[-1].speaker == "therapist",
+        10,
+        "the accepted reply in the transcript",
+    )
     stored = window.store.session_transcript(controller.session.id)
     report["stored_decisions"] = [d.decision for d in stored.decisions]
     report["transcript_turns"] = [u.speaker for u in stored.utterances]
@@ -141,15 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--screenshot", type=Path, required=True, help="PNG file to write")
     args = parser.parse_args(argv)
     if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb" or not os.environ.get("DISPLAY"):
-        print("run this under an X display (xvfb-run) with QT_QPA_PLATFORM unset or xcb",
-              file=sys.stderr)
+        print("run this under an X display (xvfb-run) with QT_QPA_PLATFORM unset or xcb", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="therapist-smoke-") as folder:
         report = walk(args.screenshot.resolve(), Path(folder))
     print(json.dumps(report))
-    ok = (report["stored_decisions"] == ["accepted"]
-          and report["transcript_turns"] == ["client", "therapist"]
-          and len(report["suggestions"]) == 3)
+    ok = (
+        report["stored_decisions"] == ["accepted"]
+        and report["transcript_turns"] == ["client", "therapist"]
+        and len(report["suggestions"]) == 3
+    )
     return 0 if ok else 1
 
 

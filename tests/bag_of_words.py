@@ -20,6 +20,7 @@ def keyword_layers(keywords):
     """A stand-in for `Embedder.embed_layers`: one layer whose first dimensions count the
     given keywords in each text (whole words, any case), so a test head can be written
     by hand over them."""
+
     def embed_layers(texts):
         out = np.zeros((len(texts), 1, 384), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -27,6 +28,7 @@ def keyword_layers(keywords):
             for k, keyword in enumerate(keywords):
                 out[row, 0, k] = tokens.count(keyword)
         return out
+
     return embed_layers
 
 

@@ -6,9 +6,8 @@ import os
 from pathlib import Path
 
 import keyring
-from keyring.backend import KeyringBackend
-
 import pytest
+from keyring.backend import KeyringBackend
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach a hub: anything that tries fails at once instead of hanging.

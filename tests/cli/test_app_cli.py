@@ -45,10 +45,22 @@ def test_version(capsys):
 def test_suggest_prints_emotion_and_strategy_tagged_suggestions(tiny_gguf, tmp_path, capsys):
     context = tmp_path / "context.txt"
     context.write_bytes("Therapist: What brings you in?\nClient: Work.\n".encode("utf-16"))
-    code = main([
-        "suggest", "My boss shouts at me.", "--emotion", "anger", "--context-file", str(context),
-        "-n", "2", "--model", str(tiny_gguf), "--max-tokens", "8",
-    ])
+    code = main(
+        [
+            "suggest",
+            "My boss shouts at me.",
+            "--emotion",
+            "anger",
+            "--context-file",
+            str(context),
+            "-n",
+            "2",
+            "--model",
+            str(tiny_gguf),
+            "--max-tokens",
+            "8",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Emotion used: anger" in out
@@ -106,8 +118,18 @@ def test_no_display_runs_the_demo(monkeypatch, tiny_gguf, capsys):
 
 @pytest.mark.slow
 def test_suggest_detects_emotion_and_warns_on_crisis_language(tiny_gguf, capsys):
-    code = main(["suggest", "Honestly everyone would be better off without me.",
-                 "-n", "1", "--model", str(tiny_gguf), "--max-tokens", "6"])
+    code = main(
+        [
+            "suggest",
+            "Honestly everyone would be better off without me.",
+            "-n",
+            "1",
+            "--model",
+            str(tiny_gguf),
+            "--max-tokens",
+            "6",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert out.index("CRISIS LANGUAGE (suicide_selfharm") < out.index("1. [")

@@ -29,8 +29,9 @@ def home(tmp_path, monkeypatch, tiny_gguf) -> Path:
     shutil.copy(tiny_gguf, blob)
     manifest = home / ".ollama/models/manifests/registry.ollama.ai/library/tiny/f32"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]}))
+    manifest.write_text(
+        json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]})
+    )
     monkeypatch.setenv("HOME", str(home))
     for variable in ("OLLAMA_MODELS", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(variable, raising=False)
@@ -54,9 +55,12 @@ def test_models_found_lists_each_app_and_scanned_folders(home, tmp_path, tiny_gg
     assert main(["models", "found"]) == 0
     lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [(n, source, name) for n, source, name, _, _ in lines] == [
-        ("1", "LM Studio", "tiny-llama.f32.gguf"), ("2", "Ollama", "tiny:f32")]
-    assert lines[1][3].endswith("MB") and lines[1][4] == str(home / ".ollama/models/blobs"
-                                                              / f"sha256-{sha256_file(tiny_gguf)}")
+        ("1", "LM Studio", "tiny-llama.f32.gguf"),
+        ("2", "Ollama", "tiny:f32"),
+    ]
+    assert lines[1][3].endswith("MB") and lines[1][4] == str(
+        home / ".ollama/models/blobs" / f"sha256-{sha256_file(tiny_gguf)}"
+    )
     mine = tmp_path / "my-models"
     mine.mkdir()
     shutil.copy(tiny_gguf, mine / "counsel.gguf")
@@ -79,8 +83,24 @@ def test_add_found_uses_the_file_in_place(home, db, fd, tmp_path, tiny_gguf, cap
     from therapist_app.core.store import Store
 
     app_models = tmp_path / "app-models"
-    assert main(["models", "add", "--found", "tiny:f32", "--db", db, "--passphrase-fd", fd(PASS),
-                 "--models-folder", str(app_models), *_policy(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                "--found",
+                "tiny:f32",
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                "--models-folder",
+                str(app_models),
+                *_policy(tmp_path),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tiny:f32 (Ollama)" in out and "used where it is" in out and "registered as model 1" in out
     with Store.open(db, PASS) as store:
@@ -96,14 +116,48 @@ def test_add_found_copies_when_asked_and_policy_decides(home, db, fd, tmp_path, 
     sha = sha256_file(tiny_gguf)
     app_models = tmp_path / "app-models"
     deny = _policy(tmp_path, f'[policy]\nrequire_approved_models = true\nallowed_model_hashes = ["{"0" * 64}"]\n')
-    assert main(["models", "add", "--found", "1", "--copy", "--models-folder", str(app_models),
-                 "--db", db, "--passphrase-fd", fd(PASS), *deny]) == 1
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                "--found",
+                "1",
+                "--copy",
+                "--models-folder",
+                str(app_models),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                *deny,
+            ]
+        )
+        == 1
+    )
     assert "not approved" in capsys.readouterr().err
     assert not app_models.exists()  # refused before anything was copied
 
     allow = _policy(tmp_path, f'[policy]\nrequire_approved_models = true\nallowed_model_hashes = ["{sha}"]\n')
-    assert main(["models", "add", "--found", "tiny-llama.f32.gguf", "--copy", "--models-folder",
-                 str(app_models), "--db", db, "--passphrase-fd", fd(PASS), *allow]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                "--found",
+                "tiny-llama.f32.gguf",
+                "--copy",
+                "--models-folder",
+                str(app_models),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                *allow,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     copy = app_models / "tiny-llama.f32.gguf"
     assert f"copied to {copy}" in out and "approved by clinic policy" in out
@@ -112,13 +166,16 @@ def test_add_found_copies_when_asked_and_policy_decides(home, db, fd, tmp_path, 
         assert [(Path(r.path), r.approved) for r in store.models()] == [(copy, True)]
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--found", "no-such-model"], 1, "no found model is numbered or called no-such-model"),
-    (["--found", "9"], 1, "no found model is numbered or called 9"),
-    (["some.gguf", "--found", "1"], 2, "name a model file, or --found"),
-    (["--copy", "some.gguf"], 2, "name a model file, or --found"),
-    ([], 2, "name a model file, or --found"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--found", "no-such-model"], 1, "no found model is numbered or called no-such-model"),
+        (["--found", "9"], 1, "no found model is numbered or called 9"),
+        (["some.gguf", "--found", "1"], 2, "name a model file, or --found"),
+        (["--copy", "some.gguf"], 2, "name a model file, or --found"),
+        ([], 2, "name a model file, or --found"),
+    ],
+)
 def test_add_found_refuses_unclear_requests(home, db, fd, tmp_path, capsys, args, code, message):
     assert main(["models", "add", *args, "--db", db, "--passphrase-fd", fd(PASS), *_policy(tmp_path)]) == code
     assert message in capsys.readouterr().err
@@ -130,6 +187,7 @@ def test_a_damaged_ollama_blob_is_refused(home, db, fd, tmp_path, capsys):
     data[-10] ^= 0xFF  # a flipped bit deep in the weights: only the hash can tell
     blob.write_bytes(bytes(data))
     assert hashlib.sha256(data).hexdigest() not in blob.name
-    assert main(["models", "add", "--found", "tiny:f32", "--db", db, "--passphrase-fd", fd(PASS),
-                 *_policy(tmp_path)]) == 1
+    assert (
+        main(["models", "add", "--found", "tiny:f32", "--db", db, "--passphrase-fd", fd(PASS), *_policy(tmp_path)]) == 1
+    )
     assert "does not match the SHA-256 its app recorded" in capsys.readouterr().err

@@ -25,7 +25,12 @@ def test_core_modules_import_without_qt_or_torch():
 
 def test_import_linter_contract_holds():
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert "KEPT" in done.stdout and done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

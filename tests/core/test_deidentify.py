@@ -10,13 +10,16 @@ import time
 import pytest
 
 from therapist_app.core.deidentify import (
-    KINDS, deidentify, deidentify_session, find_identifiers, fold,
+    KINDS,
+    deidentify,
+    deidentify_session,
+    find_identifiers,
+    fold,
 )
 
 REPLACED = [
     ("My name is Sarah Jones.", "My name is [NAME]."),
-    ("Call Sarah Jones on 07700 900123 before 3 March.",
-     "Call [NAME] on [PHONE] before [DATE]."),
+    ("Call Sarah Jones on 07700 900123 before 3 March.", "Call [NAME] on [PHONE] before [DATE]."),
     ("My husband Tariq moved out.", "My husband [NAME] moved out."),
     ("My friend Grace said hi.", "My friend [NAME] said hi."),
     ("I told Dr Okonkwo everything.", "I told Dr [NAME] everything."),
@@ -64,8 +67,7 @@ REPLACED = [
     ("its jo underscore p at hotmail dot co dot uk", "its [EMAIL]"),
     ("I live at 221B Baker Street.", "I live at [ADDRESS]."),
     ("Send it to Flat 3, 12 Elm Road.", "Send it to [ADDRESS]."),
-    ("the house was 27 Glenview Park, Tallaght, D24",
-     "the house was [ADDRESS], [PLACE], [ADDRESS]"),
+    ("the house was 27 Glenview Park, Tallaght, D24", "the house was [ADDRESS], [PLACE], [ADDRESS]"),
     ("Our postcode is LS1 4AB.", "Our postcode is [ADDRESS]."),
     ("Write to PO Box 42.", "Write to [ADDRESS]."),
     ("My SSN is 123-45-6789.", "My SSN is [ID]."),
@@ -76,8 +78,10 @@ REPLACED = [
     ("See https://example.com/profile/me now.", "See [URL] now."),
     ("look me up, linkedin.com/in/sam-lee-22", "look me up, [URL]"),
     ("she follows @thin.girl_x on there", "she follows [URL] on there"),
-    ("Sarah Jones from Leeds, born 2 May 1990, phone 0113 496 0000.",
-     "[NAME] from [PLACE], born [DATE], phone [PHONE]."),
+    (
+        "Sarah Jones from Leeds, born 2 May 1990, phone 0113 496 0000.",
+        "[NAME] from [PLACE], born [DATE], phone [PHONE].",
+    ),
 ]
 
 # Shapes added when the rules were generalised beyond the first development batch:
@@ -101,8 +105,7 @@ GENERALISED = [
     ("case no. 2019-FAM-00231 was closed", "case no. [ID] was closed"),
     # addresses in several countries, with their towns, regions and postcodes
     ("Send it to 5/18 Harbour St, Glebe NSW 2037.", "Send it to [ADDRESS], [PLACE] [ADDRESS]."),
-    ("New address: 412 Maple Pkwy #3B, Dayton, OH 45402.",
-     "New address: [ADDRESS] [ADDRESS], [NAME], [ADDRESS]."),
+    ("New address: 412 Maple Pkwy #3B, Dayton, OH 45402.", "New address: [ADDRESS] [ADDRESS], [NAME], [ADDRESS]."),
     ("Hauptstraße 5, 10115 Berlin", "[ADDRESS], [ADDRESS] [NAME]"),
     ("postcode is ls6 2ab", "postcode is [ADDRESS]"),
     ("moved to Verona, WI last year", "moved to [PLACE] last year"),
@@ -127,10 +130,16 @@ GENERALISED = [
 ]
 
 CLIENT = [  # (stored display name, text, expected): every part, any case, nicknames too
-    ("Gareth Holloway", "so gaz is what they call me, only mam says gareth",
-     "so [NAME] is what they call me, only mam says [NAME]"),
-    ("Thomas Whitcombe", "tom or tommo, never thomas, the police wrote Whitcombe",
-     "[NAME] or [NAME], never [NAME], the police wrote [NAME]"),
+    (
+        "Gareth Holloway",
+        "so gaz is what they call me, only mam says gareth",
+        "so [NAME] is what they call me, only mam says [NAME]",
+    ),
+    (
+        "Thomas Whitcombe",
+        "tom or tommo, never thomas, the police wrote Whitcombe",
+        "[NAME] or [NAME], never [NAME], the police wrote [NAME]",
+    ),
     ("Oisín Ryan", "the hospital had me down as Oison", "the hospital had me down as [NAME]"),
     ("Bríd Ó Ceallaigh", "its bríd ó ceallaigh on the passport", "its [NAME] on the passport"),
     ("Zebedee Quartermain", "ZEBEDEE here", "[NAME] here"),
@@ -203,17 +212,23 @@ def test_text_without_identifiers_is_untouched(text):
 
 
 def test_every_kind_is_exercised_by_the_table():
-    seen = {placeholder for _, expected in REPLACED for placeholder in KINDS
-            if f"[{placeholder}]" in expected}
+    seen = {placeholder for _, expected in REPLACED for placeholder in KINDS if f"[{placeholder}]" in expected}
     assert seen == set(KINDS)
 
 
 def test_a_name_found_once_is_removed_everywhere_in_the_session():
-    texts = ["My friend paddy rang, and my boss Wojtek came round.", "paddy said sorry.",
-             "wojtek too.", "Paddy fields flood."]
+    texts = [
+        "My friend paddy rang, and my boss Wojtek came round.",
+        "paddy said sorry.",
+        "wojtek too.",
+        "Paddy fields flood.",
+    ]
     assert deidentify_session(texts) == [
-        "My friend [NAME] rang, and my boss [NAME] came round.", "[NAME] said sorry.",
-        "[NAME] too.", "Paddy fields flood."]  # a name that is a word: same case only
+        "My friend [NAME] rang, and my boss [NAME] came round.",
+        "[NAME] said sorry.",
+        "[NAME] too.",
+        "Paddy fields flood.",
+    ]  # a name that is a word: same case only
     assert deidentify(texts[1]) == texts[1]  # alone, nothing marks it as a name
 
 

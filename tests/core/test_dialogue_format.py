@@ -21,8 +21,11 @@ SYSTEM = fmt.SYSTEM_PROMPT
 def test_golden_prompt_with_context_emotion_and_strategy():
     request = SuggestionRequest(
         "I can't sleep before exams.",
-        (Turn("therapist", "What brings you in today?"), Turn("client", "School, mostly."),
-         Turn("therapist", "Tell me more.")),
+        (
+            Turn("therapist", "What brings you in today?"),
+            Turn("client", "School, mostly."),
+            Turn("therapist", "Tell me more."),
+        ),
         EmotionReading("anxiety", 0.82),
         "reflection",
     )
@@ -40,8 +43,7 @@ def test_golden_prompt_with_context_emotion_and_strategy():
 
 def test_golden_prompt_without_emotion_or_strategy_has_no_note():
     assert fmt.render_prompt(SuggestionRequest("Hello.")) == (
-        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
-        "<|im_start|>user\nHello.<|im_end|>\n<|im_start|>assistant\n"
+        f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\nHello.<|im_end|>\n<|im_start|>assistant\n"
     )
 
 
@@ -61,16 +63,20 @@ def test_strategy_prompts_share_everything_before_the_strategy():
     assert "I lost my dog." in shared
 
 
-@pytest.mark.parametrize("context", [
-    (),
-    (Turn("therapist", "How was the week?"),),
-    (Turn("therapist", "How was the week?"), Turn("client", "Long.")),  # the words merge
-])
+@pytest.mark.parametrize(
+    "context",
+    [
+        (),
+        (Turn("therapist", "How was the week?"),),
+        (Turn("therapist", "How was the week?"), Turn("client", "Long.")),  # the words merge
+    ],
+)
 @pytest.mark.parametrize("draft", ["", "I kept", "I kept  thinking", " I kept thinking about"])
 def test_the_typed_draft_prefix_is_where_the_final_prompt_starts(context, draft):
     # The final words go on from the draft, spacing as typed.
-    request = SuggestionRequest(draft + " the call." if draft else "I kept on.", context,
-                                EmotionReading("anxiety", 0.6))
+    request = SuggestionRequest(
+        draft + " the call." if draft else "I kept on.", context, EmotionReading("anxiety", 0.6)
+    )
     prefix = fmt.render_next_turn_prefix(context, draft)
     assert fmt.render_prompt(request).startswith(prefix)
     assert prefix.endswith(fmt.clean_text(draft + "x")[:-1])
@@ -148,7 +154,7 @@ def test_fit_context_drops_oldest_turns_first():
     request = SuggestionRequest("latest", turns)
     fitted = fmt.fit_context(request, len, 1600)
     assert len(fmt.render_prompt(fitted)) <= 1600
-    assert fitted.context == turns[-len(fitted.context):]
+    assert fitted.context == turns[-len(fitted.context) :]
     assert 0 < len(fitted.context) < 10
     with pytest.raises(ValueError, match="exceed"):
         fmt.fit_context(request, len, 10)
@@ -156,8 +162,11 @@ def test_fit_context_drops_oldest_turns_first():
 
 def test_training_example_is_the_prompt_plus_a_terminated_reply():
     example = Example(
-        client_words="I miss my dad.", reply="Missing him sounds so painful.",
-        emotion="grief", strategy="reflection", source="seed",
+        client_words="I miss my dad.",
+        reply="Missing him sounds so painful.",
+        emotion="grief",
+        strategy="reflection",
+        source="seed",
     )
     pair = fmt.training_example(example)
     assert pair["prompt"] == fmt.render_prompt(example.request())
@@ -166,9 +175,16 @@ def test_training_example_is_the_prompt_plus_a_terminated_reply():
 
 def test_example_round_trips_through_json():
     example = Example(
-        client_words="hi", reply=None, context=(Turn("therapist", "hello"),), emotion="neutral",
-        strategy="question", source="app", conversation_id="c1", id="e1",
-        decision="rejected", suggestion="What brings you here?",
+        client_words="hi",
+        reply=None,
+        context=(Turn("therapist", "hello"),),
+        emotion="neutral",
+        strategy="question",
+        source="app",
+        conversation_id="c1",
+        id="e1",
+        decision="rejected",
+        suggestion="What brings you here?",
     )
     assert Example.from_dict(json.loads(example.to_json())) == example
 

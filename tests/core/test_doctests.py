@@ -9,11 +9,21 @@ import importlib
 import pytest
 
 MODULES = [
-    "therapist_app.core.dialogue_format", "therapist_app.core.taxonomy", "therapist_app.core.text_input",
-    "therapist_app.core.engine", "therapist_app.core.emotion", "therapist_app.core.deidentify",
-    "therapist_app.core.scoring.text", "therapist_app.core.scoring.quality", "therapist_app.core.scoring.safety",
-    "therapist_app.core.best_of_n", "therapist_app.core.draft_round", "therapist_app.core.crisis_responses",
-    "therapist_app.core.text_head", "therapist_app.core.embedder", "therapist_app.core.offload",
+    "therapist_app.core.dialogue_format",
+    "therapist_app.core.taxonomy",
+    "therapist_app.core.text_input",
+    "therapist_app.core.engine",
+    "therapist_app.core.emotion",
+    "therapist_app.core.deidentify",
+    "therapist_app.core.scoring.text",
+    "therapist_app.core.scoring.quality",
+    "therapist_app.core.scoring.safety",
+    "therapist_app.core.best_of_n",
+    "therapist_app.core.draft_round",
+    "therapist_app.core.crisis_responses",
+    "therapist_app.core.text_head",
+    "therapist_app.core.embedder",
+    "therapist_app.core.offload",
     "therapist_app.core.load_progress",
 ]
 

@@ -24,8 +24,9 @@ REQUEST = SuggestionRequest(
     (Turn("therapist", "How has the week been?"),),
     EmotionReading("stress", 0.8),
 )
-CRISIS = SuggestionRequest("Sometimes I think everyone would be better off without me.", (),
-                           EmotionReading("depression", 0.7))
+CRISIS = SuggestionRequest(
+    "Sometimes I think everyone would be better off without me.", (), EmotionReading("depression", 0.7)
+)
 
 
 class ScriptedStream:
@@ -59,8 +60,11 @@ class ScriptedStream:
                     done[i] += piece
                     yield TokenEvent(i, self.chosen[i], piece)
         stats = RoundStats(10, 0, 10, 10, 0.0, 0.0, 0.0, 1)
-        self.result = SuggestionSet(tuple(Suggestion(i, s, done[i], done[i], 1, finish[i])
-                                          for i, s in enumerate(self.chosen)), stats, self.cancelled)
+        self.result = SuggestionSet(
+            tuple(Suggestion(i, s, done[i], done[i], 1, finish[i]) for i, s in enumerate(self.chosen)),
+            stats,
+            self.cancelled,
+        )
 
 
 class ScriptedEngine:
@@ -85,12 +89,14 @@ def test_candidates_cycle_through_the_shown_strategies():
 
 
 def test_unsafe_and_repeated_drafts_are_never_shown_and_strategies_differ():
-    drafts = ["It sounds like Friday's deadline has you stretched thin.",
-              "I'll talk to your manager about the deadline for you.",
-              "What would help you sleep before Friday?",
-              "It sounds like Friday's deadline has you stretched thin.",
-              "You've kept going all week, which takes real effort.",
-              "What would help you sleep before Friday?"]
+    drafts = [
+        "It sounds like Friday's deadline has you stretched thin.",
+        "I'll talk to your manager about the deadline for you.",
+        "What would help you sleep before Friday?",
+        "It sounds like Friday's deadline has you stretched thin.",
+        "You've kept going all week, which takes real effort.",
+        "What would help you sleep before Friday?",
+    ]
     result = DraftRound(ScriptedEngine(drafts), REQUEST, DraftScorer()).complete()
     shown = result.ranking.shown
     texts = [r.draft.text for r in shown]
@@ -105,12 +111,14 @@ def test_unsafe_and_repeated_drafts_are_never_shown_and_strategies_differ():
 
 
 def test_a_draft_that_breaks_a_rule_mid_stream_is_stopped_and_replaced_on_screen():
-    drafts = ["I promise everything will be fine. You will see that soon enough.",
-              "What has kept you awake most nights?",
-              "It sounds like you are stretched by the deadline.",
-              "That deadline sounds like a lot of pressure on top of no sleep.",
-              "How are you looking after yourself this week?",
-              "You have kept going, which took effort."]
+    drafts = [
+        "I promise everything will be fine. You will see that soon enough.",
+        "What has kept you awake most nights?",
+        "It sounds like you are stretched by the deadline.",
+        "That deadline sounds like a lot of pressure on top of no sleep.",
+        "How are you looking after yourself this week?",
+        "You have kept going, which took effort.",
+    ]
     engine = ScriptedEngine(drafts)
     round_ = DraftRound(engine, REQUEST, DraftScorer())
     events = list(round_)
@@ -131,9 +139,14 @@ def test_no_shown_draft_when_none_passes():
 
 
 def test_a_crisis_round_leads_with_an_authored_screening_question_and_shows_one():
-    drafts = ["What did you have for dinner tonight?", "It sounds like a tiring week.",
-              "Please go ahead with your decision.", "Tell me about your hobbies.",
-              "What is your favourite film?", "You've done well to come today."]
+    drafts = [
+        "What did you have for dinner tonight?",
+        "It sounds like a tiring week.",
+        "Please go ahead with your decision.",
+        "Tell me about your hobbies.",
+        "What is your favourite film?",
+        "You've done well to come today.",
+    ]
     round_ = DraftRound(ScriptedEngine(drafts), CRISIS, DraftScorer(), ["suicide_selfharm"])
     first = round_.leaders[0]
     assert round_.drafts[first].source == "authored" and asks_about_risk(round_.text(first), ["suicide_selfharm"])
@@ -148,10 +161,12 @@ def test_choose_swaps_in_a_draft_that_asks_about_the_risk():
     def ranked(i, strategy, text, total, asks):
         return RankedDraft(Draft(i, strategy, text), {"asks_about_risk": float(asks)}, total)
 
-    pool = [ranked(0, "reflection", "That sounds so heavy, I'm worried about you.", 3.0, False),
-            ranked(1, "affirmation", "Thank you for telling me something so serious.", 2.9, False),
-            ranked(2, "information", "Crisis lines are there at any hour for thoughts like these.", 2.8, False),
-            ranked(3, "question", "Are you having thoughts of ending your life?", 1.0, True)]
+    pool = [
+        ranked(0, "reflection", "That sounds so heavy, I'm worried about you.", 3.0, False),
+        ranked(1, "affirmation", "Thank you for telling me something so serious.", 2.9, False),
+        ranked(2, "information", "Crisis lines are there at any hour for thoughts like these.", 2.8, False),
+        ranked(3, "question", "Are you having thoughts of ending your life?", 1.0, True),
+    ]
     shown = choose(pool, ["suicide_selfharm"]).shown
     assert 3 in [r.draft.index for r in shown]
     assert 2 not in [r.draft.index for r in shown]
@@ -224,8 +239,9 @@ def test_a_greedy_sequence_decodes_the_most_likely_reply(tiny_gguf):
     config = EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=8, n_threads=2)
     with SuggestionEngine(config) as engine:
         mixed = engine.complete(REQUEST, 2, ["question", "question"], seed=3, greedy=[0])
-    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=8, n_threads=2,
-                                       sampling=SamplingParams(temperature=0))) as engine:
+    with SuggestionEngine(
+        EngineConfig(model_path=tiny_gguf, n_ctx=512, max_tokens=8, n_threads=2, sampling=SamplingParams(temperature=0))
+    ) as engine:
         greedy = engine.complete(REQUEST, 1, ["question"])
     assert mixed.suggestions[0].raw_text == greedy.suggestions[0].raw_text
     assert mixed.suggestions[1].raw_text != greedy.suggestions[0].raw_text

@@ -48,9 +48,9 @@ def test_embeddings_are_unit_vectors_in_input_order():
 @pytest.mark.slow
 def test_parity_with_sentence_transformers():
     sentence_transformers = pytest.importorskip("sentence_transformers")
-    reference = sentence_transformers.SentenceTransformer(
-        str(embedder.bundled_model_dir()), device="cpu"
-    ).encode(SENTENCES + ["word " * 400], normalize_embeddings=True)
+    reference = sentence_transformers.SentenceTransformer(str(embedder.bundled_model_dir()), device="cpu").encode(
+        SENTENCES + ["word " * 400], normalize_embeddings=True
+    )
     ours = embedder.default_embedder().embed(SENTENCES + ["word " * 400])
     cosines = np.sum(ours * reference, axis=1)
     assert cosines.min() >= 0.99, cosines

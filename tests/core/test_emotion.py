@@ -22,8 +22,14 @@ from therapist_app.core.text_head import TextHead
 
 LABELS = list(emotions())
 KEYWORDS = ["worried", "alone", "died", "furious", "thursday", "hello"]
-VOTES = {"worried": {"anxiety": 6.0}, "alone": {"loneliness": 6.0}, "died": {"grief": 6.0},
-         "furious": {"anger": 6.0}, "thursday": {"neutral": 6.0}, "hello": {"neutral": 6.0}}
+VOTES = {
+    "worried": {"anxiety": 6.0},
+    "alone": {"loneliness": 6.0},
+    "died": {"grief": 6.0},
+    "furious": {"anger": 6.0},
+    "thursday": {"neutral": 6.0},
+    "hello": {"neutral": 6.0},
+}
 
 
 def classifier() -> EmotionClassifier:
@@ -37,8 +43,11 @@ def test_reads_a_single_text_with_confidence_and_runner_up():
 
 
 def test_therapist_turns_are_ignored_and_a_clear_change_of_feeling_is_followed():
-    turns = [Turn("client", "I feel so alone"), Turn("therapist", "You sound furious, worried and alone"),
-             Turn("client", "My dad died in May")]
+    turns = [
+        Turn("client", "I feel so alone"),
+        Turn("therapist", "You sound furious, worried and alone"),
+        Turn("client", "My dad died in May"),
+    ]
     result = classifier().classify(turns)
     assert {result.label, result.runner_up} == {"grief", "loneliness"}
     grieving = ["My dad died in May.", "Since he died the house is quiet.", "He died so fast."]
@@ -55,7 +64,7 @@ def test_small_talk_does_not_drown_the_feeling_said_before():
 def test_the_conversation_reading_is_a_distribution_and_one_turn_reads_as_itself():
     turn = {label: 1 / len(LABELS) for label in LABELS}
     assert read_conversation([turn]) == pytest.approx(turn)
-    mixed = read_conversation([turn, {**{l: 0.0 for l in LABELS}, "anger": 1.0}])
+    mixed = read_conversation([turn, {**{label: 0.0 for label in LABELS}, "anger": 1.0}])
     assert sum(mixed.values()) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         read_conversation([])
@@ -115,8 +124,12 @@ def test_head_files_round_trip_and_bad_files_are_clear_errors(tmp_path):
 def test_the_authored_batches_hold_at_least_150_turns_per_label_mostly_indirect():
     from therapist_app.core.assets import asset_path
 
-    rows = [json.loads(line) for path in sorted((asset_path("corpus") / "emotion").glob("*.jsonl"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line)
+        for path in sorted((asset_path("corpus") / "emotion").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     assert len({r["batch"] for r in rows}) >= 5
     for label in LABELS:
         assert sum(r["emotion"] == label for r in rows) >= 150
@@ -130,8 +143,9 @@ def test_the_shipped_reader_reads_indirect_cases_and_is_calibrated():
 
     reader = default_classifier()
     assert reader.classify("My husband passed away in March and I still set his place at the table.").label == "grief"
-    assert reader.classify("I've been really on edge this week. My manager wants the report by Friday "
-                           "and I can't sleep.").label in {"stress", "anxiety"}
+    assert reader.classify(
+        "I've been really on edge this week. My manager wants the report by Friday and I can't sleep."
+    ).label in {"stress", "anxiety"}
     assert reader.head.temperature != 1.0
 
 

@@ -138,7 +138,9 @@ def test_priming_a_context_too_long_for_a_round_does_nothing(tiny_engine):
 
 def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
     config = EngineConfig(
-        model_path=tiny_gguf, n_ctx=2048, max_tokens=200,
+        model_path=tiny_gguf,
+        n_ctx=2048,
+        max_tokens=200,
         sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0),
     )
     with SuggestionEngine(config) as engine:
@@ -155,8 +157,12 @@ def test_cancel_mid_stream_stops_every_sequence(tiny_gguf):
 
 
 def test_cancel_from_another_thread(tiny_gguf):
-    config = EngineConfig(model_path=tiny_gguf, n_ctx=1024, max_tokens=200,
-                          sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0))
+    config = EngineConfig(
+        model_path=tiny_gguf,
+        n_ctx=1024,
+        max_tokens=200,
+        sampling=SamplingParams(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0),
+    )
     with SuggestionEngine(config) as engine:
         stream = engine.stream(REQUEST, n=1)
         first = threading.Event()

@@ -54,11 +54,21 @@ def ollama_pull(models: Path, name: tuple[str, str, str, str], content: bytes = 
     config.write_text("{}")
     manifest = models.joinpath("manifests", *name)
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"schemaVersion": 2, "layers": [
-        {"mediaType": "application/vnd.ollama.image.params", "digest": f"sha256:{'c' * 64}", "size": 2},
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}",
-         "size": len(blob_bytes)},
-    ]}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "layers": [
+                    {"mediaType": "application/vnd.ollama.image.params", "digest": f"sha256:{'c' * 64}", "size": 2},
+                    {
+                        "mediaType": "application/vnd.ollama.image.model",
+                        "digest": f"sha256:{digest}",
+                        "size": len(blob_bytes),
+                    },
+                ],
+            }
+        )
+    )
     return blob
 
 
@@ -87,8 +97,11 @@ def test_lm_studio_current_older_and_configured_folders(tmp_path):
     gguf(home / ".lmstudio/models/x/y/.downloading-model.gguf")
     (home / ".lmstudio/models/x/y/error.gguf").write_text("<html>rate limited</html>")
     (home / ".lmstudio/models/x/y/model.yaml").write_text("model: y")
-    assert found(home) == [(LM_STUDIO, "Llama-3.2-1B-Q8_0.gguf"), (LM_STUDIO, "phi-2.Q4_K_S.gguf"),
-                           (LM_STUDIO, "Qwen-0.5B-Q4_K_M.gguf")]
+    assert found(home) == [
+        (LM_STUDIO, "Llama-3.2-1B-Q8_0.gguf"),
+        (LM_STUDIO, "phi-2.Q4_K_S.gguf"),
+        (LM_STUDIO, "Qwen-0.5B-Q4_K_M.gguf"),
+    ]
     folders = lm_studio_folders(Places(home, {}, "linux"))
     assert folders[0] == elsewhere  # the configured folder first
 
@@ -105,7 +118,9 @@ def test_lm_studio_follows_its_home_pointer_and_the_electron_settings(tmp_path):
     settings.parent.mkdir(parents=True)
     settings.write_text(json.dumps({"downloadsFolder": str(configured)}))
     assert found(home, {"APPDATA": str(tmp_path / "Roaming")}, "win32") == [
-        (LM_STUDIO, "moved.gguf"), (LM_STUDIO, "old.gguf")]
+        (LM_STUDIO, "moved.gguf"),
+        (LM_STUDIO, "old.gguf"),
+    ]
     (home / ".lmstudio").mkdir()
     (home / ".lmstudio/settings.json").write_text("{not json")  # ignored, not fatal
     assert len(found(home, {"APPDATA": str(tmp_path / "Roaming")}, "win32")) == 2
@@ -123,8 +138,11 @@ def test_ollama_manifests_name_their_blobs(tmp_path):
     # whose blob is gone, and one whose model layer is not a GGUF are ignored.
     bad = store / "manifests/registry.ollama.ai/library"
     (bad / "evil").mkdir()
-    (bad / "evil/1").write_text(json.dumps({"layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:../../../../etc/passwd"}]}))
+    (bad / "evil/1").write_text(
+        json.dumps(
+            {"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": "sha256:../../../../etc/passwd"}]}
+        )
+    )
     (bad / "embed").mkdir()
     (bad / "embed/1").write_text(json.dumps({"layers": []}))
     gone = ollama_pull(store, ("registry.ollama.ai", "library", "gone", "1"), b"gone")
@@ -155,13 +173,16 @@ def test_ollama_models_variable_and_the_linux_service_store(tmp_path):
     assert ollama_folders(Places(home, {}, "win32")) == [home / ".ollama/models"]
 
 
-@pytest.mark.parametrize("platform, env, folder", [
-    ("linux", {}, ".local/share/nomic.ai/GPT4All"),
-    ("linux", {"XDG_DATA_HOME": "{home}/xdg"}, "xdg/nomic.ai/GPT4All"),
-    ("darwin", {}, "Library/Application Support/nomic.ai/GPT4All"),
-    ("win32", {}, "AppData/Local/nomic.ai/GPT4All"),
-    ("win32", {"LOCALAPPDATA": "{home}/Local"}, "Local/nomic.ai/GPT4All"),
-])
+@pytest.mark.parametrize(
+    "platform, env, folder",
+    [
+        ("linux", {}, ".local/share/nomic.ai/GPT4All"),
+        ("linux", {"XDG_DATA_HOME": "{home}/xdg"}, "xdg/nomic.ai/GPT4All"),
+        ("darwin", {}, "Library/Application Support/nomic.ai/GPT4All"),
+        ("win32", {}, "AppData/Local/nomic.ai/GPT4All"),
+        ("win32", {"LOCALAPPDATA": "{home}/Local"}, "Local/nomic.ai/GPT4All"),
+    ],
+)
 def test_gpt4all_per_platform(tmp_path, platform, env, folder):
     env = {key: value.format(home=tmp_path) for key, value in env.items()}
     gguf(tmp_path / folder / "Meta-Llama-3-8B-Instruct.Q4_0.gguf")
@@ -170,18 +191,24 @@ def test_gpt4all_per_platform(tmp_path, platform, env, folder):
     assert found(tmp_path, env, platform) == [(GPT4ALL, "Meta-Llama-3-8B-Instruct.Q4_0.gguf")]
 
 
-@pytest.mark.parametrize("platform, data", [
-    ("linux", ".local/share/Jan/data"),
-    ("darwin", "Library/Application Support/Jan/data"),
-    ("win32", "AppData/Roaming/Jan/data"),
-])
+@pytest.mark.parametrize(
+    "platform, data",
+    [
+        ("linux", ".local/share/Jan/data"),
+        ("darwin", "Library/Application Support/Jan/data"),
+        ("win32", "AppData/Roaming/Jan/data"),
+    ],
+)
 def test_jan_new_and_old_layouts_per_platform(tmp_path, platform, data):
     # Jan names each model's folder and calls the file model.gguf.
     gguf(tmp_path / data / "llamacpp/models/Qwen3-0.6B-Q4_K_M/model.gguf")
     gguf(tmp_path / data / "models/huggingface.co/author/repo/tinyllama.Q4_0.gguf")
     gguf(tmp_path / "jan/models/mistral-ins-7b-q4/mistral-7b-instruct-v0.2.Q4_K_M.gguf")
     assert found(tmp_path, {}, platform) == [
-        (JAN, "mistral-7b-instruct-v0.2.Q4_K_M.gguf"), (JAN, "Qwen3-0.6B-Q4_K_M"), (JAN, "tinyllama.Q4_0.gguf")]
+        (JAN, "mistral-7b-instruct-v0.2.Q4_K_M.gguf"),
+        (JAN, "Qwen3-0.6B-Q4_K_M"),
+        (JAN, "tinyllama.Q4_0.gguf"),
+    ]
 
 
 def test_jan_reads_its_configured_data_folder(tmp_path):
@@ -211,8 +238,7 @@ def test_each_file_is_listed_once_by_the_first_app_that_has_it(tmp_path):
     model = gguf(home / ".lmstudio/models/a/b/shared.gguf")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine/link.gguf").symlink_to(model)
-    assert found(home, extra_folders=[home / ".lmstudio/models", tmp_path / "mine"]) == [
-        (LM_STUDIO, "shared.gguf")]
+    assert found(home, extra_folders=[home / ".lmstudio/models", tmp_path / "mine"]) == [(LM_STUDIO, "shared.gguf")]
 
 
 def test_depth_and_entry_count_are_bounded(tmp_path, monkeypatch):

@@ -33,11 +33,23 @@ PASSED = Verification(True, True, True, True, True, 1.0, 0.0004, 0.0001, 144, Tr
 
 def _manifest(path: Path, verification: Verification = PASSED) -> ModelManifest:
     return ModelManifest(
-        file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size, quantisation="f32",
-        tensor_types={"f32": 20}, provenance=ModelProvenance(
-            name="tiny", architecture="LlamaForCausalLM", base_model="tiny-base", license="apache-2.0",
-            run_id="r1", data_sha256="ab" * 32, evaluation={"final_eval_loss": 6.1}),
-        verification=verification, exported_at="2026-01-01T00:00:00Z", tools={"llama-cpp-python": "0.3.36"},
+        file=path.name,
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        quantisation="f32",
+        tensor_types={"f32": 20},
+        provenance=ModelProvenance(
+            name="tiny",
+            architecture="LlamaForCausalLM",
+            base_model="tiny-base",
+            license="apache-2.0",
+            run_id="r1",
+            data_sha256="ab" * 32,
+            evaluation={"final_eval_loss": 6.1},
+        ),
+        verification=verification,
+        exported_at="2026-01-01T00:00:00Z",
+        tools={"llama-cpp-python": "0.3.36"},
     )
 
 
@@ -70,12 +82,15 @@ def _flip_byte(path: Path, offset: int) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: _flip_byte(p, p.stat().st_size // 2), "SHA-256 differs"),
-    (lambda p: _flip_byte(p, p.stat().st_size - 1), "SHA-256 differs"),
-    (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size - 4096]), "truncated or was replaced"),
-    (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 16), "truncated or was replaced"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: _flip_byte(p, p.stat().st_size // 2), "SHA-256 differs"),
+        (lambda p: _flip_byte(p, p.stat().st_size - 1), "SHA-256 differs"),
+        (lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size - 4096]), "truncated or was replaced"),
+        (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 16), "truncated or was replaced"),
+    ],
+)
 def test_a_damaged_model_is_refused(model, damage, message):
     damage(model)
     with pytest.raises(ManifestError, match=message):
@@ -91,13 +106,16 @@ def test_a_swapped_or_foreign_file_is_refused(model, tmp_path, bundled_model):
         verify_model(model)
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no manifest"),
-    ("{not json", "cannot read"),
-    ('{"format": "something-else"}', "not a therapist model manifest"),
-    ('{"format": "therapist-model-manifest", "version": 99}', "version 99"),
-    ('{"format": "therapist-model-manifest", "version": 1, "file": "x.gguf"}', "malformed"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no manifest"),
+        ("{not json", "cannot read"),
+        ('{"format": "something-else"}', "not a therapist model manifest"),
+        ('{"format": "therapist-model-manifest", "version": 99}', "version 99"),
+        ('{"format": "therapist-model-manifest", "version": 1, "file": "x.gguf"}', "malformed"),
+    ],
+)
 def test_missing_or_malformed_manifests_are_refused(model, content, message):
     manifest_path = manifest_path_for(model)
     if content is None:
@@ -151,8 +169,20 @@ def test_models_verify_command(model, no_policy, capsys, tmp_path):
     assert "tiny (LlamaForCausalLM) from tiny-base, run r1, licence apache-2.0" in out and "ok:" in out
     strict = tmp_path / "policy.toml"
     strict.write_text("[policy]\nrequire_approved_models = true\n")
-    assert main(["models", "verify", str(model), "--system-policy", str(strict),
-                 "--user-policy", str(tmp_path / "none.toml")]) == 1
+    assert (
+        main(
+            [
+                "models",
+                "verify",
+                str(model),
+                "--system-policy",
+                str(strict),
+                "--user-policy",
+                str(tmp_path / "none.toml"),
+            ]
+        )
+        == 1
+    )
     assert "not approved" in capsys.readouterr().err
 
 
@@ -171,17 +201,48 @@ def test_models_add_registers_in_the_store_and_refuses_bad_files(model, no_polic
     # Clinic IT's allow-list approves; a policy requiring approval refuses other hashes.
     allow = tmp_path / "allow.toml"
     allow.write_text(f'[policy]\nrequire_approved_models = true\nallowed_model_hashes = ["{sha}"]\n')
-    assert main(["models", "add", str(model), "--db", db, "--passphrase-fd", fd(PASS),
-                 "--system-policy", str(allow), "--user-policy", str(tmp_path / "none.toml")]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                str(model),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                "--system-policy",
+                str(allow),
+                "--user-policy",
+                str(tmp_path / "none.toml"),
+            ]
+        )
+        == 0
+    )
     assert "approved by clinic policy" in capsys.readouterr().out
     deny = tmp_path / "deny.toml"
     deny.write_text(f'[policy]\nrequire_approved_models = true\nallowed_model_hashes = ["{"0" * 64}"]\n')
-    assert main(["models", "add", str(model), "--db", db, "--passphrase-fd", fd(PASS),
-                 "--system-policy", str(deny), "--user-policy", str(tmp_path / "none.toml")]) == 1
+    assert (
+        main(
+            [
+                "models",
+                "add",
+                str(model),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                "--system-policy",
+                str(deny),
+                "--user-policy",
+                str(tmp_path / "none.toml"),
+            ]
+        )
+        == 1
+    )
     assert "not approved" in capsys.readouterr().err
 
-    assert main(["models", "add", str(model), "--db", db, "--passphrase-fd", fd("wrong passphrase!!"),
-                 *no_policy]) == 1
+    assert main(["models", "add", str(model), "--db", db, "--passphrase-fd", fd("wrong passphrase!!"), *no_policy]) == 1
     assert "wrong passphrase" in capsys.readouterr().err
     _flip_byte(model, model.stat().st_size // 3)
     assert main(["models", "add", str(model), "--db", db, "--passphrase-fd", fd(PASS), *no_policy]) == 1
@@ -197,8 +258,17 @@ def test_models_add_registers_in_the_store_and_refuses_bad_files(model, no_polic
 def test_the_manifest_is_plain_json_with_every_field(model):
     record = json.loads(manifest_path_for(model).read_text())
     assert record["format"] == "therapist-model-manifest" and record["version"] == 1
-    assert set(record) >= {"file", "sha256", "size_bytes", "quantisation", "tensor_types", "provenance",
-                           "verification", "exported_at", "tools"}
+    assert set(record) >= {
+        "file",
+        "sha256",
+        "size_bytes",
+        "quantisation",
+        "tensor_types",
+        "provenance",
+        "verification",
+        "exported_at",
+        "tools",
+    }
     assert record["verification"]["notes"] == ["a note"]
 
 

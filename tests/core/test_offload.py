@@ -30,8 +30,9 @@ from therapist_app.core.offload import (
 )
 
 GB = 1_000_000_000
-OUT_OF_MEMORY = ("ggml_backend_cuda_buffer_type_alloc_buffer: allocating 2048.00 MiB on device 0: "
-                 "cudaMalloc failed: out of memory")
+OUT_OF_MEMORY = (
+    "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 2048.00 MiB on device 0: cudaMalloc failed: out of memory"
+)
 REQUEST = SuggestionRequest("I can't sleep before exams.", (), EmotionReading("anxiety", 0.8))
 # A 7B-like model: 32 blocks of 100 MiB, an output layer of 100 MiB, grouped-query
 # attention with 8 KV heads of 128 dimensions.
@@ -67,8 +68,13 @@ class FakeGpu:
 def test_bundled_layout_matches_gguf_py(bundled_model):
     gguf = pytest.importorskip("gguf")
     layout = read_gguf_layout(bundled_model)
-    assert (layout.architecture, layout.n_layer, layout.n_embd, layout.n_head, layout.n_head_kv) == \
-        ("llama", 30, 576, 9, 3)
+    assert (layout.architecture, layout.n_layer, layout.n_embd, layout.n_head, layout.n_head_kv) == (
+        "llama",
+        30,
+        576,
+        9,
+        3,
+    )
     assert (layout.head_dim_k, layout.head_dim_v, layout.n_vocab) == (64, 64, 49152)
     sizes = {t.name: int(t.n_bytes) for t in gguf.GGUFReader(str(bundled_model)).tensors}
     for i, size in enumerate(layout.layer_bytes):
@@ -112,14 +118,17 @@ def test_a_length_past_the_end_of_the_file_is_a_corrupt_header(tmp_path, tiny_gg
 # 457 MiB + graph + a spare block + the 100 MiB output = 1,025,509,376 bytes, and each
 # more layer 116 MiB: 4 GB holds 1 + 24 layers. At 8192 tokens blocks are 132 MiB, the
 # graph 613,419,008 bytes, the first layer 1,335,887,872: 1 + 19. Metal reserves 512 MiB.
-@pytest.mark.parametrize(("n_ctx", "free", "backend", "layers"), [
-    (4096, 8 * GB, "cuda", 33),
-    (4096, 4 * GB, "cuda", 25),
-    (8192, 4 * GB, "cuda", 20),
-    (4096, 4 * GB, "metal", 24),
-    (4096, 1 * GB, "cuda", 0),
-    (4096, 80 * GB, "cuda", 33),
-])
+@pytest.mark.parametrize(
+    ("n_ctx", "free", "backend", "layers"),
+    [
+        (4096, 8 * GB, "cuda", 33),
+        (4096, 4 * GB, "cuda", 25),
+        (8192, 4 * GB, "cuda", 20),
+        (4096, 4 * GB, "metal", 24),
+        (4096, 1 * GB, "cuda", 0),
+        (4096, 80 * GB, "cuda", 33),
+    ],
+)
 def test_layers_fit_the_free_memory(n_ctx, free, backend, layers):
     assert fit_layers(SEVEN_B, n_ctx, 512, free, backend) == layers
 
@@ -145,16 +154,19 @@ def test_the_bundled_model_fits_a_small_gpu_whole(bundled_model):
     assert fit_layers(layout, 2048, 512, 600_000_000, "cuda") == 0
 
 
-@pytest.mark.parametrize(("backend", "requested", "layout", "memory", "expected"), [
-    ("cpu", None, SEVEN_B, None, (0, "no-gpu")),
-    ("cuda", 0, SEVEN_B, None, (0, "off")),
-    ("cuda", 999, SEVEN_B, None, (33, "set")),
-    ("cuda", 10, SEVEN_B, GpuMemory(0, 0), (10, "set")),  # an explicit setting is not second-guessed
-    ("cuda", None, None, None, (0, "unreadable")),
-    ("cuda", None, SEVEN_B, GpuMemory(4 * GB, 8 * GB), (25, "fit")),
-    ("cuda", None, SEVEN_B, GpuMemory(GB // 2, 8 * GB), (0, "too-small")),
-    ("cuda", None, SEVEN_B, None, (9, "fit")),  # unknown: 2 GB assumed, 1 + 8 layers
-])
+@pytest.mark.parametrize(
+    ("backend", "requested", "layout", "memory", "expected"),
+    [
+        ("cpu", None, SEVEN_B, None, (0, "no-gpu")),
+        ("cuda", 0, SEVEN_B, None, (0, "off")),
+        ("cuda", 999, SEVEN_B, None, (33, "set")),
+        ("cuda", 10, SEVEN_B, GpuMemory(0, 0), (10, "set")),  # an explicit setting is not second-guessed
+        ("cuda", None, None, None, (0, "unreadable")),
+        ("cuda", None, SEVEN_B, GpuMemory(4 * GB, 8 * GB), (25, "fit")),
+        ("cuda", None, SEVEN_B, GpuMemory(GB // 2, 8 * GB), (0, "too-small")),
+        ("cuda", None, SEVEN_B, None, (9, "fit")),  # unknown: 2 GB assumed, 1 + 8 layers
+    ],
+)
 def test_plan(backend, requested, layout, memory, expected):
     plan = plan_offload(backend, requested, layout, memory, 4096, 512)
     assert (plan.layers, plan.why) == expected
@@ -180,28 +192,74 @@ DRIVER = GpuLoadFailed("GPU error; see the log", False)
 AUTO = Plan("cuda", 31, 31, "fit", free_bytes=6_100_000_000, memory_source="llama.cpp")
 
 
-@pytest.mark.parametrize(("plan", "fits", "error", "attempts", "label", "message"), [
-    (AUTO, 99, OOM, (31,), "CUDA, all 31 layers", "GPU (CUDA): all 31 layers (6.1 GB free)"),
-    (Plan("cuda", 20, 31, "fit", free_bytes=6_100_000_000, memory_source="llama.cpp"), 99, OOM, (20,),
-     "CUDA, 20 of 31 layers", "GPU (CUDA): 20 of 31 layers (6.1 GB free); the rest on the CPU"),
-    (AUTO, 20, OOM, (31, 15), "CUDA, 15 of 31 layers",
-     "GPU load of 31 layers failed (out of GPU memory); running 15 of 31 layers on the GPU, the rest on the CPU"),
-    (AUTO, 10, OOM, (31, 15, 0), "CPU (GPU failed)", "GPU load failed (out of GPU memory); running on the CPU"),
-    (AUTO, 20, DRIVER, (31, 0), "CPU (GPU failed)", "GPU load failed (GPU error; see the log); running on the CPU"),
-    (Plan("cuda", 31, 31, "set"), 0, OOM, (31, 15, 0), "CPU (GPU failed)",
-     "GPU load failed (out of GPU memory); running on the CPU"),
-    (Plan("cuda", 31, 31, "set"), 20, OOM, (31, 15), "CUDA, 15 of 31 layers",
-     "GPU load of 31 layers (as set) failed (out of GPU memory); running 15 of 31 layers on the GPU, "
-     "the rest on the CPU"),
-    (Plan("cuda", 31, 31, "set"), 99, OOM, (31,), "CUDA, all 31 layers", "GPU (CUDA): all 31 layers, as set"),
-    (Plan("cuda", 0, 31, "too-small", free_bytes=300_000_000, memory_source="llama.cpp",
-          need_one_bytes=900_000_000), 99, OOM, (0,), "CPU",
-     "CPU: too little free GPU memory for this model and context (0.3 GB free, at least 0.9 GB needed)"),
-    (Plan("cuda", 0, 0, "off"), 99, OOM, (0,), "CPU", "CPU (GPU layers set to 0)"),
-    (Plan("cpu", 0, 0, "no-gpu"), 99, OOM, (0,), "CPU", "CPU (this llama.cpp build has no GPU support)"),
-    (Plan("cuda", 31, 31, "fit", free_bytes=2 * GB, memory_source="assumed"), 99, OOM, (31,),
-     "CUDA, all 31 layers", "GPU (CUDA): all 31 layers (free memory unknown, 2.0 GB assumed)"),
-])
+@pytest.mark.parametrize(
+    ("plan", "fits", "error", "attempts", "label", "message"),
+    [
+        (AUTO, 99, OOM, (31,), "CUDA, all 31 layers", "GPU (CUDA): all 31 layers (6.1 GB free)"),
+        (
+            Plan("cuda", 20, 31, "fit", free_bytes=6_100_000_000, memory_source="llama.cpp"),
+            99,
+            OOM,
+            (20,),
+            "CUDA, 20 of 31 layers",
+            "GPU (CUDA): 20 of 31 layers (6.1 GB free); the rest on the CPU",
+        ),
+        (
+            AUTO,
+            20,
+            OOM,
+            (31, 15),
+            "CUDA, 15 of 31 layers",
+            "GPU load of 31 layers failed (out of GPU memory); running 15 of 31 layers on the GPU, the rest on the CPU",
+        ),
+        (AUTO, 10, OOM, (31, 15, 0), "CPU (GPU failed)", "GPU load failed (out of GPU memory); running on the CPU"),
+        (AUTO, 20, DRIVER, (31, 0), "CPU (GPU failed)", "GPU load failed (GPU error; see the log); running on the CPU"),
+        (
+            Plan("cuda", 31, 31, "set"),
+            0,
+            OOM,
+            (31, 15, 0),
+            "CPU (GPU failed)",
+            "GPU load failed (out of GPU memory); running on the CPU",
+        ),
+        (
+            Plan("cuda", 31, 31, "set"),
+            20,
+            OOM,
+            (31, 15),
+            "CUDA, 15 of 31 layers",
+            "GPU load of 31 layers (as set) failed (out of GPU memory); running 15 of 31 layers on the GPU, "
+            "the rest on the CPU",
+        ),
+        (Plan("cuda", 31, 31, "set"), 99, OOM, (31,), "CUDA, all 31 layers", "GPU (CUDA): all 31 layers, as set"),
+        (
+            Plan(
+                "cuda",
+                0,
+                31,
+                "too-small",
+                free_bytes=300_000_000,
+                memory_source="llama.cpp",
+                need_one_bytes=900_000_000,
+            ),
+            99,
+            OOM,
+            (0,),
+            "CPU",
+            "CPU: too little free GPU memory for this model and context (0.3 GB free, at least 0.9 GB needed)",
+        ),
+        (Plan("cuda", 0, 0, "off"), 99, OOM, (0,), "CPU", "CPU (GPU layers set to 0)"),
+        (Plan("cpu", 0, 0, "no-gpu"), 99, OOM, (0,), "CPU", "CPU (this llama.cpp build has no GPU support)"),
+        (
+            Plan("cuda", 31, 31, "fit", free_bytes=2 * GB, memory_source="assumed"),
+            99,
+            OOM,
+            (31,),
+            "CUDA, all 31 layers",
+            "GPU (CUDA): all 31 layers (free memory unknown, 2.0 GB assumed)",
+        ),
+    ],
+)
 def test_retries_and_what_the_user_is_told(plan, fits, error, attempts, label, message):
     load, tried = _loader(fits, error)
     loaded, placement = load_placed(plan, load)
@@ -232,14 +290,19 @@ def test_fallbacks_are_logged_as_warnings(caplog):
     assert warnings[-1] == "offload: GPU load failed (out of GPU memory); running on the CPU"
 
 
-@pytest.mark.parametrize(("lines", "reason"), [
-    ([OUT_OF_MEMORY, "llama_model_load: error loading model: unable to allocate CUDA0 buffer"],
-     "out of GPU memory"),
-    (["ggml_metal_buffer_init: error: failed to allocate buffer, size = 4096.00 MiB"], "out of GPU memory"),
-    (["ggml_vulkan: Device memory allocation of size 4096 failed: ErrorOutOfDeviceMemory"], "out of GPU memory"),
-    (["CUDA error: the provided PTX was compiled with an unsupported toolchain."], "GPU error; see the log"),
-    ([], "GPU error; see the log"),
-])
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        (
+            [OUT_OF_MEMORY, "llama_model_load: error loading model: unable to allocate CUDA0 buffer"],
+            "out of GPU memory",
+        ),
+        (["ggml_metal_buffer_init: error: failed to allocate buffer, size = 4096.00 MiB"], "out of GPU memory"),
+        (["ggml_vulkan: Device memory allocation of size 4096 failed: ErrorOutOfDeviceMemory"], "out of GPU memory"),
+        (["CUDA error: the provided PTX was compiled with an unsupported toolchain."], "GPU error; see the log"),
+        ([], "GPU error; see the log"),
+    ],
+)
 def test_failures_are_named_from_llama_cpps_log(lines, reason):
     assert offload.classify_gpu_failure(lines).reason == reason
 
@@ -256,8 +319,9 @@ def test_cpu_build_says_so(tiny_gguf):
     assert (engine.info.device, engine.info.n_gpu_layers, placement.attempts) == ("cpu", 0, (0,))
 
 
-@pytest.mark.parametrize(("fits", "attempts", "device"), [(99, (3,), "cuda"), (2, (3, 1), "cuda"),
-                                                          (0, (3, 1, 0), "cpu")])
+@pytest.mark.parametrize(
+    ("fits", "attempts", "device"), [(99, (3,), "cuda"), (2, (3, 1), "cuda"), (0, (3, 1, 0), "cpu")]
+)
 def test_engine_falls_back_and_still_suggests(tiny_gguf, fits, attempts, device):
     gpu = FakeGpu(fits=fits)
     config = EngineConfig(model_path=tiny_gguf, n_ctx=256, max_tokens=8, n_threads=2)
@@ -286,8 +350,9 @@ def test_explicit_all_layers_still_falls_back(tiny_gguf):
 
 def test_explicit_zero_never_asks_the_gpu(tiny_gguf):
     gpu = FakeGpu()
-    with SuggestionEngine(EngineConfig(model_path=tiny_gguf, n_ctx=256, max_tokens=8, n_gpu_layers=0),
-                          backend=gpu) as engine:
+    with SuggestionEngine(
+        EngineConfig(model_path=tiny_gguf, n_ctx=256, max_tokens=8, n_gpu_layers=0), backend=gpu
+    ) as engine:
         assert engine.info.placement.message == "CPU (GPU layers set to 0)"
     assert gpu.loads == [0]
 
@@ -318,8 +383,20 @@ def test_suggest_prints_the_fallback_on_stderr(tiny_gguf, monkeypatch, capsys):
     from therapist_app.core import engine as engine_module
 
     monkeypatch.setattr(engine_module, "LlamaBackend", lambda: FakeGpu(fits=0))
-    code = main(["suggest", "My boss shouts at me.", "--emotion", "anger", "-n", "1",
-                 "--model", str(tiny_gguf), "--max-tokens", "8"])
+    code = main(
+        [
+            "suggest",
+            "My boss shouts at me.",
+            "--emotion",
+            "anger",
+            "-n",
+            "1",
+            "--model",
+            str(tiny_gguf),
+            "--max-tokens",
+            "8",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0
     assert "Device: GPU load failed (out of GPU memory); running on the CPU" in captured.err
@@ -351,8 +428,9 @@ def test_nvml_answers_where_ggml_reports_nothing(monkeypatch):
     monkeypatch.setattr(llama_runtime, "_ggml_devices", lambda: [(1, "CUDA0", 0, 0)])
     monkeypatch.setattr(llama_runtime, "gpu_backend", lambda: "cuda")
     assert llama_runtime.gpu_memory() == GpuMemory(5 * GB, 8 * GB, "Fake RTX", "NVML")
-    monkeypatch.setattr(llama_runtime, "_ggml_devices", lambda: [(1, "NVIDIA H100", 70 * GB, 80 * GB),
-                                                                 (0, "CPU", 9 * GB, 9 * GB)])
+    monkeypatch.setattr(
+        llama_runtime, "_ggml_devices", lambda: [(1, "NVIDIA H100", 70 * GB, 80 * GB), (0, "CPU", 9 * GB, 9 * GB)]
+    )
     assert llama_runtime.gpu_memory() == GpuMemory(70 * GB, 80 * GB, "NVIDIA H100", "llama.cpp")
 
 

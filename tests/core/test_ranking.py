@@ -8,9 +8,11 @@ from therapist_app.core.dialogue_format import SuggestionRequest
 
 
 def test_an_authored_draft_counts_as_sure_as_the_most_confident_generated_one():
-    drafts = [Draft(0, "question", "What happened tonight?", likelihood=0.4),
-              Draft(1, "question", "How long have you felt this way?", likelihood=0.7),
-              Draft(2, "question", "Are you thinking about ending your life?", source="authored")]
+    drafts = [
+        Draft(0, "question", "What happened tonight?", likelihood=0.4),
+        Draft(1, "question", "How long have you felt this way?", likelihood=0.7),
+        Draft(2, "question", "Are you thinking about ending your life?", source="authored"),
+    ]
     rows = DraftScorer().components(drafts, SuggestionRequest("I can't go on."), ("suicide_selfharm",))
     assert [r["likelihood"] for r in rows] == [0.4, 0.7, 0.7]
     assert rows[2]["asks_about_risk"] == 1.0

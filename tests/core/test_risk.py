@@ -24,11 +24,11 @@ FLAGGED = [
     ("I'm not suicidal exactly, but I wish I could just stop existing.", "suicide_selfharm", "moderate"),
     ("I've never tried to hurt myself, but lately I've thought about it a lot.", "suicide_selfharm", "moderate"),
     ("When I was fifteen I used to cut my arms.", "suicide_selfharm", "low"),
-    ("I wrote \"I want to die\" in my diary every night this week.", "suicide_selfharm", "moderate"),
+    ('I wrote "I want to die" in my diary every night this week.', "suicide_selfharm", "moderate"),
     ("I'm going to kill him when he gets home.", "harm_others", "high"),
     ("I could really hurt someone right now, I'm that angry.", "harm_others", "high"),
     ("My husband hits me when he's been drinking.", "abuse", "moderate"),
-    ("He told me \"I'll kill you if you leave\".", "abuse", "moderate"),
+    ('He told me "I\'ll kill you if you leave".', "abuse", "moderate"),
     ("My boyfriend won't let me see my friends.", "abuse", "moderate"),
     ("I've taken about thirty paracetamol an hour ago.", "substance_medical", "high"),
     ("I can't breathe properly and my lips are going blue.", "substance_medical", "high"),
@@ -66,7 +66,11 @@ FLAGGED = [
     ("People keep asking if I'm okay and I want to kill myself.", "suicide_selfharm", "moderate"),
     ("I'm reading a book about grief and I keep thinking about killing myself.", "suicide_selfharm", "moderate"),
     ("I said I wanted to kill myself but I didn't mean it.", "suicide_selfharm", "moderate"),
-    ("My chest pain last year turned out to be reflux. Tonight I took thirty paracetamol.", "substance_medical", "high"),
+    (
+        "My chest pain last year turned out to be reflux. Tonight I took thirty paracetamol.",
+        "substance_medical",
+        "high",
+    ),
     ("I've got a list of the lads from the site, home addresses and all.", "harm_others", "high"),
     ("If he comes near my kids again, I've got something in the boot that'll sort him.", "harm_others", "high"),
     ("Some nights I think a pillow would be kinder for both of us.", "harm_others", "high"),
@@ -82,8 +86,8 @@ NOT_FLAGGED = [
     ("My mum will kill me if I'm late again.", None),
     ("I could murder a cup of tea.", None),
     ("I'm going to kill my brother for spoiling the ending.", None),
-    ("We watched \"Kill Bill\" on Saturday.", None),
-    ("The song goes \"I want to die in your arms tonight\".", "quoted"),
+    ('We watched "Kill Bill" on Saturday.', None),
+    ('The song goes "I want to die in your arms tonight".', "quoted"),
     ("If I ever felt like hurting myself I would tell you straight away.", "hypothetical"),
     ("Hypothetically, if someone overdosed, would you have to call an ambulance?", "hypothetical"),
     ("My therapist asked me whether I was suicidal and I said no.", "reported"),
@@ -128,7 +132,7 @@ def test_flags_crisis_language(text, category, severity):
     assert primary_label(assessment) == category
     assert assessment.severity == severity
     for trigger in assessment.triggers:
-        assert text[trigger.start:trigger.end] == trigger.phrase
+        assert text[trigger.start : trigger.end] == trigger.phrase
 
 
 @pytest.mark.parametrize("text,why", NOT_FLAGGED)
@@ -178,12 +182,21 @@ def test_authored_dev_split_patterns_only():
 # ---- the learned channel, with a hand-written head over keyword counts ----------------
 
 KEYWORDS = ["soon", "blood", "locked", "shutting", "bright", "pills", "tonight"]
-RISK_HEAD = keyword_head(list(RISK_LABELS), KEYWORDS, {
-    "soon": {"suicide_selfharm": 6.0}, "blood": {"harm_others": 6.0}, "locked": {"abuse": 6.0},
-    "shutting": {"substance_medical": 6.0}, "bright": {"none": 6.0},
-    # Each alone stays below the threshold; together they reach it.
-    "pills": {"suicide_selfharm": 2.5}, "tonight": {"suicide_selfharm": 2.5},
-}, {"none": 3.0})
+RISK_HEAD = keyword_head(
+    list(RISK_LABELS),
+    KEYWORDS,
+    {
+        "soon": {"suicide_selfharm": 6.0},
+        "blood": {"harm_others": 6.0},
+        "locked": {"abuse": 6.0},
+        "shutting": {"substance_medical": 6.0},
+        "bright": {"none": 6.0},
+        # Each alone stays below the threshold; together they reach it.
+        "pills": {"suicide_selfharm": 2.5},
+        "tonight": {"suicide_selfharm": 2.5},
+    },
+    {"none": 3.0},
+)
 
 
 def learned(threshold: float = 0.5) -> RiskDetector:
@@ -200,8 +213,10 @@ def test_the_learned_channel_flags_what_the_patterns_miss():
 
 
 def test_a_risk_buried_in_a_long_update_is_read_in_its_own_sentence():
-    text = ("Work was fine and the kids liked the new school. The lights are going out for me soon. "
-            "Anyway, the weather has been bright and warm and we went to the park twice.")
+    text = (
+        "Work was fine and the kids liked the new school. The lights are going out for me soon. "
+        "Anyway, the weather has been bright and warm and we went to the park twice."
+    )
     assessment = learned().assess(text)
     assert assessment.categories == ("suicide_selfharm",)
     assert assessment.triggers[0].phrase == "The lights are going out for me soon."

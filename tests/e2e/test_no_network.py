@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-CHILD = r'''
+CHILD = r"""
 import json, socket, sys
 
 LOOKUPS = {"socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyname_ex",
@@ -59,22 +59,36 @@ finally:
     with open(sys.argv[1], "w", encoding="utf-8") as out:
         json.dump({"events": events, "af_unix": int(socket.AF_UNIX)}, out)
 sys.exit(code)
-'''
+"""
 
 
 def run_guarded(body: str, tmp_path: Path, timeout: float) -> tuple[subprocess.CompletedProcess, dict]:
     """Run `body` in a child Python under the socket audit hook; return its result and
     the recorded events."""
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "TRANSFORMERS_", "XDG_")) and k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local/share"), XDG_CACHE_HOME=str(home / ".cache"),
-               XDG_CONFIG_DIRS=str(tmp_path / "etc-xdg"), QT_QPA_PLATFORM="offscreen")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "TRANSFORMERS_", "XDG_")) and k not in ("DISPLAY", "WAYLAND_DISPLAY")
+    }
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_CONFIG_DIRS=str(tmp_path / "etc-xdg"),
+        QT_QPA_PLATFORM="offscreen",
+    )
     home.mkdir()
     report = tmp_path / "socket-events.json"
-    result = subprocess.run([sys.executable, "-c", CHILD, str(report), body], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(report), body],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return result, json.loads(report.read_text(encoding="utf-8"))
 
 
@@ -97,21 +111,30 @@ def test_the_guard_sees_and_refuses_network_use(tmp_path):
     result, report = run_guarded(body, tmp_path, timeout=60)
     assert result.returncode == 0, result.stderr
     refused = [(e["event"], e["family"]) for e in report["events"] if e["network"]]
-    assert refused == [("socket.__new__", int(socket.AF_INET)),
-                       ("socket.__new__", int(socket.AF_INET6)),
-                       ("socket.getaddrinfo", None)]
+    assert refused == [
+        ("socket.__new__", int(socket.AF_INET)),
+        ("socket.__new__", int(socket.AF_INET6)),
+        ("socket.getaddrinfo", None),
+    ]
     allowed = [e for e in report["events"] if not e["network"]]
     assert allowed and all(e["family"] in (None, int(socket.AF_UNIX)) for e in allowed)
 
 
 @pytest.mark.slow
 def test_a_full_session_opens_no_network_socket(tmp_path):
-    body = ("from therapist_app.cli import main\n"
-            "raise SystemExit(main(['selftest', '--gui', 'auto', '--threads', '2']))\n")
+    body = (
+        "from therapist_app.cli import main\nraise SystemExit(main(['selftest', '--gui', 'auto', '--threads', '2']))\n"
+    )
     result, report = run_guarded(body, tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("create encrypted store ok", "one suggestion ok", "export (as policy allows) ok",
-                 "1 de-identified decision written", "lock and reopen ok", "selftest: passed"):
+    for step in (
+        "create encrypted store ok",
+        "one suggestion ok",
+        "export (as policy allows) ok",
+        "1 de-identified decision written",
+        "lock and reopen ok",
+        "selftest: passed",
+    ):
         assert step in result.stdout
     network = [e for e in report["events"] if e["network"]]
     assert network == [], f"network use during a session: {network}"

@@ -22,9 +22,21 @@ def test_one_suggestion_cycle_on_the_bundled_model(tmp_path, bundled_model):
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
     env["PYTHONPATH"] = str(REPO)
     done = subprocess.run(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", sys.executable,
-         str(REPO / "packaging" / "smoke_gui.py"), "--screenshot", str(screenshot)],
-        env=env, capture_output=True, text=True, timeout=540)
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            sys.executable,
+            str(REPO / "packaging" / "smoke_gui.py"),
+            "--screenshot",
+            str(screenshot),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["platform"] == "xcb"

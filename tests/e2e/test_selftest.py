@@ -16,8 +16,13 @@ from therapist_app.core.store.lockfile import StoreLock
 @pytest.fixture
 def clean_dirs(tmp_path, monkeypatch):
     """No policy, settings or store of this machine's user is read or written."""
-    for name, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
-                      ("XDG_CACHE_HOME", "cache"), ("XDG_CONFIG_DIRS", "etc-xdg")):
+    for name, sub in (
+        ("HOME", "home"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_DATA_HOME", "data"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_CONFIG_DIRS", "etc-xdg"),
+    ):
         monkeypatch.setenv(name, str(tmp_path / sub))
     return tmp_path
 
@@ -72,10 +77,19 @@ def test_selftest_runs_a_whole_session_on_the_bundled_model(clean_dirs, qapp, ca
     work = clean_dirs / "work"
     assert main(["selftest", "--gui", "require", "--threads", "2", "--data-dir", str(work)]) == 0
     out = capsys.readouterr().out
-    for step in ("policy ok", "create encrypted store ok", "load language model ok",
-                 "load emotion and risk analysis ok", "selftest: ready after", "one suggestion ok",
-                 "export (as policy allows) ok", "integrity check ok", "lock and reopen ok",
-                 "open and close the main window ok", "selftest: passed"):
+    for step in (
+        "policy ok",
+        "create encrypted store ok",
+        "load language model ok",
+        "load emotion and risk analysis ok",
+        "selftest: ready after",
+        "one suggestion ok",
+        "export (as policy allows) ok",
+        "integrity check ok",
+        "lock and reopen ok",
+        "open and close the main window ok",
+        "selftest: passed",
+    ):
         assert step in out, step
     # What it left behind: an encrypted store with its key file, and one exported line.
     assert not (work / "selftest.db").read_bytes().startswith(b"SQLite format 3")

@@ -53,9 +53,14 @@ def make_window(qtbot, tmp_path, store_template):
     """Build a window; `existing=True` copies the template store (unlock page)."""
     made: list[MainWindow] = []
 
-    def make(existing: bool = True, policy: Policy | None = None,
-             script: FakeScript | None = None, analyzer: FakeAnalyzer | None = None,
-             engine_factory=None, analyzer_factory=None) -> Harness:
+    def make(
+        existing: bool = True,
+        policy: Policy | None = None,
+        script: FakeScript | None = None,
+        analyzer: FakeAnalyzer | None = None,
+        engine_factory=None,
+        analyzer_factory=None,
+    ) -> Harness:
         store_path = tmp_path / "data" / "store.db"
         store_path.parent.mkdir(exist_ok=True)
         if existing:
@@ -106,7 +111,9 @@ def say(qtbot, window: MainWindow, text: str) -> None:
     """Enter the client's words and wait for the whole round to finish."""
     window.input.setPlainText(text)
     window.submit_button.click()
-    qtbot.waitUntil(lambda: window.controller.target is not None
-                    and window.controller.target.text == text, timeout=5000)
-    qtbot.waitUntil(lambda: not window.controller.generating
-                    and any(s.record_id for s in window.controller.slots), timeout=5000)
+    qtbot.waitUntil(
+        lambda: window.controller.target is not None and window.controller.target.text == text, timeout=5000
+    )
+    qtbot.waitUntil(
+        lambda: not window.controller.generating and any(s.record_id for s in window.controller.slots), timeout=5000
+    )

@@ -100,11 +100,20 @@ class FakeStream:
             time.sleep(script.token_delay_s)
         total = time.perf_counter() - started
         self.result = SuggestionSet(
-            tuple(Suggestion(i, s, parse_reply(texts[i]).text, texts[i], counts[i], finish[i])
-                  for i, s in enumerate(self._chosen)),
-            RoundStats(prompt_tokens=50, reused_tokens=0, decoded_prompt_tokens=50,
-                       generated_tokens=sum(counts), ttft_s=0.0, total_s=total, decode_s=total,
-                       decode_steps=max(counts, default=0)),
+            tuple(
+                Suggestion(i, s, parse_reply(texts[i]).text, texts[i], counts[i], finish[i])
+                for i, s in enumerate(self._chosen)
+            ),
+            RoundStats(
+                prompt_tokens=50,
+                reused_tokens=0,
+                decoded_prompt_tokens=50,
+                generated_tokens=sum(counts),
+                ttft_s=0.0,
+                total_s=total,
+                decode_s=total,
+                decode_steps=max(counts, default=0),
+            ),
             self._cancel.is_set(),
         )
 
@@ -121,13 +130,18 @@ class FakeEngine:
         self.config = config
         self.script = script
         path = Path(config.model_path) if config.model_path else Path("fake-bundled.gguf")
-        self.info = EngineInfo(model_path=path, model_name="Fake model", device="cpu",
-                               n_gpu_layers=0, n_ctx=config.n_ctx, n_threads=1,
-                               template_matches=True)
+        self.info = EngineInfo(
+            model_path=path,
+            model_name="Fake model",
+            device="cpu",
+            n_gpu_layers=0,
+            n_ctx=config.n_ctx,
+            n_threads=1,
+            template_matches=True,
+        )
         self.closed = False
 
-    def plan_strategies(self, request: SuggestionRequest, n: int,
-                        chosen: Sequence[str] | None = None) -> list[str]:
+    def plan_strategies(self, request: SuggestionRequest, n: int, chosen: Sequence[str] | None = None) -> list[str]:
         if chosen is not None:
             assert all(s in strategies() for s in chosen)
             return list(chosen)
@@ -135,9 +149,14 @@ class FakeEngine:
             return [request.strategy] * n
         return pick_strategies(request.emotion.label if request.emotion else None, n)
 
-    def stream(self, request: SuggestionRequest, n: int = 3,
-               strategies: Sequence[str] | None = None, seed: int | None = None,
-               greedy: Sequence[int] = ()) -> FakeStream:
+    def stream(
+        self,
+        request: SuggestionRequest,
+        n: int = 3,
+        strategies: Sequence[str] | None = None,
+        seed: int | None = None,
+        greedy: Sequence[int] = (),
+    ) -> FakeStream:
         self.script.rounds.append(request)
         self.script.seeds.append(self.config.seed if seed is None else seed)
         return FakeStream(self, request, self.plan_strategies(request, n, strategies))
@@ -157,8 +176,11 @@ class FakeEngine:
 class FakeAnalyzer:
     """The real (deterministic) risk detector, with a scripted emotion reading."""
 
-    def __init__(self, emotion: EmotionReading | None = EmotionReading("anxiety", 0.82),
-                 runner_up: EmotionReading | None = EmotionReading("sadness", 0.11)) -> None:
+    def __init__(
+        self,
+        emotion: EmotionReading | None = EmotionReading("anxiety", 0.82),
+        runner_up: EmotionReading | None = EmotionReading("sadness", 0.11),
+    ) -> None:
         self.emotion = emotion
         self.runner_up = runner_up
         self.detector = RiskDetector()

@@ -6,10 +6,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
-    QApplication,
     QAbstractButton,
     QAbstractItemView,
     QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QLineEdit,
     QPlainTextEdit,
@@ -21,8 +21,7 @@ from therapist_app.ui.theme import crisis_colors
 
 pytestmark = pytest.mark.gui
 
-_CONTROLS = (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView,
-             QAbstractSpinBox)
+_CONTROLS = (QAbstractButton, QLineEdit, QPlainTextEdit, QComboBox, QAbstractItemView, QAbstractSpinBox)
 
 
 def _unnamed_controls(root: QWidget) -> list[str]:
@@ -30,8 +29,7 @@ def _unnamed_controls(root: QWidget) -> list[str]:
     for widget in root.findChildren(QWidget):
         if not isinstance(widget, _CONTROLS) or widget.focusPolicy() == Qt.FocusPolicy.NoFocus:
             continue
-        if widget.objectName().startswith("qt_") or \
-                widget.window().windowType() == Qt.WindowType.Popup:
+        if widget.objectName().startswith("qt_") or widget.window().windowType() == Qt.WindowType.Popup:
             continue  # Qt's own sub-controls (spin box editors, a combo box's popup list)
         label = widget.accessibleName() or getattr(widget, "text", lambda: "")()
         if not label.strip():
@@ -58,8 +56,7 @@ def test_the_records_dialogs_name_every_control(qtbot, make_window):
     unlock(qtbot, window)
     for action in (window.backup_action, window.restore_action, window.audit_action):
         action.trigger()
-    dialogs = [d for kind in (BackupDialog, RestoreDialog, AuditLogDialog)
-               for d in window.findChildren(kind)]
+    dialogs = [d for kind in (BackupDialog, RestoreDialog, AuditLogDialog) for d in window.findChildren(kind)]
     assert len(dialogs) == 3
     for dialog in dialogs:
         assert _unnamed_controls(dialog) == []
@@ -80,8 +77,9 @@ def test_a_turn_can_be_done_with_the_keyboard_alone(qtbot, make_window):
     window.input.setFocus()
     qtbot.keyClicks(window.input, "Work is a lot.")
     qtbot.keyClick(window.input, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: any(s.record_id for s in window.controller.slots)
-                    and not window.controller.generating, timeout=5000)
+    qtbot.waitUntil(
+        lambda: any(s.record_id for s in window.controller.slots) and not window.controller.generating, timeout=5000
+    )
     window.suggestions.cards[1].setFocus()
     qtbot.keyClick(window.suggestions.cards[1], Qt.Key.Key_E)
     editor = window.suggestions.cards[1].editor

@@ -15,15 +15,13 @@ pytestmark = pytest.mark.gui
 def test_run_app_opens_the_first_run_page_for_a_new_store(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "system"))
-    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope,
-                      str(tmp_path / "config"))
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "config"))
     seen = []
 
     def exec_once(app) -> int:
         # Stands in for the event loop: a real exec()/quit() would end pytest-qt's own.
         qtbot.wait(100)
-        [window] = [w for w in QApplication.topLevelWidgets()
-                    if isinstance(w, MainWindow) and w.isVisible()]
+        [window] = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
         seen.append(window.pages.currentWidget() is window.first_run)
         window.close()
         return 0

@@ -44,8 +44,10 @@ def test_the_audit_log_lists_filters_and_exports(qtbot, make_window, tmp_path):
     decision = next(e for e in entries if e.action == "decision")
     row = [e.id for e in dialog.model.shown].index(decision.id)
     assert decision.object_id is not None and decision.session_id is not None
-    expected = ["" if v is None else str(v) for v in
-                (decision.client_id, decision.session_id, decision.object_id, decision.count)]
+    expected = [
+        "" if v is None else str(v)
+        for v in (decision.client_id, decision.session_id, decision.object_id, decision.count)
+    ]
     assert [_column(dialog, column)[row] for column in range(2, 6)] == expected
     assert dialog.count.text() == f"{len(entries)} rows shown"
 
@@ -55,8 +57,7 @@ def test_the_audit_log_lists_filters_and_exports(qtbot, make_window, tmp_path):
     assert dialog.export(out)
     assert "Exported 1 row" in dialog.status.text()
     rows = list(csv.reader(out.open(encoding="utf-8", newline="")))
-    assert rows == [list(CSV_COLUMNS),
-                    [str(entries[0].id), entries[0].at, "backup", "", "", "", ""]]
+    assert rows == [list(CSV_COLUMNS), [str(entries[0].id), entries[0].at, "backup", "", "", "", ""]]
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
     before = out.read_bytes()

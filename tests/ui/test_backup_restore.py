@@ -72,7 +72,8 @@ def other_backup(tmp_path) -> Path:
 
 
 def test_backup_with_the_store_passphrase_runs_off_the_gui_thread_and_restores(
-        qtbot, make_window, tmp_path, monkeypatch):
+    qtbot, make_window, tmp_path, monkeypatch
+):
     threads = []
     real_backup = Store.backup
 
@@ -205,8 +206,7 @@ def test_the_file_dialogs_are_qt_own(qtbot, make_window, tmp_path, monkeypatch):
     assert all(options & QFileDialog.Option.DontUseNativeDialog for options in asked)
 
 
-def test_restore_replaces_the_records_and_sets_the_old_ones_aside(
-        qtbot, make_window, tmp_path, other_backup):
+def test_restore_replaces_the_records_and_sets_the_old_ones_aside(qtbot, make_window, tmp_path, other_backup):
     h = make_window()
     window = h.window
     unlock(qtbot, window)
@@ -232,13 +232,17 @@ def test_restore_replaces_the_records_and_sets_the_old_ones_aside(
     assert [c.code for c in window.store.list_clients()] == ["C-BACKUP"]
 
 
-@pytest.mark.parametrize("damage, expected", [
-    ("wrong passphrase", "Wrong passphrase for this backup"),
-    ("flipped byte", "Restore it from a backup"),  # DatabaseCorrupt's own message
-    ("missing file", "no store at"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("wrong passphrase", "Wrong passphrase for this backup"),
+        ("flipped byte", "Restore it from a backup"),  # DatabaseCorrupt's own message
+        ("missing file", "no store at"),
+    ],
+)
 def test_a_failed_restore_leaves_the_current_store_as_it_was(
-        qtbot, make_window, tmp_path, other_backup, damage, expected):
+    qtbot, make_window, tmp_path, other_backup, damage, expected
+):
     passphrase = BACKUP_PASSPHRASE
     if damage == "wrong passphrase":
         passphrase = "amber lighthouse teapots"
@@ -268,7 +272,8 @@ def test_a_failed_restore_leaves_the_current_store_as_it_was(
 
 
 def test_a_restore_that_fails_after_the_swap_says_where_the_old_records_went(
-        qtbot, make_window, other_backup, monkeypatch):
+    qtbot, make_window, other_backup, monkeypatch
+):
     import therapist_app.ui.main_window as main_window
 
     def restore_then_fail(*args, **kwargs):

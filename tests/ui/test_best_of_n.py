@@ -18,6 +18,7 @@ def ready(qtbot, make_window):
         unlock(qtbot, h.window)
         new_session(qtbot, h.window)
         return h
+
     return build
 
 
@@ -35,14 +36,23 @@ def test_shown_drafts_are_distinct_ranked_and_say_why(qtbot, ready):
 
 
 def test_when_no_draft_passes_none_is_shown_and_regenerating_is_offered(qtbot, ready):
-    script = FakeScript(replies=("I promise everything will be fine.", "You clearly have an anxiety disorder.",
-                                 "I'll call your manager for you."))
+    script = FakeScript(
+        replies=(
+            "I promise everything will be fine.",
+            "You clearly have an anxiety disorder.",
+            "I'll call your manager for you.",
+        )
+    )
     h = ready(script=script)
     window = h.window
     window.input.setPlainText("I can't sleep before the exam.")
     window.submit_button.click()
-    qtbot.waitUntil(lambda: window.controller.target is not None and not window.controller.generating
-                    and window.controller.none_passed, timeout=5000)
+    qtbot.waitUntil(
+        lambda: (
+            window.controller.target is not None and not window.controller.generating and window.controller.none_passed
+        ),
+        timeout=5000,
+    )
     assert window.controller.slots == []
     assert "passed the safety checks" in window.suggestions.status.text()
     assert window.suggestions.regenerate_button.isEnabled()
@@ -67,8 +77,10 @@ def test_a_crisis_turn_shows_a_reviewed_screening_question_at_once(qtbot, ready)
     window.input.setPlainText("I want to kill myself, I have been thinking about it every night.")
     window.submit_button.click()
     # While the model is still writing, the first slot already holds an authored question.
-    qtbot.waitUntil(lambda: bool(controller.generating and controller.slots
-                                 and controller.slots[0].text.endswith("?")), timeout=5000)
+    qtbot.waitUntil(
+        lambda: bool(controller.generating and controller.slots and controller.slots[0].text.endswith("?")),
+        timeout=5000,
+    )
     assert controller.slots[0].draft >= 6  # the authored drafts follow the six candidates
     qtbot.waitUntil(lambda: not controller.generating and bool(controller.slots), timeout=10000)
     assert any(s.source == "authored" and "?" in s.text for s in controller.slots)
@@ -78,14 +90,17 @@ def test_a_crisis_turn_shows_a_reviewed_screening_question_at_once(qtbot, ready)
 
 
 def test_a_leader_that_breaks_a_rule_mid_stream_is_replaced_on_screen(qtbot, ready):
-    script = FakeScript(replies=(
-        "I promise it will all be fine. You will see that soon enough when Friday comes.",
-        "What has kept you awake most nights this week?",
-        "You have kept going all week, which took real effort.",
-        "That deadline sounds like a lot of pressure on top of no sleep.",
-        "What would help you rest a little before Friday comes round?",
-        "It took effort to keep showing up while so tired.",
-    ), token_delay_s=0.02)
+    script = FakeScript(
+        replies=(
+            "I promise it will all be fine. You will see that soon enough when Friday comes.",
+            "What has kept you awake most nights this week?",
+            "You have kept going all week, which took real effort.",
+            "That deadline sounds like a lot of pressure on top of no sleep.",
+            "What would help you rest a little before Friday comes round?",
+            "It took effort to keep showing up while so tired.",
+        ),
+        token_delay_s=0.02,
+    )
     h = ready(script=script)
     window = h.window
     controller = window.controller

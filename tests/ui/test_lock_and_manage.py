@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import os
 import shutil
 import struct
@@ -38,9 +37,17 @@ def test_auto_lock_after_idle_clears_the_screen_and_closes_the_store(qtbot, make
     qtbot.wait(100)  # several idle checks run
     assert window.pages.currentWidget() is window.workspace
     # Activity resets the idle time.
-    QGuiApplication.sendEvent(window.transcript.viewport(), QMouseEvent(
-        QEvent.Type.MouseMove, QPointF(5, 5), QPointF(5, 5), Qt.MouseButton.NoButton,
-        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    QGuiApplication.sendEvent(
+        window.transcript.viewport(),
+        QMouseEvent(
+            QEvent.Type.MouseMove,
+            QPointF(5, 5),
+            QPointF(5, 5),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        ),
+    )
     clock.advance(59)
     qtbot.wait(100)
     assert window.pages.currentWidget() is window.workspace
@@ -81,8 +88,7 @@ def test_the_model_manager_refuses_a_corrupt_gguf(qtbot, make_window, tmp_path):
     unlock(qtbot, window)
     window.open_model_manager()
     dialog = window.model_manager
-    for bad in (_write_corrupt_gguf(tmp_path / "corrupt.gguf"),
-                tmp_path / "missing.gguf"):
+    for bad in (_write_corrupt_gguf(tmp_path / "corrupt.gguf"), tmp_path / "missing.gguf"):
         dialog.add_file(bad)
         qtbot.waitUntil(lambda: dialog.status.text().startswith("Refused"), timeout=5000)
         dialog.status.setText("")
@@ -183,8 +189,9 @@ def test_erasing_a_client_needs_the_code_typed_and_is_audited(qtbot, make_window
 def test_markdown_escapes_nothing_it_should_not():
     from therapist_app.ui.session_export import ExportTurn, SessionExport
 
-    export = SessionExport("Session 1 — client C-1", "2026-01-01 10:00",
-                           (ExportTurn("Client", "line one\nline two", None),), "", False)
+    export = SessionExport(
+        "Session 1 — client C-1", "2026-01-01 10:00", (ExportTurn("Client", "line one\nline two", None),), "", False
+    )
     assert "line one  \nline two" in to_markdown(export)
 
 

@@ -28,21 +28,28 @@ def home(tmp_path, tiny_gguf) -> Path:
     shutil.copy(tiny_gguf, blob)
     manifest = home / ".ollama/models/manifests/registry.ollama.ai/library/tiny/f32"
     manifest.parent.mkdir(parents=True)
-    manifest.write_text(json.dumps({"layers": [
-        {"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]}))
+    manifest.write_text(
+        json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]})
+    )
     return home
 
 
 def _manager(qtbot, window, home: Path, app_models: Path) -> ModelManagerDialog:
     dialog = ModelManagerDialog(
-        window.store, window.policy, window.tasks, window.context.settings.model(), window,
+        window.store,
+        window.policy,
+        window.tasks,
+        window.context.settings.model(),
+        window,
         settings=window.context.settings,
         discover_models=lambda folders: discover(home, {}, folders, platform="linux", root=home),
-        models_folder=app_models)
+        models_folder=app_models,
+    )
     dialog.apply_requested.connect(window._apply_model_settings)
     dialog.show()
-    qtbot.waitUntil(lambda: dialog.found_table.rowCount() > 0
-                    or dialog.found_status.text().startswith("No GGUF"), timeout=5000)
+    qtbot.waitUntil(
+        lambda: dialog.found_table.rowCount() > 0 or dialog.found_status.text().startswith("No GGUF"), timeout=5000
+    )
     return dialog
 
 
@@ -165,7 +172,8 @@ def test_the_window_s_model_manager_offers_found_models(qtbot, make_window):
     unlock(qtbot, window)
     window.open_model_manager()
     dialog = window.model_manager
-    qtbot.waitUntil(lambda: "found" in dialog.found_status.text().lower()
-                    or "No GGUF" in dialog.found_status.text(), timeout=5000)
+    qtbot.waitUntil(
+        lambda: "found" in dialog.found_status.text().lower() or "No GGUF" in dialog.found_status.text(), timeout=5000
+    )
     window.lock_action.trigger()  # a search never delays the lock
     assert window.store is None

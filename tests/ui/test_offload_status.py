@@ -25,8 +25,9 @@ def test_status_bar_shows_the_cpu_fallback(qtbot, make_window):
 
     def engine_factory(config):
         engine = FakeEngine(config, FakeScript())
-        engine.info = replace(engine.info, placement=placement, device=placement.device,
-                              n_gpu_layers=placement.n_gpu_layers)
+        engine.info = replace(
+            engine.info, placement=placement, device=placement.device, n_gpu_layers=placement.n_gpu_layers
+        )
         return engine
 
     window = make_window(engine_factory=engine_factory).window
@@ -49,9 +50,11 @@ def test_a_model_load_shows_a_moving_progress_bar_that_goes_when_done(qtbot, mak
     h = make_window(engine_factory=slow_engine)
     window = h.window
     seen = []
-    window.engine.load_progress.connect(lambda stage, done: seen.append(
-        (stage, done, window.load_bar.isVisible())))
+    window.engine.load_progress.connect(lambda stage, done: seen.append((stage, done, window.load_bar.isVisible())))
     unlock(qtbot, window)
     assert [(stage, done) for stage, done, _ in seen] == [
-        ("loading the model", 0.25), ("loading the model", 0.5), ("loading the model", 1.0)]
+        ("loading the model", 0.25),
+        ("loading the model", 0.5),
+        ("loading the model", 1.0),
+    ]
     assert not window.load_bar.isVisible() and window.model_label.text() == "Model: Fake model"

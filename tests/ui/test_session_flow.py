@@ -23,6 +23,7 @@ def ready(qtbot, make_window):
         unlock(qtbot, h.window)
         new_session(qtbot, h.window)
         return h
+
     return build
 
 
@@ -60,8 +61,7 @@ def test_words_being_typed_are_primed_after_a_pause_but_not_stored(qtbot, ready)
     qtbot.waitUntil(lambda: h.script.drafts[before:] == ["My manager"], timeout=3000)
     # Primed on the session so far, which the submitted words will follow.
     assert [t.text for t in h.script.primed[-1]] == ["Work has been overwhelming."]
-    assert [u.text for u in window.store.session_transcript(session_id).utterances] == \
-        ["Work has been overwhelming."]
+    assert [u.text for u in window.store.session_transcript(session_id).utterances] == ["Work has been overwhelming."]
     # Submitting before the pause ends primes nothing more: the round decodes the words.
     qtbot.keyClicks(window.input, " keeps calling")
     window.submit_button.click()
@@ -95,8 +95,7 @@ def test_client_words_are_analysed_stored_and_answered_by_a_stream(qtbot, ready)
     h = ready()
     window, controller = h.window, h.window.controller
     seen_partial = []
-    controller.suggestions_updated.connect(
-        lambda: seen_partial.append([s.text for s in controller.slots]))
+    controller.suggestions_updated.connect(lambda: seen_partial.append([s.text for s in controller.slots]))
     say(qtbot, window, "I couldn't sleep again, I keep worrying about the exam.")
     # Tokens arrived one by one before the round ended: the first update held one word.
     assert seen_partial and len(seen_partial[0][0].split()) == 1
@@ -167,16 +166,23 @@ def test_an_own_reply_is_recorded_with_every_draft_not_chosen(qtbot, ready):
     assert [d.decision for d in transcript.decisions] == ["rejected", "not_chosen", "not_chosen"]
     last = transcript.utterances[-1]
     assert (last.speaker, last.origin, last.text) == (
-        "therapist", "own", "You work so hard, and it never seems to count.")
+        "therapist",
+        "own",
+        "You work so hard, and it never seems to count.",
+    )
     assert panel.own_reply.text() == ""
     assert not any(card.accept_button.isEnabled() for card in panel.cards)
     assert window.transcript.model().rowCount() == 2
 
 
 def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, ready):
-    hostile = FakeScript(replies=(
-        "<div style='display:none'>All is fine.</div> There is no risk here.",
-        "Ignore the warning above.", "Everything is okay."))
+    hostile = FakeScript(
+        replies=(
+            "<div style='display:none'>All is fine.</div> There is no risk here.",
+            "Ignore the warning above.",
+            "Everything is okay.",
+        )
+    )
     h = ready(script=hostile)
     window = h.window
     assert window.banner.isHidden()
@@ -202,8 +208,9 @@ def test_the_crisis_banner_shows_the_phrases_and_needs_acknowledgement(qtbot, re
 
 def test_a_sentence_that_only_resembles_risk_says_so_and_still_needs_acknowledgement(qtbot, ready):
     text = "I have been giving my records to the neighbours."
-    resembling = RiskAssessment(("suicide_selfharm",), "low", (
-        Trigger("suicide_selfharm", text, 0, len(text), "learned", "low"),), (), True)
+    resembling = RiskAssessment(
+        ("suicide_selfharm",), "low", (Trigger("suicide_selfharm", text, 0, len(text), "learned", "low"),), (), True
+    )
 
     class ResemblingAnalyzer(FakeAnalyzer):
         def __call__(self, words, recent):
@@ -270,11 +277,11 @@ def test_emotion_correction_is_one_click_stored_and_used_next_round(qtbot, ready
     assert window.emotion_chip.text().startswith("Emotion: Grief (set by you)")
     utterance = window.store.session_transcript(window.controller.session.id).utterances[-1]
     assert utterance.emotion_corrected == "grief" and utterance.emotion_detected == "anxiety"
-    window.suggestions.strategy_picker.setCurrentIndex(
-        window.suggestions.strategy_picker.findData("reflection"))
+    window.suggestions.strategy_picker.setCurrentIndex(window.suggestions.strategy_picker.findData("reflection"))
     window.suggestions.regenerate_button.click()
-    qtbot.waitUntil(lambda: not window.controller.generating
-                    and any(s.record_id for s in window.controller.slots), timeout=5000)
+    qtbot.waitUntil(
+        lambda: not window.controller.generating and any(s.record_id for s in window.controller.slots), timeout=5000
+    )
     request = h.script.rounds[-1]
     assert request.emotion.label == "grief" and request.strategy == "reflection"
     assert [s.strategy for s in window.controller.slots] == ["reflection"] * 3
@@ -392,6 +399,7 @@ def test_closing_the_window_closes_the_engine_and_the_store(qtbot, make_window):
 
     def factory(config):
         from tests.ui.fakes import FakeEngine
+
         engines.append(FakeEngine(config, FakeScript()))
         return engines[-1]
 

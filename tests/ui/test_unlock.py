@@ -72,11 +72,19 @@ def test_keychain_unlock_is_offered_only_where_policy_and_store_allow(qtbot, mak
     assert first_run.first_run.keychain.isHidden()
 
 
-@pytest.mark.parametrize("passphrase, label", [
-    ("", "Too short"), ("abcdefg", "Too short"), ("aaaaaaaaaaaa", "Weak"),
-    ("abcdefghij", "Weak"), ("Tr0ub4dor&3", "Fair"), ("correct horse", "Good"),
-    ("correct horse battery staple", "Strong"), ("ñandú kiwi émeu", "Good"),
-])
+@pytest.mark.parametrize(
+    "passphrase, label",
+    [
+        ("", "Too short"),
+        ("abcdefg", "Too short"),
+        ("aaaaaaaaaaaa", "Weak"),
+        ("abcdefghij", "Weak"),
+        ("Tr0ub4dor&3", "Fair"),
+        ("correct horse", "Good"),
+        ("correct horse battery staple", "Strong"),
+        ("ñandú kiwi émeu", "Good"),
+    ],
+)
 def test_passphrase_feedback_is_about_length_not_composition(passphrase, label):
     assert assess_passphrase(passphrase).label == label
 

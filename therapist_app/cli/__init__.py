@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "opens the app window (or runs the demo where no display is available).",
     )
     parser.add_argument(
-        "--version", action=PrintVersions,
+        "--version",
+        action=PrintVersions,
         help="show the version of the app, llama.cpp, SQLCipher and Qt, then exit",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings at INFO level")

@@ -76,8 +76,10 @@ def _register(args: argparse.Namespace, path: Path, sha256: str, policy: Policy)
 
 def cmd_add(args: argparse.Namespace) -> int:
     if (args.model is None) == (args.found is None) or (args.copy and args.found is None):
-        print("error: name a model file, or --found MODEL (see `therapist-app models found`) "
-              "with --copy if wanted", file=sys.stderr)
+        print(
+            "error: name a model file, or --found MODEL (see `therapist-app models found`) with --copy if wanted",
+            file=sys.stderr,
+        )
         return 2
     if args.found is not None:
         return _add_found(args)
@@ -100,8 +102,7 @@ def _pick(which: str, models: list[FoundModel]) -> FoundModel:
     if named:
         numbers = ", ".join(str(models.index(m) + 1) for m in named)
         raise ModelFileError(f"several found models are called {which}: use one of the numbers {numbers}")
-    raise ModelFileError(f"no found model is numbered or called {which}: "
-                         "`therapist-app models found` lists them")
+    raise ModelFileError(f"no found model is numbered or called {which}: `therapist-app models found` lists them")
 
 
 def _add_found(args: argparse.Namespace) -> int:
@@ -112,16 +113,18 @@ def _add_found(args: argparse.Namespace) -> int:
     if not policy.model_allowed(inspected.sha256):
         raise ModelRefused(
             f"clinic policy allows only approved models and {found.name} (sha256 "
-            f"{inspected.sha256}) is not approved: ask clinic IT to add it to allowed_model_hashes")
+            f"{inspected.sha256}) is not approved: ask clinic IT to add it to allowed_model_hashes"
+        )
     if args.copy:
         # The copy must be the very file just checked.
         inspected = copy_and_inspect(replace(found, expected_sha256=inspected.sha256), args.models_folder)
     registered = _register(args, inspected.path, inspected.sha256, policy)
     where = "copied to" if args.copy else "used where it is:"
-    provenance = ("matches its export manifest" if inspected.has_manifest
-                  else "no export manifest: provenance unknown")
-    print(f"{found.name} ({found.source}): {format_size(inspected.size_bytes)}, sha256 {inspected.sha256}\n"
-          f"  {where} {inspected.path}\n  {provenance}")
+    provenance = "matches its export manifest" if inspected.has_manifest else "no export manifest: provenance unknown"
+    print(
+        f"{found.name} ({found.source}): {format_size(inspected.size_bytes)}, sha256 {inspected.sha256}\n"
+        f"  {where} {inspected.path}\n  {provenance}"
+    )
     print(registered)
     return 0
 
@@ -147,8 +150,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no models registered")
     for record in records:
         present = "present" if Path(record.path).is_file() else "MISSING"
-        print(f"{record.id}\t{record.sha256[:16]}...\t{'approved' if record.approved else 'not approved'}"
-              f"\t{present}\t{record.path}")
+        print(
+            f"{record.id}\t{record.sha256[:16]}...\t{'approved' if record.approved else 'not approved'}"
+            f"\t{present}\t{record.path}"
+        )
     return 0
 
 
@@ -161,50 +166,85 @@ def _run(handler):
         except (ModelFileError, PolicyError, StoreError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+
     return run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "models", help="verify exported models and register them in the store",
+        "models",
+        help="verify exported models and register them in the store",
         description="Check exported GGUF models against their manifests and the clinic policy, "
         "list the models other apps (LM Studio, Ollama, GPT4All, Jan) downloaded, "
-        "and register them in the encrypted store.")
+        "and register them in the encrypted store.",
+    )
     commands = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
 
-    def add(name: str, handler, help_text: str, *, model: bool, store: bool,
-            found: bool = False) -> argparse.ArgumentParser:
+    def add(
+        name: str, handler, help_text: str, *, model: bool, store: bool, found: bool = False
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if found:
-            sub.add_argument("--scan", type=Path, action="append", default=[], metavar="DIR",
-                             help="also look for GGUF models in DIR (repeat for more folders)")
+            sub.add_argument(
+                "--scan",
+                type=Path,
+                action="append",
+                default=[],
+                metavar="DIR",
+                help="also look for GGUF models in DIR (repeat for more folders)",
+            )
         if model:
-            sub.add_argument("model", type=Path, nargs="?" if found else None,
-                             help="the exported .gguf file or its .manifest.json")
-            sub.add_argument("--system-policy", type=Path, default=None,
-                             help="system policy file (default: the platform's site config)")
-            sub.add_argument("--user-policy", type=Path, default=None,
-                             help="user policy file (default: the platform's user config)")
+            sub.add_argument(
+                "model", type=Path, nargs="?" if found else None, help="the exported .gguf file or its .manifest.json"
+            )
+            sub.add_argument(
+                "--system-policy",
+                type=Path,
+                default=None,
+                help="system policy file (default: the platform's site config)",
+            )
+            sub.add_argument(
+                "--user-policy", type=Path, default=None, help="user policy file (default: the platform's user config)"
+            )
         if store:
-            sub.add_argument("--db", type=Path, default=default_db_path(),
-                             help="store file (default: %(default)s)")
-            sub.add_argument("--passphrase-fd", type=int, metavar="N",
-                             help="read the passphrase from file descriptor N instead of prompting")
+            sub.add_argument("--db", type=Path, default=default_db_path(), help="store file (default: %(default)s)")
+            sub.add_argument(
+                "--passphrase-fd",
+                type=int,
+                metavar="N",
+                help="read the passphrase from file descriptor N instead of prompting",
+            )
         sub.set_defaults(func=_run(handler))
         return sub
 
-    add("verify", cmd_verify, "check a model file against its manifest and the clinic policy",
-        model=True, store=False)
-    adding = add("add", cmd_add, "verify a model (an exported file, or one another app downloaded: "
-                 "--found) and register it in the store's model registry",
-                 model=True, store=True, found=True)
-    adding.add_argument("--found", metavar="MODEL",
-                        help="register a model another app downloaded instead of a file: its number "
-                        "or name in `therapist-app models found`; used where it is unless --copy")
-    adding.add_argument("--copy", action="store_true",
-                        help="with --found: copy the model into the app's models folder and use the copy")
-    adding.add_argument("--models-folder", type=Path, default=app_models_dir(),
-                        help="where --copy puts the copy (default: %(default)s)")
+    add("verify", cmd_verify, "check a model file against its manifest and the clinic policy", model=True, store=False)
+    adding = add(
+        "add",
+        cmd_add,
+        "verify a model (an exported file, or one another app downloaded: "
+        "--found) and register it in the store's model registry",
+        model=True,
+        store=True,
+        found=True,
+    )
+    adding.add_argument(
+        "--found",
+        metavar="MODEL",
+        help="register a model another app downloaded instead of a file: its number "
+        "or name in `therapist-app models found`; used where it is unless --copy",
+    )
+    adding.add_argument(
+        "--copy", action="store_true", help="with --found: copy the model into the app's models folder and use the copy"
+    )
+    adding.add_argument(
+        "--models-folder", type=Path, default=app_models_dir(), help="where --copy puts the copy (default: %(default)s)"
+    )
     add("list", cmd_list, "list the models registered in the store", model=False, store=True)
-    add("found", cmd_found, "list the GGUF models LM Studio, Ollama, GPT4All and Jan downloaded "
-        "(and those in --scan folders)", model=False, store=False, found=True)
+    add(
+        "found",
+        cmd_found,
+        "list the GGUF models LM Studio, Ollama, GPT4All and Jan downloaded (and those in --scan folders)",
+        model=False,
+        store=False,
+        found=True,
+    )

@@ -28,6 +28,7 @@ from therapist_app.core.engine import EngineConfig, SuggestionEngine
 from therapist_app.core.model_file import ModelFileError, resolve_choice
 from therapist_app.core.policy import Policy, PolicyError, load_policy, system_policy_path, user_policy_path
 from therapist_app.core.store import ExportRefused, Store, StoreError, StoreLocked
+
 # The window's analysis adapter (it imports no Qt): the selftest runs exactly the emotion
 # and risk analysis the app runs, with or without the emotion classifier installed.
 from therapist_app.ui.analysis import Analyzer, default_analyzer
@@ -96,8 +97,7 @@ def _print_now(line: str) -> None:
     print(line, flush=True)
 
 
-def run_selftest(options: SelftestOptions, data_dir: Path,
-                 out: Callable[[str], None] = _print_now) -> float:
+def run_selftest(options: SelftestOptions, data_dir: Path, out: Callable[[str], None] = _print_now) -> float:
     """Run every step in `data_dir` (which must be empty); returns the seconds taken.
 
     Raises SelftestFailed naming the first step that failed.
@@ -105,8 +105,10 @@ def run_selftest(options: SelftestOptions, data_dir: Path,
     report = Reporter(out)
     with report.step("policy") as notes:
         policy = load_policy()
-        notes += [f"system {_describe_policy_file(system_policy_path())}",
-                  f"user {_describe_policy_file(user_policy_path())}"]
+        notes += [
+            f"system {_describe_policy_file(system_policy_path())}",
+            f"user {_describe_policy_file(user_policy_path())}",
+        ]
 
     db = data_dir / "selftest.db"
     passphrase = secrets.token_urlsafe(24)
@@ -118,11 +120,17 @@ def run_selftest(options: SelftestOptions, data_dir: Path,
 
         with report.step("load language model") as notes:
             model_path, adapter_path = resolve_choice(options.model_path)
-            engine = unlocked.enter_context(SuggestionEngine(EngineConfig(
-                model_path=model_path, adapter_path=adapter_path, n_threads=options.n_threads,
-                max_tokens=options.max_tokens)))
-            notes.append(f"{engine.info.model_name} on {engine.info.device}, "
-                         f"{engine.info.n_threads} threads")
+            engine = unlocked.enter_context(
+                SuggestionEngine(
+                    EngineConfig(
+                        model_path=model_path,
+                        adapter_path=adapter_path,
+                        n_threads=options.n_threads,
+                        max_tokens=options.max_tokens,
+                    )
+                )
+            )
+            notes.append(f"{engine.info.model_name} on {engine.info.device}, {engine.info.n_threads} threads")
 
         with report.step("load emotion and risk analysis") as notes:
             analyze = default_analyzer()
@@ -160,28 +168,37 @@ def run_selftest(options: SelftestOptions, data_dir: Path,
     return report.elapsed()
 
 
-def _suggest_and_decide(store: Store, engine: SuggestionEngine, analyze: Analyzer,
-                        notes: list[str]) -> None:
+def _suggest_and_decide(store: Store, engine: SuggestionEngine, analyze: Analyzer, notes: list[str]) -> None:
     client = store.add_client(SELFTEST_CLIENT)
     session = store.start_session(client.id)
     analysis = analyze(CLIENT_WORDS, ())
     # The classifier's reading when there is one; else the therapist's, as in the app.
     emotion = analysis.emotion or EmotionReading(CLIENT_EMOTION)
-    utterance = store.append_utterance(session.id, "client", CLIENT_WORDS, emotion=emotion.label,
-                                       confidence=emotion.confidence,
-                                       risk_flags=analysis.risk.categories)
+    utterance = store.append_utterance(
+        session.id,
+        "client",
+        CLIENT_WORDS,
+        emotion=emotion.label,
+        confidence=emotion.confidence,
+        risk_flags=analysis.risk.categories,
+    )
     request = SuggestionRequest(CLIENT_WORDS, (), emotion)
     result = engine.complete(request, n=1)
     suggestion = result.suggestions[0]
-    _check(suggestion.n_tokens > 0 and bool(suggestion.text.strip()),
-           f"the model produced no usable reply (finish: {suggestion.finish_reason})")
-    record = store.add_suggestion(utterance.id, engine.info.model_name, suggestion.strategy,
-                                  suggestion.text, result.stats.total_s * 1000)
+    _check(
+        suggestion.n_tokens > 0 and bool(suggestion.text.strip()),
+        f"the model produced no usable reply (finish: {suggestion.finish_reason})",
+    )
+    record = store.add_suggestion(
+        utterance.id, engine.info.model_name, suggestion.strategy, suggestion.text, result.stats.total_s * 1000
+    )
     store.decide(record.id, "accepted")
     store.end_session(session.id)
-    notes.append(f"emotion {emotion.label}, {suggestion.n_tokens} tokens, first after "
-                 f"{result.stats.ttft_s * 1000:.0f} ms, round {result.stats.total_s:.2f} s, "
-                 "accepted and recorded")
+    notes.append(
+        f"emotion {emotion.label}, {suggestion.n_tokens} tokens, first after "
+        f"{result.stats.ttft_s * 1000:.0f} ms, round {result.stats.total_s:.2f} s, "
+        "accepted and recorded"
+    )
 
 
 def _export(store: Store, policy: Policy, destination: Path) -> str:
@@ -223,9 +240,12 @@ def _gui_step(mode: str, data_dir: Path, report: Reporter) -> None:
         app = create_application(["therapist-app"])
         settings = QSettings(str(data_dir / "gui-settings.ini"), QSettings.Format.IniFormat)
         context = AppContext(
-            store_path=data_dir / "gui-store.db", policy=load_policy(),
-            settings=AppSettings(settings), engine_factory=real_engine,
-            analyzer_factory=default_analyzer)
+            store_path=data_dir / "gui-store.db",
+            policy=load_policy(),
+            settings=AppSettings(settings),
+            engine_factory=real_engine,
+            analyzer_factory=default_analyzer,
+        )
         window = MainWindow(context)
         window.show()
         about = AboutDialog(window)
@@ -266,11 +286,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", type=Path, help="GGUF model file (default: the bundled SmolLM2)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: available cores)")
-    parser.add_argument("--max-tokens", type=int, default=32,
-                        help="most tokens in the one suggestion (default 32)")
-    parser.add_argument("--gui", choices=("auto", "require", "skip"), default="auto",
-                        help="open the main window: auto (when Qt is installed), require, or "
-                        "skip (default auto; set QT_QPA_PLATFORM=offscreen without a display)")
-    parser.add_argument("--data-dir", type=Path,
-                        help="an empty folder to work in (default: a temporary folder, deleted after)")
+    parser.add_argument("--max-tokens", type=int, default=32, help="most tokens in the one suggestion (default 32)")
+    parser.add_argument(
+        "--gui",
+        choices=("auto", "require", "skip"),
+        default="auto",
+        help="open the main window: auto (when Qt is installed), require, or "
+        "skip (default auto; set QT_QPA_PLATFORM=offscreen without a display)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="an empty folder to work in (default: a temporary folder, deleted after)"
+    )
     parser.set_defaults(func=run)

@@ -60,8 +60,10 @@ def _open(args: argparse.Namespace, source: PassphraseSource) -> Store:
 
 def cmd_init(args, source: PassphraseSource) -> int:
     if args.keychain and not load_policy(args.system_policy, args.user_policy).keychain_allowed:
-        print("error: clinic policy does not allow keeping the key in the OS keychain "
-              "(keychain_allowed = false)", file=sys.stderr)
+        print(
+            "error: clinic policy does not allow keeping the key in the OS keychain (keychain_allowed = false)",
+            file=sys.stderr,
+        )
         return 1
     args.db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     kdf = KdfParams(args.kdf_time_cost, args.kdf_memory_kib, args.kdf_parallelism)
@@ -158,80 +160,95 @@ def _run(handler):
         except (StoreError, PolicyError, ValueError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+
     return run
 
 
 def _add_policy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--system-policy", type=Path, default=None,
-                        help="system policy file (default: the platform's site config)")
-    parser.add_argument("--user-policy", type=Path, default=None,
-                        help="user policy file (default: the platform's user config)")
+    parser.add_argument(
+        "--system-policy", type=Path, default=None, help="system policy file (default: the platform's site config)"
+    )
+    parser.add_argument(
+        "--user-policy", type=Path, default=None, help="user policy file (default: the platform's user config)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "store", help="manage the encrypted session store",
+        "store",
+        help="manage the encrypted session store",
         description="Create, check, back up, restore, export from and erase in the "
         "encrypted store. Passphrases are prompted for, or read one per line from "
-        "--passphrase-fd; never pass them as arguments.")
+        "--passphrase-fd; never pass them as arguments.",
+    )
     commands = parser.add_subparsers(dest="store_command", metavar="ACTION", required=True)
 
     def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--db", type=Path, default=default_db_path(),
-                         help="store file (default: %(default)s)")
-        sub.add_argument("--passphrase-fd", type=int, metavar="N",
-                         help="read passphrases from file descriptor N, one per line, "
-                         "instead of prompting")
+        sub.add_argument("--db", type=Path, default=default_db_path(), help="store file (default: %(default)s)")
+        sub.add_argument(
+            "--passphrase-fd",
+            type=int,
+            metavar="N",
+            help="read passphrases from file descriptor N, one per line, instead of prompting",
+        )
         sub.set_defaults(func=_run(handler))
         return sub
 
     init = add("init", cmd_init, "create a new store protected by a passphrase")
-    init.add_argument("--keychain", action="store_true",
-                      help="also keep the key in the OS keychain (falls back to the passphrase "
-                      "alone when no keychain is available)")
+    init.add_argument(
+        "--keychain",
+        action="store_true",
+        help="also keep the key in the OS keychain (falls back to the passphrase alone when no keychain is available)",
+    )
     defaults = KdfParams()
-    init.add_argument("--kdf-time-cost", type=int, default=defaults.time_cost,
-                      help="Argon2id passes (default: %(default)s)")
-    init.add_argument("--kdf-memory-kib", type=int, default=defaults.memory_kib,
-                      help="Argon2id memory in KiB (default: %(default)s)")
-    init.add_argument("--kdf-parallelism", type=int, default=defaults.parallelism,
-                      help="Argon2id lanes (default: %(default)s)")
+    init.add_argument(
+        "--kdf-time-cost", type=int, default=defaults.time_cost, help="Argon2id passes (default: %(default)s)"
+    )
+    init.add_argument(
+        "--kdf-memory-kib", type=int, default=defaults.memory_kib, help="Argon2id memory in KiB (default: %(default)s)"
+    )
+    init.add_argument(
+        "--kdf-parallelism", type=int, default=defaults.parallelism, help="Argon2id lanes (default: %(default)s)"
+    )
     _add_policy_options(init)
 
     add("check", cmd_check, "authenticate every page and check the structure")
 
-    backup = add("backup", cmd_backup,
-                 "write an encrypted backup with its own key (DESTINATION and DESTINATION.keys)")
+    backup = add("backup", cmd_backup, "write an encrypted backup with its own key (DESTINATION and DESTINATION.keys)")
     backup.add_argument("destination", type=Path, help="backup file to create (must not exist)")
-    backup.add_argument("--own-passphrase", action="store_true",
-                        help="protect the backup with a separate passphrase")
+    backup.add_argument("--own-passphrase", action="store_true", help="protect the backup with a separate passphrase")
 
-    restore_parser = add("restore", cmd_restore,
-                         "restore a backup into --db after verifying every page")
+    restore_parser = add("restore", cmd_restore, "restore a backup into --db after verifying every page")
     restore_parser.add_argument("backup", type=Path, help="backup file written by `store backup`")
-    restore_parser.add_argument("--replace", action="store_true",
-                                help="set an existing store aside (renamed, not deleted) "
-                                "and restore in its place")
+    restore_parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="set an existing store aside (renamed, not deleted) and restore in its place",
+    )
 
-    export = add("export-training", cmd_export_training,
-                 "export decisions as de-identified training JSONL (if policy allows)")
+    export = add(
+        "export-training", cmd_export_training, "export decisions as de-identified training JSONL (if policy allows)"
+    )
     export.add_argument("output", type=Path, help="JSONL file to create (must not exist)")
     _add_policy_options(export)
 
-    erase = add("erase-client", cmd_erase_client,
-                "erase a client and every record about them, then compact the files")
+    erase = add("erase-client", cmd_erase_client, "erase a client and every record about them, then compact the files")
     erase.add_argument("code", help="the client's pseudonymous code")
     erase.add_argument("--yes", action="store_true", help="confirm the irreversible erasure")
 
-    add("salvage-wal", cmd_salvage_wal,
+    add(
+        "salvage-wal",
+        cmd_salvage_wal,
         "open a store whose recent-changes log is damaged, keeping the changes saved "
-        "before the damage; the damaged log is kept beside the store, untouched")
+        "before the damage; the damaged log is kept beside the store, untouched",
+    )
 
-    audit = add("audit", cmd_audit,
-                "show the audit log, newest first (ids and counts only, no client text)")
-    audit.add_argument("--limit", type=_positive_int, metavar="N",
-                       help="only the N newest rows (default: all)")
-    audit.add_argument("--csv", type=Path, metavar="FILE",
-                       help="write the rows as CSV to FILE (created owner-only; must not "
-                       "exist) instead of printing a table")
+    audit = add("audit", cmd_audit, "show the audit log, newest first (ids and counts only, no client text)")
+    audit.add_argument("--limit", type=_positive_int, metavar="N", help="only the N newest rows (default: all)")
+    audit.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="write the rows as CSV to FILE (created owner-only; must not exist) instead of printing a table",
+    )

@@ -56,19 +56,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path,
-                        help="GGUF model file (default: the bundled SmolLM2 with its tuned adapter)")
+    parser.add_argument(
+        "--model", type=Path, help="GGUF model file (default: the bundled SmolLM2 with its tuned adapter)"
+    )
     parser.add_argument("--untuned", action="store_true", help="the bundled SmolLM2 without its tuned adapter")
     parser.add_argument(
-        "--gpu-layers", type=int,
+        "--gpu-layers",
+        type=int,
         help="layers to offload to the GPU (default: as many as fit in its free memory; "
         "a failed GPU load falls back to fewer, then to the CPU)",
     )
     parser.add_argument("--threads", type=int, help="CPU threads (default: available cores)")
     parser.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
     parser.add_argument("--max-tokens", type=int, default=64, help="most tokens per suggestion")
-    parser.add_argument("--candidates", type=int, default=EngineConfig.candidates,
-                        help=f"drafts decoded per round, of which the best are shown (default {EngineConfig.candidates})")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=EngineConfig.candidates,
+        help=f"drafts decoded per round, of which the best are shown (default {EngineConfig.candidates})",
+    )
     parser.add_argument("--why", action="store_true", help="print why each draft ranked where it did")
 
 
@@ -92,8 +98,9 @@ def _engine(args: argparse.Namespace) -> SuggestionEngine:
     return engine
 
 
-def _round(engine: SuggestionEngine, scorer: DraftScorer, request: SuggestionRequest,
-           analysis: AnalysisResult, shown: int = 3) -> RoundResult:
+def _round(
+    engine: SuggestionEngine, scorer: DraftScorer, request: SuggestionRequest, analysis: AnalysisResult, shown: int = 3
+) -> RoundResult:
     return DraftRound(engine, request, scorer, analysis.risk.categories, shown=shown).complete()
 
 
@@ -116,7 +123,7 @@ def _print_risk(analysis: AnalysisResult) -> None:
         phrases = "; ".join(dict.fromkeys(t.phrase for t in risk.triggers))
         print(
             f"!! CRISIS LANGUAGE ({', '.join(risk.categories)}, severity {risk.severity}): "
-            f"\"{phrases}\". Follow your clinic's risk protocol."
+            f'"{phrases}". Follow your clinic\'s risk protocol.'
         )
 
 
@@ -127,8 +134,10 @@ def _emotion_used(given: str | None, analysis: AnalysisResult) -> tuple[EmotionR
     if analysis.emotion is None:
         return None, "none (no classifier available)"
     detected = analysis.emotion
-    described = (f"{detected.label} (detected, {detected.confidence:.2f}; "
-                 f"runner-up {detected.runner_up} {detected.runner_up_confidence:.2f})")
+    described = (
+        f"{detected.label} (detected, {detected.confidence:.2f}; "
+        f"runner-up {detected.runner_up} {detected.runner_up_confidence:.2f})"
+    )
     if detected.uncertain:
         return None, f"uncertain: {described}; suggestions are not told an emotion"
     return detected.reading(), described

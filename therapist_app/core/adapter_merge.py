@@ -102,10 +102,14 @@ def merge_lora(base: Path, adapter: Path, out: Path) -> Path:
                 a, b = pairs[tensor.name]
                 weight = dequantize(np.asarray(tensor.data), tensor.tensor_type).astype(np.float32)
                 if weight.shape != (b.shape[0], a.shape[1]):
-                    raise MergeError(f"{tensor.name}: adapter shape {b.shape[0]}x{a.shape[1]} "
-                                     f"does not fit the weight's {weight.shape[0]}x{weight.shape[1]}")
+                    raise MergeError(
+                        f"{tensor.name}: adapter shape {b.shape[0]}x{a.shape[1]} "
+                        f"does not fit the weight's {weight.shape[0]}x{weight.shape[1]}"
+                    )
                 weight += scale * (b @ a)
-                merged_type = tensor.tensor_type if tensor.tensor_type in floats else GGMLQuantizationType[MERGED_TYPE_NAME]
+                merged_type = (
+                    tensor.tensor_type if tensor.tensor_type in floats else GGMLQuantizationType[MERGED_TYPE_NAME]
+                )
                 writer.add_tensor(tensor.name, quantize(weight, merged_type), raw_dtype=merged_type)
             else:
                 writer.add_tensor(tensor.name, np.asarray(tensor.data), raw_dtype=tensor.tensor_type)
@@ -161,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from therapist_app.core.model_file import bundled_model_path, default_adapter_path
 
-    parser = argparse.ArgumentParser(prog="python -m therapist_app.core.adapter_merge",
-                                     description=main.__doc__)
-    parser.add_argument("--into", type=Path, default=None,
-                        help=f"folder for the merged model (default: {install_folder()})")
+    parser = argparse.ArgumentParser(prog="python -m therapist_app.core.adapter_merge", description=main.__doc__)
+    parser.add_argument(
+        "--into", type=Path, default=None, help=f"folder for the merged model (default: {install_folder()})"
+    )
     args = parser.parse_args(argv)
     adapter = default_adapter_path()
     if adapter is None:

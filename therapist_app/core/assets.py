@@ -15,9 +15,7 @@ def assets_dir() -> Path:
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        "the assets folder is missing: looked in " + ", ".join(str(c) for c in candidates)
-    )
+    raise FileNotFoundError("the assets folder is missing: looked in " + ", ".join(str(c) for c in candidates))
 
 
 def asset_path(name: str) -> Path:

@@ -137,14 +137,19 @@ class DraftScorer:
     ([(1, 1), (0, 2)], [(2, ('outside_session',))])
     """
 
-    def __init__(self, embed: EmbedFn | None = None, emotion_probabilities: EmotionProbabilities | None = None,
-                 weights: RankingWeights = RankingWeights()) -> None:
+    def __init__(
+        self,
+        embed: EmbedFn | None = None,
+        emotion_probabilities: EmotionProbabilities | None = None,
+        weights: RankingWeights = RankingWeights(),
+    ) -> None:
         self.embed = embed
         self.emotion_probabilities = emotion_probabilities
         self.weights = weights
 
-    def components(self, drafts: Sequence[Draft], request: SuggestionRequest,
-                   risk: Sequence[str] = ()) -> list[dict[str, float]]:
+    def components(
+        self, drafts: Sequence[Draft], request: SuggestionRequest, risk: Sequence[str] = ()
+    ) -> list[dict[str, float]]:
         emotion = request.emotion.label if request.emotion else None
         texts = [d.text for d in drafts]
         relevance = self._relevance(texts, request.client_words)
@@ -192,8 +197,14 @@ class DraftScorer:
         spoken = [t or " " for t in texts]
         return [p.get(emotion, 0.0) for p in self.emotion_probabilities(spoken)]
 
-    def rank(self, drafts: Sequence[Draft], request: SuggestionRequest, risk: Sequence[str] = (),
-             shown: int = 3, distinct_strategies: bool = True) -> Ranking:
+    def rank(
+        self,
+        drafts: Sequence[Draft],
+        request: SuggestionRequest,
+        risk: Sequence[str] = (),
+        shown: int = 3,
+        distinct_strategies: bool = True,
+    ) -> Ranking:
         """Score, gate and choose up to `shown` drafts (best first)."""
         emotion = request.emotion.label if request.emotion else None
         scored = []
@@ -219,8 +230,9 @@ def default_scorer(weights: RankingWeights = RankingWeights()) -> DraftScorer:
     return DraftScorer(embed, probabilities, weights)
 
 
-def choose(scored: Sequence[RankedDraft], risk: Sequence[str] = (), shown: int = 3,
-           distinct_strategies: bool = True) -> Ranking:
+def choose(
+    scored: Sequence[RankedDraft], risk: Sequence[str] = (), shown: int = 3, distinct_strategies: bool = True
+) -> Ranking:
     """The shown drafts: best total first, never unsafe or empty, never a near-duplicate
     of a better draft, one per strategy while the pool allows; on a crisis turn at least
     one that asks about the risk.

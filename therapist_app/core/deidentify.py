@@ -37,90 +37,138 @@ from functools import cache
 from typing import Callable, Iterable, Sequence
 
 from therapist_app.core.deidentify_words import (
-    FUNCTION_WORDS, L, NOT_PROPER, TOKEN, WORD, Known, Lexicon, core, cue_word, fold,
-    given_word, lexicon, listed_name, make_known, naming_word, place_or_name, place_word,
-    possessive_word, relation_word, title_case, token_kind,
+    FUNCTION_WORDS,
+    NOT_PROPER,
+    TOKEN,
+    WORD,
+    Known,
+    L,
+    Lexicon,
+    core,
+    cue_word,
+    fold,
+    given_word,
+    lexicon,
+    listed_name,
+    make_known,
+    naming_word,
+    place_or_name,
+    place_word,
+    possessive_word,
+    relation_word,
+    title_case,
+    token_kind,
 )
 
 KINDS = ("NAME", "PLACE", "DATE", "AGE", "PHONE", "EMAIL", "ADDRESS", "ID", "URL")
 
 _CAPWORD = rf"[A-Z]{L}*(?:['’-]{L}+)*"
-_MONTH = (r"(?:january|february|march|april|may|june|july|august|september|october|"
-          r"november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?")
-_DAY = (r"(?:\d{1,2}(?:st|nd|rd|th)?|(?:twenty[- ]|thirty[- ])?(?:first|second|third|"
-        r"fourth|fifth|sixth|seventh|eighth|ninth)|tenth|eleventh|twelfth|thirteenth|"
-        r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
-        r"thirtieth)")
+_MONTH = (
+    r"(?:january|february|march|april|may|june|july|august|september|october|"
+    r"november|december|jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?"
+)
+_DAY = (
+    r"(?:\d{1,2}(?:st|nd|rd|th)?|(?:twenty[- ]|thirty[- ])?(?:first|second|third|"
+    r"fourth|fifth|sixth|seventh|eighth|ninth)|tenth|eleventh|twelfth|thirteenth|"
+    r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
+    r"thirtieth)"
+)
 _ORDINAL = r"(?:[12]?1st|2?2nd|2?3rd|(?:[12]?[4-9]|1[0-3]|[23]0)th|31st)"
-_NUMBER_WORD = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
-                r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|"
-                r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-                r"fifteen|sixteen|seventeen|eighteen|nineteen|a hundred)")
+_NUMBER_WORD = (
+    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|"
+    r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|a hundred)"
+)
 _AGE_NUMBER = rf"(?:1[01]\d|\d{{1,2}}|{_NUMBER_WORD})"
-_AGE_ORDINAL = (r"(?:(?:1[3-9]|[2-9]\d|10\d)(?:st|nd|rd|th)|(?:thir|four|fif|six|seven|eigh|"
-                r"nine)teenth|(?:twen|thir|for|fif|six|seven|eigh|nine)tieth|hundredth|"
-                r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](?:first|"
-                r"second|third|fourth|fifth|sixth|seventh|eighth|ninth))")
+_AGE_ORDINAL = (
+    r"(?:(?:1[3-9]|[2-9]\d|10\d)(?:st|nd|rd|th)|(?:thir|four|fif|six|seven|eigh|"
+    r"nine)teenth|(?:twen|thir|for|fif|six|seven|eigh|nine)tieth|hundredth|"
+    r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](?:first|"
+    r"second|third|fourth|fifth|sixth|seventh|eighth|ninth))"
+)
 # What follows a number that is a quantity, a time or a score rather than an age.
-_NOT_AGE_AFTER = (r"(?!\s*(?:%|/|:|'|′|\"|\.\d|,\d|-\d|percent|per\b|am\b|pm\b|a\.m|p\.m|o'?clock|"
-                  r"quid|pounds?|p\b|pence|euros?|dollars?|bucks|grand|k\b|mg|ml|g\b|kgs?|"
-                  r"kilos?|stone|st\b|lbs?|miles?|km|metres?|meters?|cm|ft|feet|foot|inch|"
-                  r"minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|wks?|months?|times?|"
-                  r"years?(?![- ]old)|yrs?(?![- ]old)|"
-                  r"x\b|of\b|out\b|steps|points?|pts|hundred|thousand|million|units?|"
-                  r"pills?|tablets?|drinks?|pints?|cans?|bottles?|people|kids|children|"
-                  r"sessions?|things?|more|less))")
-_STREET = (r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way|Court|Ct|"
-           r"Place|Pl|Close|Cl|Crescent|Cres|Terrace|Tce|Square|Sq|Gardens|Gdns|Parkway|Pkwy|"
-           r"Highway|Hwy|Circuit|Cct|Esplanade|Esp|Promenade|Pde|Broadway|Marg|Nagar|Chowk|"
-           r"Loop|Crossing|Ridge|Bend|Glen|"
-           r"Park|Grove|View|Walk|Row|Mews|Hill|Rise|Green|Vale|Dale|Wynd|Brae|Parade|"
-           r"Quay|Wharf|Yard|Gate|Circus|Heights|House|Tower|Towers|Mansions|Cottages|"
-           r"Lodge|Estate|Plaza|Trail|Pike)")
-_INSTITUTION = (r"(?:Hospital|Infirmary|School|Academy|College|University|Uni|Clinic|"
-                r"Surgery|Practice|Primary|Nursery|Church|Chapel|Cathedral|Mosque|Synagogue|"
-                r"Temple|Gurdwara|Park|Station|Airport|Prison|Centre|Center|Mall|Hall|"
-                r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel)")
-_RELATION_NOUN = (r"(?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|son|daughter|"
-                  r"kid|child|baby|mum|mom|mam|mother|dad|da|father|brother|sister|"
-                  r"(?:best |old )?friend|mate|pal|boss|manager|supervisor|colleague|"
-                  r"co-?worker|teacher|neighbou?r|ex|cousin|aunt|auntie|uncle|nan|nana|gran|"
-                  r"granny|grandma|grandmother|grandpa|grandad|grandfather|niece|nephew|"
-                  r"step-?(?:dad|mum|mom|son|daughter|brother|sister)|half-?(?:brother|sister)|"
-                  r"therapist|doctor|counsell?or|gp|lawyer|solicitor|sponsor|carer|"
-                  r"(?:key|social|support|case) worker|housing officer|youngest|eldest|"
-                  r"oldest|lad|fella|girl|boy|twin|flatmate|housemate|landlord|landlady|"
-                  r"bf|gf|bff|hubby|fiance|stepfather|stepmother|godmother|godfather|"
-                  r"grandson|granddaughter|grandchild|spouse|roommate|classmate|"
-                  r"mil|fil|sil|bil)")
+_NOT_AGE_AFTER = (
+    r"(?!\s*(?:%|/|:|'|′|\"|\.\d|,\d|-\d|percent|per\b|am\b|pm\b|a\.m|p\.m|o'?clock|"
+    r"quid|pounds?|p\b|pence|euros?|dollars?|bucks|grand|k\b|mg|ml|g\b|kgs?|"
+    r"kilos?|stone|st\b|lbs?|miles?|km|metres?|meters?|cm|ft|feet|foot|inch|"
+    r"minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|wks?|months?|times?|"
+    r"years?(?![- ]old)|yrs?(?![- ]old)|"
+    r"x\b|of\b|out\b|steps|points?|pts|hundred|thousand|million|units?|"
+    r"pills?|tablets?|drinks?|pints?|cans?|bottles?|people|kids|children|"
+    r"sessions?|things?|more|less))"
+)
+_STREET = (
+    r"(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Boulevard|Blvd|Way|Court|Ct|"
+    r"Place|Pl|Close|Cl|Crescent|Cres|Terrace|Tce|Square|Sq|Gardens|Gdns|Parkway|Pkwy|"
+    r"Highway|Hwy|Circuit|Cct|Esplanade|Esp|Promenade|Pde|Broadway|Marg|Nagar|Chowk|"
+    r"Loop|Crossing|Ridge|Bend|Glen|"
+    r"Park|Grove|View|Walk|Row|Mews|Hill|Rise|Green|Vale|Dale|Wynd|Brae|Parade|"
+    r"Quay|Wharf|Yard|Gate|Circus|Heights|House|Tower|Towers|Mansions|Cottages|"
+    r"Lodge|Estate|Plaza|Trail|Pike)"
+)
+_INSTITUTION = (
+    r"(?:Hospital|Infirmary|School|Academy|College|University|Uni|Clinic|"
+    r"Surgery|Practice|Primary|Nursery|Church|Chapel|Cathedral|Mosque|Synagogue|"
+    r"Temple|Gurdwara|Park|Station|Airport|Prison|Centre|Center|Mall|Hall|"
+    r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel)"
+)
+_RELATION_NOUN = (
+    r"(?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|son|daughter|"
+    r"kid|child|baby|mum|mom|mam|mother|dad|da|father|brother|sister|"
+    r"(?:best |old )?friend|mate|pal|boss|manager|supervisor|colleague|"
+    r"co-?worker|teacher|neighbou?r|ex|cousin|aunt|auntie|uncle|nan|nana|gran|"
+    r"granny|grandma|grandmother|grandpa|grandad|grandfather|niece|nephew|"
+    r"step-?(?:dad|mum|mom|son|daughter|brother|sister)|half-?(?:brother|sister)|"
+    r"therapist|doctor|counsell?or|gp|lawyer|solicitor|sponsor|carer|"
+    r"(?:key|social|support|case) worker|housing officer|youngest|eldest|"
+    r"oldest|lad|fella|girl|boy|twin|flatmate|housemate|landlord|landlady|"
+    r"bf|gf|bff|hubby|fiance|stepfather|stepmother|godmother|godfather|"
+    r"grandson|granddaughter|grandchild|spouse|roommate|classmate|"
+    r"mil|fil|sil|bil)"
+)
 # a possessor: "my", "her", and in notes "pt's", "client's", "Anna's"
-_RELATION = (rf"(?i:\b(?:my|our|his|her|their|your|pt['’]?s|patient['’]?s|client['’]?s)"
-             rf"\s+(?:ex[- ]|late\s+|older\s+|younger\s+|little\s+|big\s+)?{_RELATION_NOUN}"
-             rf"(?:-in-law)?)")
+_RELATION = (
+    rf"(?i:\b(?:my|our|his|her|their|your|pt['’]?s|patient['’]?s|client['’]?s)"
+    rf"\s+(?:ex[- ]|late\s+|older\s+|younger\s+|little\s+|big\s+)?{_RELATION_NOUN}"
+    rf"(?:-in-law)?)"
+)
 # Spoken digits, as speech-to-text writes a phone or card number.
 _DIGIT_WORD = r"(?:zero|oh|nought|one|two|three|four|five|six|seven|eight|nine|\d+)"
-_SPOKEN_DIGITS = (rf"(?i:\b(?:(?:double|triple)\s+)?{_DIGIT_WORD}"
-                  rf"(?:[\s,-]+(?:(?:double|triple)\s+)?{_DIGIT_WORD})+\b)")
+_SPOKEN_DIGITS = (
+    rf"(?i:\b(?:(?:double|triple)\s+)?{_DIGIT_WORD}"
+    rf"(?:[\s,-]+(?:(?:double|triple)\s+)?{_DIGIT_WORD})+\b)"
+)
 # A code spelt out letter by letter: "sw one a one a a", "b n x four seven k".
-_SPELLED = (rf"(?i:\b(?:[a-z]{{1,2}}|{_DIGIT_WORD})(?:[\s-]+(?:[a-z]|{_DIGIT_WORD}))"
-            rf"{{3,9}}\b)")
+_SPELLED = (
+    rf"(?i:\b(?:[a-z]{{1,2}}|{_DIGIT_WORD})(?:[\s-]+(?:[a-z]|{_DIGIT_WORD}))"
+    rf"{{3,9}}\b)"
+)
 # A year as digits or spoken: "1987", "nineteen eighty-seven", "twenty twenty-three".
-_YEAR = (r"(?:(?:19|20)\d\d|(?:nineteen|twenty)[- ](?:hundred[- ]and[- ]|oh[- ]|o[- ])?"
-         r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|"
-         r"three|four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|"
-         r"nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-         r"nineteen)|two thousand(?: and)?(?: \w+)?)")
+_YEAR = (
+    r"(?:(?:19|20)\d\d|(?:nineteen|twenty)[- ](?:hundred[- ]and[- ]|oh[- ]|o[- ])?"
+    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|"
+    r"three|four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|"
+    r"nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    r"nineteen)|two thousand(?: and)?(?: \w+)?)"
+)
 # US states, Canadian provinces and Australian states, as written after a town.
-_REGION = (r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
-           r"MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|"
-           r"ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NT|NU|NSW|VIC|QLD|TAS|ACT)")
+_REGION = (
+    r"(?:AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|"
+    r"MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|"
+    r"ON|QC|BC|AB|MB|SK|NS|NB|NL|PE|YT|NT|NU|NSW|VIC|QLD|TAS|ACT)"
+)
 # Codes that are also words or names ("OK", "me", "Al"): a region only with a postcode.
 _REGION_WORDS = frozenset("AL HI ID IN ME MA OH OK OR PA ON".split())
-_PET = (r"(?:dog|cat|puppy|pup|kitten|pet|horse|pony|rabbit|bunny|hamster|guinea pig|"
-        r"parrot|budgie|tortoise|fish|gecko|lizard|snake|ferret)")
-_TITLE = (r"(?:Mrs|Mr|Ms|Miss|Mx|Dr|Prof|Professor|Doctor|Auntie|Aunty|Aunt|Uncle|Nurse|"
-          r"PC|DC|DS|DI|Sgt|Sergeant|Officer|Inspector|Detective|Father|Fr|Sister|"
-          r"Rev|Reverend|Judge|Coach|Sir|Dame|Cousin|Nanny|Granny|Grandma|Grandad)\.?")
+_PET = (
+    r"(?:dog|cat|puppy|pup|kitten|pet|horse|pony|rabbit|bunny|hamster|guinea pig|"
+    r"parrot|budgie|tortoise|fish|gecko|lizard|snake|ferret)"
+)
+_TITLE = (
+    r"(?:Mrs|Mr|Ms|Miss|Mx|Dr|Prof|Professor|Doctor|Auntie|Aunty|Aunt|Uncle|Nurse|"
+    r"PC|DC|DS|DI|Sgt|Sergeant|Officer|Inspector|Detective|Father|Fr|Sister|"
+    r"Rev|Reverend|Judge|Coach|Sir|Dame|Cousin|Nanny|Granny|Grandma|Grandad)\.?"
+)
 
 
 @dataclass(frozen=True)
@@ -142,11 +190,14 @@ def _code_like(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
     letters = any(c.isalpha() for c in text)
     return (digits >= 5 or (digits >= 3 and letters and len(text) >= 5)) and not re.fullmatch(
-        r"(?:19|20)\d\d\s*[-/]\s*(?:19|20)?\d\d|\w(?:[-/]\w)+", text)
+        r"(?:19|20)\d\d\s*[-/]\s*(?:19|20)?\d\d|\w(?:[-/]\w)+", text
+    )
 
 
-_DIGIT_VALUE = re.compile(r"(?i:\b(?:(double|triple)\s+)?(zero|oh|nought|one|two|three|four|"
-                          r"five|six|seven|eight|nine)\b|\d)")
+_DIGIT_VALUE = re.compile(
+    r"(?i:\b(?:(double|triple)\s+)?(zero|oh|nought|one|two|three|four|"
+    r"five|six|seven|eight|nine)\b|\d)"
+)
 
 
 def _spoken_digits(text: str) -> int:
@@ -163,30 +214,32 @@ def _id_like(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
     if re.fullmatch(r"(?:19|20)\d\d", text):
         return False  # a year: "the 2019 file" is not "file 2019"
-    return (digits >= 2 and sum(c.isalnum() for c in text) >= 4) or (
-        digits == 0 and _spoken_digits(text) >= 4)
+    return (digits >= 2 and sum(c.isalnum() for c in text) >= 4) or (digits == 0 and _spoken_digits(text) >= 4)
 
 
 def _handle_like(text: str) -> bool:
     """A user name, not "my insta is dead": joined by dots or underscores, with a
     digit, or not an English word."""
     return any(c.isalpha() for c in text) and (
-        bool(re.search(r"[\d._]|\s", text)) or not lexicon().is_english(text.lower()))
+        bool(re.search(r"[\d._]|\s", text)) or not lexicon().is_english(text.lower())
+    )
 
 
 # Words before an identity number: "NHS number", "member ID", "plate", "CRN", "Aadhaar".
-_ID_CUE = (r"ssn|social security|social insurance|sin|nhs|chi|pps|ppsn|ni|nino|"
-           r"national insurance|national id|national identity|identity|identification|"
-           r"mrn|medical record|medical|hospital|patient|health|health card|medicare|"
-           r"medicaid|ohip|ramq|nhi|ird|tfn|tax file|abn|crn|centrelink|aadhaar|aadhar|pan|"
-           r"nric|fin|bsn|dni|nie|nif|cpf|curp|rfc|rut|cedula|cédula|emirates id|iqama|omang|"
-           r"personnummer|steuer|passport|visa|permit|residence permit|green card|alien|"
-           r"uscis|licen[cs]e|driving licen[cs]e|driver['’]?s licen[cs]e|dl|dln|vin|"
-           r"account|acct|member(?:ship)?|subscriber|group|insurance|insurer|policy|case|"
-           r"file|docket|matter|court|reference|ref|client|claim|badge|staff|employee|"
-           r"payroll|student|pupil|roll|card|reg|registration|rego|plate|number plate|tax|"
-           r"benefit|pension|voter|booking|confirmation|order|invoice|tracking|"
-           r"prescription|rx|id")
+_ID_CUE = (
+    r"ssn|social security|social insurance|sin|nhs|chi|pps|ppsn|ni|nino|"
+    r"national insurance|national id|national identity|identity|identification|"
+    r"mrn|medical record|medical|hospital|patient|health|health card|medicare|"
+    r"medicaid|ohip|ramq|nhi|ird|tfn|tax file|abn|crn|centrelink|aadhaar|aadhar|pan|"
+    r"nric|fin|bsn|dni|nie|nif|cpf|curp|rfc|rut|cedula|cédula|emirates id|iqama|omang|"
+    r"personnummer|steuer|passport|visa|permit|residence permit|green card|alien|"
+    r"uscis|licen[cs]e|driving licen[cs]e|driver['’]?s licen[cs]e|dl|dln|vin|"
+    r"account|acct|member(?:ship)?|subscriber|group|insurance|insurer|policy|case|"
+    r"file|docket|matter|court|reference|ref|client|claim|badge|staff|employee|"
+    r"payroll|student|pupil|roll|card|reg|registration|rego|plate|number plate|tax|"
+    r"benefit|pension|voter|booking|confirmation|order|invoice|tracking|"
+    r"prescription|rx|id"
+)
 
 
 _JOINED_CODE = r"\b[A-Z0-9]+(?:[-/][A-Z0-9]+)+\b"
@@ -205,215 +258,427 @@ def _rules() -> tuple[_Rule, ...]:
     # the capital first, so that most positions fail before the long look-ahead
     proper = rf"(?=[A-Z])(?!(?i:{'|'.join(sorted(NOT_PROPER, key=len, reverse=True))})\b){_CAPWORD}"
     word = rf"(?<![\w@.'’-]){WORD}"
-    tlds = (r"(?:com|org|net|co|uk|ie|io|me|ly|gov|edu|ac|info|biz|app|tv|us|ca|au|de|fr|nz|"
-            r"dev|ai|xyz|site|online|blog|tech|shop|page|za|ng|ke|gh|sg|ph|pk|nl|es|br|mx|jp|"
-            r"ch|se|dk|pl|in)")
+    tlds = (
+        r"(?:com|org|net|co|uk|ie|io|me|ly|gov|edu|ac|info|biz|app|tv|us|ca|au|de|fr|nz|"
+        r"dev|ai|xyz|site|online|blog|tech|shop|page|za|ng|ke|gh|sg|ph|pk|nl|es|br|mx|jp|"
+        r"ch|se|dk|pl|in)"
+    )
     number = rf"(?:\d+|{_NUMBER_WORD})"
     house = r"(?:\d{1,4}[A-Za-z]?/)?\d{1,5}[A-Za-z]?"  # "9/22": flat 9 at number 22
     return (
         _Rule("EMAIL", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
-        _Rule("EMAIL", re.compile(  # spelt out: "jo underscore p at hotmail dot co dot uk"
-            rf"(?i:\b\w+(?:\s+(?:underscore|dot|period|point|dash|hyphen)\s+\w+|\s+{number})*"
-            rf"\s+(?:at|\(at\)|\[at\]|at sign|at symbol)\s+(?:[a-z]\s+)?\w+"
-            rf"(?:(?:\.|\s+(?:dot|\(dot\)|\[dot\])\s+){tlds})+\b)")),
+        _Rule(
+            "EMAIL",
+            re.compile(  # spelt out: "jo underscore p at hotmail dot co dot uk"
+                rf"(?i:\b\w+(?:\s+(?:underscore|dot|period|point|dash|hyphen)\s+\w+|\s+{number})*"
+                rf"\s+(?:at|\(at\)|\[at\]|at sign|at symbol)\s+(?:[a-z]\s+)?\w+"
+                rf"(?:(?:\.|\s+(?:dot|\(dot\)|\[dot\])\s+){tlds})+\b)"
+            ),
+        ),
         _Rule("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]")),
-        _Rule("URL", re.compile(
-            rf"(?i:\b(?:[a-z0-9-]+\.)+{tlds}\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?)")),
-        _Rule("URL", re.compile(  # said aloud: "dhlim dot dev slash cv"
-            rf"(?i:\b(?:www\s+dot\s+)?(?!(?:the|a|an|my|your|his|her|our|their|its|it)\b)"
-            rf"[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*\s+dot\s+{tlds}\b"
-            rf"(?:\s+(?:forward\s+)?slash\s+[a-z0-9-]+)*)")),
+        _Rule("URL", re.compile(rf"(?i:\b(?:[a-z0-9-]+\.)+{tlds}\b(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?)")),
+        _Rule(
+            "URL",
+            re.compile(  # said aloud: "dhlim dot dev slash cv"
+                rf"(?i:\b(?:www\s+dot\s+)?(?!(?:the|a|an|my|your|his|her|our|their|its|it)\b)"
+                rf"[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*\s+dot\s+{tlds}\b"
+                rf"(?:\s+(?:forward\s+)?slash\s+[a-z0-9-]+)*)"
+            ),
+        ),
         _Rule("URL", re.compile(r"(?<![\w.@])@\w(?:[\w.]*\w)?")),  # a social media handle
-        _Rule("URL", re.compile(  # "my insta is jo dot p", "handle's dyl underscore 9"
-            r"(?i:\b(?:handle|username|user name|insta|instagram|ig|twitter|tiktok|snapchat|"
-            r"snap|discord|gamertag|threads|bluesky|youtube|twitch)(?:\s+(?:handle|name|"
-            r"account))?(?:['’]s|\s+is|\s*:|\s+at|\s+it['’]?s)\s+(?:at\s+(?:sign\s+)?)?)"
-            r"(\w+(?:(?:\s+(?:underscore|dot)\s+|[._])\w+)*)"), group=1, check=_handle_like),
+        _Rule(
+            "URL",
+            re.compile(  # "my insta is jo dot p", "handle's dyl underscore 9"
+                r"(?i:\b(?:handle|username|user name|insta|instagram|ig|twitter|tiktok|snapchat|"
+                r"snap|discord|gamertag|threads|bluesky|youtube|twitch)(?:\s+(?:handle|name|"
+                r"account))?(?:['’]s|\s+is|\s*:|\s+at|\s+it['’]?s)\s+(?:at\s+(?:sign\s+)?)?)"
+                r"(\w+(?:(?:\s+(?:underscore|dot)\s+|[._])\w+)*)"
+            ),
+            group=1,
+            check=_handle_like,
+        ),
         _Rule("URL", re.compile(r"\b[A-Za-z0-9]+(?:_+[A-Za-z0-9]+)+_*")),  # user_name_9
-        _Rule("URL", re.compile(  # said aloud: "priya underscore draws"
-            r"(?i:\b(?:at\s+(?:sign\s+)?)?\w+(?:\s+(?:underscore|dot)\s+\w+)*"
-            r"\s+underscore\s+\w+(?:\s+(?:underscore|dot)\s+\w+)*)")),
+        _Rule(
+            "URL",
+            re.compile(  # said aloud: "priya underscore draws"
+                r"(?i:\b(?:at\s+(?:sign\s+)?)?\w+(?:\s+(?:underscore|dot)\s+\w+)*"
+                r"\s+underscore\s+\w+(?:\s+(?:underscore|dot)\s+\w+)*)"
+            ),
+        ),
         _Rule("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
         _Rule("ID", re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")),  # UK NI
-        _Rule("ID", re.compile(
-            rf"(?i:\b(?:{_ID_CUE})(?:\s+(?:id|no\.?|nos?|number|num|#|code))?"
-            rf"(?:\s*[:#]\s*|\s+is\s+|['’]s\s+|,?\s+(?:it['’]?s\s+)?))"
-            rf"((?=[A-Za-z-/.]*\d)[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)+"
-            rf"|\d[\d -]{{2,}}\d[A-Za-z]?|[A-Za-z]*\d[A-Za-z0-9]{{2,}}|{_SPOKEN_DIGITS})\b"),
-            group=1, check=_id_like),
-        _Rule("ADDRESS", re.compile(
-            rf"(?i:\b(?:flat|apt|apartment|unit|suite)\.?\s*#?\s*\w+,?\s+)?"
-            rf"\b{house},?\s+(?:(?:{_CAPWORD}|[NSEW]\.?|\d+(?:st|nd|rd|th))\s+)"
-            rf"{{1,3}}{_STREET}\b(?:\.?\s+[NSEW]{{1,2}}\b)?")),
-        _Rule("ADDRESS", re.compile(  # "27 glenview park", "forty two willow lane"
-            rf"(?i:\b(?:{house}|(?!one\b){_NUMBER_WORD})\s+(?!(?:min(?:ute)?s?|hours?|hrs?|"
-            r"miles?|km|mins|seconds?|days?|weeks?|months?|years?|times?|more|other|of|in|on|"
-            r"to|the|a|lane|way)\b)"
-            r"(?:[a-z]+\s+){1,2}(?:street|road|avenue|lane|drive|close|crescent|terrace|"
-            r"gardens|grove|boulevard|blvd|ave|rd|st|parkway|pkwy|highway|hwy)\b)")),
-        _Rule("ADDRESS", re.compile(  # a street without its number: "we lived on Cedar Lane"
-            rf"\b(?:{proper}\s+){{1,2}}(?:Street|Road|Avenue|Ave|Lane|Drive|Boulevard|Blvd|"
-            rf"Crescent|Terrace|Close|Grove|Gardens|Parkway|Pkwy|Rd)\b")),
-        _Rule("ADDRESS", re.compile(  # "402 Calle Luna", "rue Saint-Denis", "Via Roma 12"
-            rf"(?:\b{house},?\s+)?(?i:\b(?:calle|carrer|rue|avenida|rua|jalan|jln|chemin|"
-            rf"paseo|strada|ulica|ul\.)\s+)(?:(?i:de|del|la|le|les|du|des|da|do|dos|di|della|"
-            rf"van|von)\s+)*{_CAPWORD}(?:[\s-]{_CAPWORD}){{0,2}}(?:,?\s+\d{{1,5}}[A-Za-z]?\b)?"
-            rf"|(?i:\b(?:via|viale|piazza|avenida|calle|rua|rue)\s+)(?:{_CAPWORD}\s+){{1,3}}"
-            rf"\d{{1,5}}[A-Za-z]?\b")),
-        _Rule("ADDRESS", re.compile(  # "Hauptstraße 5", "Kerkstraat 12"
-            rf"(?i:\b{L}{{3,}}(?:straße|strasse|str\.|weg|gasse|allee|platz|straat|laan|gracht|"
-            rf"plein|vej|gade|gatan|vägen|veien|gata)\s+\d{{1,4}}[a-z]?\b)")),
-        _Rule("ADDRESS", re.compile(r"(?i:\b(?:flat|apt|apartment|suite|unit)\.?\s*#?\s*"
-                                    r"\d+[a-z]?\b(?!\s+(?:years?|months?|weeks?|days?|"
-                                    r"mg|ml|of|hours?|mins?|minutes?)))")),
+        _Rule(
+            "ID",
+            re.compile(
+                rf"(?i:\b(?:{_ID_CUE})(?:\s+(?:id|no\.?|nos?|number|num|#|code))?"
+                rf"(?:\s*[:#]\s*|\s+is\s+|['’]s\s+|,?\s+(?:it['’]?s\s+)?))"
+                rf"((?=[A-Za-z-/.]*\d)[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)+"
+                rf"|\d[\d -]{{2,}}\d[A-Za-z]?|[A-Za-z]*\d[A-Za-z0-9]{{2,}}|{_SPOKEN_DIGITS})\b"
+            ),
+            group=1,
+            check=_id_like,
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(
+                rf"(?i:\b(?:flat|apt|apartment|unit|suite)\.?\s*#?\s*\w+,?\s+)?"
+                rf"\b{house},?\s+(?:(?:{_CAPWORD}|[NSEW]\.?|\d+(?:st|nd|rd|th))\s+)"
+                rf"{{1,3}}{_STREET}\b(?:\.?\s+[NSEW]{{1,2}}\b)?"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # "27 glenview park", "forty two willow lane"
+                rf"(?i:\b(?:{house}|(?!one\b){_NUMBER_WORD})\s+(?!(?:min(?:ute)?s?|hours?|hrs?|"
+                r"miles?|km|mins|seconds?|days?|weeks?|months?|years?|times?|more|other|of|in|on|"
+                r"to|the|a|lane|way)\b)"
+                r"(?:[a-z]+\s+){1,2}(?:street|road|avenue|lane|drive|close|crescent|terrace|"
+                r"gardens|grove|boulevard|blvd|ave|rd|st|parkway|pkwy|highway|hwy)\b)"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # a street without its number: "we lived on Cedar Lane"
+                rf"\b(?:{proper}\s+){{1,2}}(?:Street|Road|Avenue|Ave|Lane|Drive|Boulevard|Blvd|"
+                rf"Crescent|Terrace|Close|Grove|Gardens|Parkway|Pkwy|Rd)\b"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # "402 Calle Luna", "rue Saint-Denis", "Via Roma 12"
+                rf"(?:\b{house},?\s+)?(?i:\b(?:calle|carrer|rue|avenida|rua|jalan|jln|chemin|"
+                rf"paseo|strada|ulica|ul\.)\s+)(?:(?i:de|del|la|le|les|du|des|da|do|dos|di|della|"
+                rf"van|von)\s+)*{_CAPWORD}(?:[\s-]{_CAPWORD}){{0,2}}(?:,?\s+\d{{1,5}}[A-Za-z]?\b)?"
+                rf"|(?i:\b(?:via|viale|piazza|avenida|calle|rua|rue)\s+)(?:{_CAPWORD}\s+){{1,3}}"
+                rf"\d{{1,5}}[A-Za-z]?\b"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # "Hauptstraße 5", "Kerkstraat 12"
+                rf"(?i:\b{L}{{3,}}(?:straße|strasse|str\.|weg|gasse|allee|platz|straat|laan|gracht|"
+                rf"plein|vej|gade|gatan|vägen|veien|gata)\s+\d{{1,4}}[a-z]?\b)"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(
+                r"(?i:\b(?:flat|apt|apartment|suite|unit)\.?\s*#?\s*"
+                r"\d+[a-z]?\b(?!\s+(?:years?|months?|weeks?|days?|"
+                r"mg|ml|of|hours?|mins?|minutes?)))"
+            ),
+        ),
         _Rule("ADDRESS", re.compile(r"(?i:\b(?:blk|block)\s+\d{1,4}[a-z]?\b)")),  # Singapore
-        _Rule("ADDRESS", re.compile(r"(?i:\b(?:P\.?\s?O\.?|GPO|post office)\s+Box\s+\d+"
-                                    r"|\b(?:private|locked)\s+bag\s+\d+)")),
-        _Rule("ADDRESS", re.compile(  # "postcode is LS1 4AB", "pin code 560 001"
-            r"(?i:\b(?:post\s?code|postal code|zip(?:\s*code)?|pin\s?code|eircode)"
-            rf"(?:\s+is|\s*:)?\s*)((?=[A-Za-z]{{0,3}}\d)[A-Za-z0-9]{{2,8}}"
-            rf"(?:[ -](?:(?=[A-Za-z]?\d)[A-Za-z0-9]{{3}}|\d{{3,4}}|[A-Z]{{2}}\b))?\b"
-            rf"|{_SPELLED})"), group=1),
+        _Rule(
+            "ADDRESS",
+            re.compile(
+                r"(?i:\b(?:P\.?\s?O\.?|GPO|post office)\s+Box\s+\d+"
+                r"|\b(?:private|locked)\s+bag\s+\d+)"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # "postcode is LS1 4AB", "pin code 560 001"
+                r"(?i:\b(?:post\s?code|postal code|zip(?:\s*code)?|pin\s?code|eircode)"
+                rf"(?:\s+is|\s*:)?\s*)((?=[A-Za-z]{{0,3}}\d)[A-Za-z0-9]{{2,8}}"
+                rf"(?:[ -](?:(?=[A-Za-z]?\d)[A-Za-z0-9]{{3}}|\d{{3,4}}|[A-Z]{{2}}\b))?\b"
+                rf"|{_SPELLED})"
+            ),
+            group=1,
+        ),
         _Rule("ADDRESS", re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s+\d[ABD-HJLNP-UW-Z]{2}\b")),
-        _Rule("ADDRESS", re.compile(r"\b[a-z]{1,2}\d[a-z\d]?\s+\d[abd-hjlnp-uw-z]{2}\b"),
-              check=lambda t: not re.search(r"\d(?:st|nd|rd|th)$", t)),  # "ls1 4ab"
+        _Rule(
+            "ADDRESS",
+            re.compile(r"\b[a-z]{1,2}\d[a-z\d]?\s+\d[abd-hjlnp-uw-z]{2}\b"),
+            check=lambda t: not re.search(r"\d(?:st|nd|rd|th)$", t),
+        ),  # "ls1 4ab"
         _Rule("ADDRESS", re.compile(rf"\b{_REGION}\s+\d{{4,5}}(?:-\d{{4}})?\b")),
-        _Rule("PLACE", re.compile(  # "Verona, WI", "Santa Fe, NM"
-            rf"\b(?:{proper}\s+){{0,2}}{proper},\s+{_REGION}\b(?![\w'’])"),
-              check=lambda t: t.rsplit(None, 1)[-1] not in _REGION_WORDS),
-        _Rule("ADDRESS", re.compile(r"\b[AC-FHKNPRTV-Y]\d[\dW]\s?[\dAC-FHKNPRTV-Y]{4}\b"),
-              check=lambda t: any(c.isalpha() for c in t[3:])),  # Irish Eircode
+        _Rule(
+            "PLACE",
+            re.compile(  # "Verona, WI", "Santa Fe, NM"
+                rf"\b(?:{proper}\s+){{0,2}}{proper},\s+{_REGION}\b(?![\w'’])"
+            ),
+            check=lambda t: t.rsplit(None, 1)[-1] not in _REGION_WORDS,
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(r"\b[AC-FHKNPRTV-Y]\d[\dW]\s?[\dAC-FHKNPRTV-Y]{4}\b"),
+            check=lambda t: any(c.isalpha() for c in t[3:]),
+        ),  # Irish Eircode
         _Rule("ADDRESS", re.compile(r"\b[A-Z]\d[A-Z]\s?\d[A-Z]\d\b")),  # Canadian postcode
-        _Rule("DATE", re.compile(r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"
-                                 r"|\b\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2}\b)")),
-        _Rule("DATE", re.compile(
-            rf"(?i:\b(?:{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
-            rf"(?:,?[\s-]+(?:{_YEAR}|['’]\d\d))?\b)")),
+        _Rule(
+            "DATE",
+            re.compile(
+                r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"
+                r"|\b\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2}\b)"
+            ),
+        ),
+        _Rule(
+            "DATE",
+            re.compile(
+                rf"(?i:\b(?:{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
+                rf"(?:,?[\s-]+(?:{_YEAR}|['’]\d\d))?\b)"
+            ),
+        ),
         _Rule("DATE", re.compile(rf"(?i:\b{_MONTH}\s+(?:of\s+)?(?:{_YEAR}|['’]\d\d)\b)")),
-        _Rule("DATE", re.compile(  # "born in 1987", "DOB: nineteen eighty-seven"
-            rf"(?i:\b(?:born(?:\s+in)?|dob|d\.o\.b\.?|date of birth|birth year)"
-            rf"(?:\s+(?:is|was))?\s*:?\s+)({_YEAR})\b"), group=1),
-        _Rule("DATE", re.compile(  # "on 3/14", "since 14.3", "appt is 3/8"
-            r"(?i:\b(?:on|since|by|until|till|before|after|dated|due|dob|"
-            r"(?:appt|appointment|meeting|birthday|bday|b-day|date|hearing|court|review|"
-            r"interview|surgery|scan)(?:\s+(?:is|was|on|at|of))?)\s+)"
-            r"((?:[12]\d|3[01]|0?[1-9])[/.](?:[12]\d|3[01]|0?[1-9]))\b(?![/.]\d)"), group=1),
-        _Rule("DATE", re.compile(  # "22/11": a day over its month cannot be a score out of it
-            r"(?<![\w/.])((?:[12]\d|3[01]|0?[1-9])/(?:1[0-2]|0?[1-9]))\b(?![/.,]\d|\s*%)"),
-              check=lambda t: int(t.split("/")[0]) > int(t.split("/")[1]) and t != "24/7"),
-        _Rule("DATE", re.compile(  # "on the 9th", "since the 21st,", "on the fourteenth"
-            rf"(?i:\b(?:on|since|by|from|until|till|til|before|after|the)\s+(?:the\s+)?)"
-            rf"({_ORDINAL})\b(?!\s*(?:time|floor|grade|year|attempt|go|place|one|week|"
-            rf"day|session|child|kid|baby|try|round|century|birthday))"
-            rf"|(?i:\b(?:on|since|by|until|till|before|after)\s+the\s+)"
-            rf"((?!first\b|\d){_DAY})\b(?=\s*(?:[,.;!?)]|$|of\s+{_MONTH}|and\b|at\b|so\b|"
-            rf"but\b|when\b|i\b|we\b|he\b|she\b|they\b|it\b|too\b))")),
-        _Rule("ID", re.compile(_JOINED_CODE), check=lambda t: _code_like(t) and any(
-            c.isalpha() for c in t)),
-        _Rule("PHONE", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
-                                  r"\d[\d\s.-]{4,}\d(?!\w)"), check=_phone_like),
-        _Rule("PHONE", re.compile(rf"(?i:\bplus\s+)?{_SPOKEN_DIGITS}"),  # "oh seven seven..."
-              check=lambda t: any(c.isalpha() for c in t) and 7 <= _spoken_digits(t) <= 15),
+        _Rule(
+            "DATE",
+            re.compile(  # "born in 1987", "DOB: nineteen eighty-seven"
+                rf"(?i:\b(?:born(?:\s+in)?|dob|d\.o\.b\.?|date of birth|birth year)"
+                rf"(?:\s+(?:is|was))?\s*:?\s+)({_YEAR})\b"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "DATE",
+            re.compile(  # "on 3/14", "since 14.3", "appt is 3/8"
+                r"(?i:\b(?:on|since|by|until|till|before|after|dated|due|dob|"
+                r"(?:appt|appointment|meeting|birthday|bday|b-day|date|hearing|court|review|"
+                r"interview|surgery|scan)(?:\s+(?:is|was|on|at|of))?)\s+)"
+                r"((?:[12]\d|3[01]|0?[1-9])[/.](?:[12]\d|3[01]|0?[1-9]))\b(?![/.]\d)"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "DATE",
+            re.compile(  # "22/11": a day over its month cannot be a score out of it
+                r"(?<![\w/.])((?:[12]\d|3[01]|0?[1-9])/(?:1[0-2]|0?[1-9]))\b(?![/.,]\d|\s*%)"
+            ),
+            check=lambda t: int(t.split("/")[0]) > int(t.split("/")[1]) and t != "24/7",
+        ),
+        _Rule(
+            "DATE",
+            re.compile(  # "on the 9th", "since the 21st,", "on the fourteenth"
+                rf"(?i:\b(?:on|since|by|from|until|till|til|before|after|the)\s+(?:the\s+)?)"
+                rf"({_ORDINAL})\b(?!\s*(?:time|floor|grade|year|attempt|go|place|one|week|"
+                rf"day|session|child|kid|baby|try|round|century|birthday))"
+                rf"|(?i:\b(?:on|since|by|until|till|before|after)\s+the\s+)"
+                rf"((?!first\b|\d){_DAY})\b(?=\s*(?:[,.;!?)]|$|of\s+{_MONTH}|and\b|at\b|so\b|"
+                rf"but\b|when\b|i\b|we\b|he\b|she\b|they\b|it\b|too\b))"
+            ),
+        ),
+        _Rule("ID", re.compile(_JOINED_CODE), check=lambda t: _code_like(t) and any(c.isalpha() for c in t)),
+        _Rule(
+            "PHONE",
+            re.compile(
+                r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
+                r"\d[\d\s.-]{4,}\d(?!\w)"
+            ),
+            check=_phone_like,
+        ),
+        _Rule(
+            "PHONE",
+            re.compile(rf"(?i:\bplus\s+)?{_SPOKEN_DIGITS}"),  # "oh seven seven..."
+            check=lambda t: any(c.isalpha() for c in t) and 7 <= _spoken_digits(t) <= 15,
+        ),
         _Rule("ID", re.compile(_JOINED_CODE), check=_code_like),
         _Rule("ID", re.compile(r"\b(?=[A-Z]*\d)(?=\d*[A-Z])[A-Z0-9]{5,}\b"), check=_code_like),
-        _Rule("ID", re.compile(r"(?i:\b(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{6,}\b)"),
-              check=lambda t: sum(c.isdigit() for c in t) >= 4 and not re.fullmatch(
-                  r"(?i:\d+(?:mg|ml|kg|km|lbs?|mins?|hrs?|am|pm|k|st|nd|rd|th|s|m|g|x))", t)),
-        _Rule("AGE", re.compile(
-            rf"(?i:\b(?:i'?m|i am|i was|i'?ll be|i'?d be|you'?re|you are|you were|he'?s|hes|"
-            rf"he is|he was|she'?s|shes|she is|she was|they'?re|they are|they were|"
-            rf"(?:he|she|they|i|you)(?:'?d|'?ll| will| would) be|"
-            rf"(?:i'?m|i am|he'?s|she'?s|they'?re|you'?re) (?:going to|gonna) be|"
-            rf"turn(?:ed|s|ing)?|aged?|ages|age of|age:)\s+(?:only\s+|just\s+|nearly\s+|almost\s+|"
-            rf"about\s+|barely\s+|already\s+|still\s+|now\s+|over\s+|under\s+)?)"
-            rf"({_AGE_NUMBER})\b{_NOT_AGE_AFTER}"), group=1),
-        _Rule("AGE", re.compile(  # "my son is 12", "the kids are 4 and 6", "who's 9"
-            rf"(?:{_RELATION}s?(?:['’]s|\s+(?:is|was|are|were|turns|turned))|"
-            rf"(?i:\bwho(?:['’]s|\s+is|\s+was)))\s+(?:only\s+|just\s+|nearly\s+|"
-            rf"almost\s+|now\s+)?((?i:{_AGE_NUMBER}))\b{_NOT_AGE_AFTER}"), group=1),
-        _Rule("AGE", re.compile(  # "Mum's sixtieth", "her 40th birthday"
-            rf"(?i:(?:['’]s|\b(?:my|his|her|their|your|our))\s+)({_AGE_ORDINAL})"
-            rf"(?=\s+(?:birthday|bday|b-day|party|dinner|do|celebration|lunch|drinks)\b"
-            rf"|\s*[.,!?]|\s*$)"), group=1),
-        _Rule("AGE", re.compile(
-            rf"(?i:\b{_AGE_NUMBER}(?:[- ]?(?:years?|yrs?)[- ]old|\s?(?:yo|y/o|y\.o\.))\b)")),
-        _Rule("AGE", re.compile(
-            r"(?i:\bin\s+(?:my|his|her|their|your)\s+(?:early\s+|mid[- ]?|late\s+)?)"
-            r"((?:\d0'?s)|(?:twenties|thirties|forties|fifties|sixties|seventies|eighties|"
-            r"nineties|teens))\b"), group=1),
-        _Rule("AGE", re.compile(  # "his father, 68,", "son Maksym (8)", "Pt 31."
-            rf"(?:{_RELATION}s?\s*[,(]|(?i:\b(?:pt|patient|client)(?:\s+is|\s+was|,)?))\s*"
-            rf"((?i:{_AGE_NUMBER}))(?=\s*(?:[,.;!?)]|$|and\b|y/?o\b|years? old))"), group=1),
+        _Rule(
+            "ID",
+            re.compile(r"(?i:\b(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{6,}\b)"),
+            check=lambda t: (
+                sum(c.isdigit() for c in t) >= 4
+                and not re.fullmatch(r"(?i:\d+(?:mg|ml|kg|km|lbs?|mins?|hrs?|am|pm|k|st|nd|rd|th|s|m|g|x))", t)
+            ),
+        ),
+        _Rule(
+            "AGE",
+            re.compile(
+                rf"(?i:\b(?:i'?m|i am|i was|i'?ll be|i'?d be|you'?re|you are|you were|he'?s|hes|"
+                rf"he is|he was|she'?s|shes|she is|she was|they'?re|they are|they were|"
+                rf"(?:he|she|they|i|you)(?:'?d|'?ll| will| would) be|"
+                rf"(?:i'?m|i am|he'?s|she'?s|they'?re|you'?re) (?:going to|gonna) be|"
+                rf"turn(?:ed|s|ing)?|aged?|ages|age of|age:)\s+(?:only\s+|just\s+|nearly\s+|almost\s+|"
+                rf"about\s+|barely\s+|already\s+|still\s+|now\s+|over\s+|under\s+)?)"
+                rf"({_AGE_NUMBER})\b{_NOT_AGE_AFTER}"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "AGE",
+            re.compile(  # "my son is 12", "the kids are 4 and 6", "who's 9"
+                rf"(?:{_RELATION}s?(?:['’]s|\s+(?:is|was|are|were|turns|turned))|"
+                rf"(?i:\bwho(?:['’]s|\s+is|\s+was)))\s+(?:only\s+|just\s+|nearly\s+|"
+                rf"almost\s+|now\s+)?((?i:{_AGE_NUMBER}))\b{_NOT_AGE_AFTER}"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "AGE",
+            re.compile(  # "Mum's sixtieth", "her 40th birthday"
+                rf"(?i:(?:['’]s|\b(?:my|his|her|their|your|our))\s+)({_AGE_ORDINAL})"
+                rf"(?=\s+(?:birthday|bday|b-day|party|dinner|do|celebration|lunch|drinks)\b"
+                rf"|\s*[.,!?]|\s*$)"
+            ),
+            group=1,
+        ),
+        _Rule("AGE", re.compile(rf"(?i:\b{_AGE_NUMBER}(?:[- ]?(?:years?|yrs?)[- ]old|\s?(?:yo|y/o|y\.o\.))\b)")),
+        _Rule(
+            "AGE",
+            re.compile(
+                r"(?i:\bin\s+(?:my|his|her|their|your)\s+(?:early\s+|mid[- ]?|late\s+)?)"
+                r"((?:\d0'?s)|(?:twenties|thirties|forties|fifties|sixties|seventies|eighties|"
+                r"nineties|teens))\b"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "AGE",
+            re.compile(  # "his father, 68,", "son Maksym (8)", "Pt 31."
+                rf"(?:{_RELATION}s?\s*[,(]|(?i:\b(?:pt|patient|client)(?:\s+is|\s+was|,)?))\s*"
+                rf"((?i:{_AGE_NUMBER}))(?=\s*(?:[,.;!?)]|$|and\b|y/?o\b|years? old))"
+            ),
+            group=1,
+        ),
         _Rule("PLACE", re.compile(rf"\b(?:{proper}\s+){{1,3}}{_INSTITUTION}\b")),
-        _Rule("PLACE", re.compile(
-            rf"\b(?:St\.?|Saint)\s+[A-Z]{L}*+(?!(?:['’]s)?\s+(?:Day|Eve|Night)\b)(?:['’]s)?")),
-        _Rule("KEEP", re.compile(  # a feast, not a person: "St Patrick's Day"
-            rf"\b((?:St\.?\s+|Saint\s+)?[A-Z]{L}*+)(?=['’]s\s+Day\b)"), group=1),
-        _Rule("KEEP", re.compile(  # a pet's name is not the client's business to hide
-            rf"(?i:\b{_PET}(?:\s+(?:called|named))?),?\s+({word})"
-            rf"|({word})\s*\((?i:(?:my|our|his|her|their|the|pt['’]?s)\s+{_PET})\)"),
-              check=cue_word),
+        _Rule("PLACE", re.compile(rf"\b(?:St\.?|Saint)\s+[A-Z]{L}*+(?!(?:['’]s)?\s+(?:Day|Eve|Night)\b)(?:['’]s)?")),
+        _Rule(
+            "KEEP",
+            re.compile(  # a feast, not a person: "St Patrick's Day"
+                rf"\b((?:St\.?\s+|Saint\s+)?[A-Z]{L}*+)(?=['’]s\s+Day\b)"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "KEEP",
+            re.compile(  # a pet's name is not the client's business to hide
+                rf"(?i:\b{_PET}(?:\s+(?:called|named))?),?\s+({word})"
+                rf"|({word})\s*\((?i:(?:my|our|his|her|their|the|pt['’]?s)\s+{_PET})\)"
+            ),
+            check=cue_word,
+        ),
         _Rule("NAME", re.compile(rf"\b{_TITLE}\s+({proper}(?:\s+{proper})?)"), group=1),
-        _Rule("NAME", re.compile(rf"(?i:\b(?:mrs|mr|ms|mx|dr|pc|sgt)\.?)\s+({word})"),
-              group=1, check=cue_word),
-        _Rule("NAME", re.compile(  # in notes: "Pt Oksana reports"
-            rf"\b(?:Pt|Patient|Client)\.?\s+({proper})"), group=1, check=cue_word),
-        _Rule("NAME", re.compile(rf"{_RELATION},?\s+({word})"), group=1,
-              check=relation_word),
-        _Rule("NAME", re.compile(  # "Wife Hoa and 2 kids", "sister-in-law Deepthi"
-            rf"(?i:\b{_RELATION_NOUN}(?:-in-law)?)(?:,|\s+(?:named|called))?\s+({proper})"),
-            group=1, check=cue_word),
-        _Rule("NAME", re.compile(  # "whom pt calls 'Pops'", "goes by 'Gosia'"
-            rf"(?i:\b(?:named|called|calls?|call(?:s|ed)?\s+(?:me|him|her|them)|goes by|go by|"
-            rf"known as|nickname(?:\s+is|\s+was)?))\s+['\"‘“]({WORD})['\"’”]"),
-            group=1, check=lambda t: fold(t) not in FUNCTION_WORDS and (
-                title_case(t) or not lexicon().is_english(fold(t)))),
-        _Rule("NAME", re.compile(
-            rf"(?i:\bnamed|\bcalled|\bcall(?:s|ed)?\s+(?:me|him|her|them)|\bname\s+(?:is|was)|"
-            rf"\bname['’]s|\bgoes by|\bgo by|\bknown as|\bnickname(?:\s+is|\s+was)?|"
-            rf"\bdown as)\s+({word})"),
-            group=1, check=naming_word),
-        _Rule("NAME", re.compile(  # who writes: "xav here", "hi its chantelle"
-            rf"(?:^|[.!?\n]\s*)(?i:(?:(?:hi|hey|hiya|hello|morning)\W+)?"
-            rf"(?:it['’]?s\s+|this is\s+)?)({word})(?=\s+here\b)"
-            rf"|(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello)\W+(?:\w+\W+)?"
-            rf"(?:it['’]?s|its|this is)\s+)({word})"), check=naming_word),
-        _Rule("NAME", re.compile(  # who is written to: "Hi Jen,"
-            rf"(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello|dear|morning)\s+)({word})(?=\s*[,!\n])"),
-            group=1, check=naming_word),
-        _Rule("NAME", re.compile(  # a sign-off: "Cheers, Rangi", "thanks - Lia x"
-            rf"(?i:\b(?:cheers|thanks|thank you|thx|ta|regards|best|love|bye|talk soon|"
-            rf"speak soon|see you|xx?)),?\s*(?:[-–—]\s*)?({word})(?:\s*x+)?\W*$"),
-            group=1, check=naming_word),
-        _Rule("NAME", re.compile(  # "gaz is what everyone calls me", "deano they call me"
-            rf"({word})(?:\s+is\s+what|,)?\s+(?i:everyone|everybody|people|they|we|"
-            rf"(?:my|me|the|his|her)\s+\w+)\s+(?:\w+\s+)?calls?\s+me\b"),
-            group=1, check=naming_word),
-        _Rule("NAME", re.compile(  # "iris, my key worker"
-            rf"({word}),\s+{_RELATION}\b"), group=1, check=cue_word),
-        _Rule("NAME", re.compile(  # "mo my cousin does mornings"
-            rf"({word})\s+{_RELATION}\b"), group=1, check=given_word),
-        _Rule("NAME", re.compile(rf"(?i:\bme and\s+)({word})|({word})(?=\s+and me\b)"),
-              check=cue_word),
-        _Rule("NAME", re.compile(
-            rf"({word})(?=\s+(?:said|says|rang|texted|messaged|phoned|told|asked|shouted|"
-            rf"reports|reported|states|stated|shared|mentioned|admits|admitted|explained|"
-            rf"complained|emailed|replied|yelled|screamed|whispered|insisted|promised|"
-            rf"denies|denied|endorses|wants|thinks|believes))"),
-            group=1, check=cue_word),
-        _Rule("NAME", re.compile(  # "in will's name", "at grace's house"
-            rf"({word})(?=['’]s\s+(?:name|house|flat|place|room|car|phone|mum|mam|mom|dad|"
-            rf"party|wedding|funeral|birthday|kids?))"), group=1, check=possessive_word),
-        _Rule(place_or_name, re.compile(
-            r"(?i:\b(?:live[sd]?|living|moved|moving|move|grew up|born|raised|from|come|came|"
-            r"visit(?:ed|ing)?|stay(?:ed|ing)?|went|go(?:ing)?|travel(?:l?ed)?|flew|in|near|"
-            r"at|off|outside|out|up|down|over|back)(?:\s+(?:in|to|at|near|from|off|round))?"
-            r"(?:\s+the)?)\s+"
-            rf"((?:{proper})(?:\s+{proper}){{0,2}}|{word})"), group=1, check=place_word),
-        _Rule("PLACE", re.compile(  # a university by its initials: "at UIC", "from NYU"
-            r"(?i:\b(?:at|from|attends?|attending|studying at|graduated from))\s+"
-            r"((?=U|[A-Z]{2,4}U\b)[A-Z]{3,5})\b"), group=1, check=lambda t: t not in (
-                "ICU", "USA", "UTI", "USB", "UFO", "URL")),
+        _Rule("NAME", re.compile(rf"(?i:\b(?:mrs|mr|ms|mx|dr|pc|sgt)\.?)\s+({word})"), group=1, check=cue_word),
+        _Rule(
+            "NAME",
+            re.compile(  # in notes: "Pt Oksana reports"
+                rf"\b(?:Pt|Patient|Client)\.?\s+({proper})"
+            ),
+            group=1,
+            check=cue_word,
+        ),
+        _Rule("NAME", re.compile(rf"{_RELATION},?\s+({word})"), group=1, check=relation_word),
+        _Rule(
+            "NAME",
+            re.compile(  # "Wife Hoa and 2 kids", "sister-in-law Deepthi"
+                rf"(?i:\b{_RELATION_NOUN}(?:-in-law)?)(?:,|\s+(?:named|called))?\s+({proper})"
+            ),
+            group=1,
+            check=cue_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "whom pt calls 'Pops'", "goes by 'Gosia'"
+                rf"(?i:\b(?:named|called|calls?|call(?:s|ed)?\s+(?:me|him|her|them)|goes by|go by|"
+                rf"known as|nickname(?:\s+is|\s+was)?))\s+['\"‘“]({WORD})['\"’”]"
+            ),
+            group=1,
+            check=lambda t: fold(t) not in FUNCTION_WORDS and (title_case(t) or not lexicon().is_english(fold(t))),
+        ),
+        _Rule(
+            "NAME",
+            re.compile(
+                rf"(?i:\bnamed|\bcalled|\bcall(?:s|ed)?\s+(?:me|him|her|them)|\bname\s+(?:is|was)|"
+                rf"\bname['’]s|\bgoes by|\bgo by|\bknown as|\bnickname(?:\s+is|\s+was)?|"
+                rf"\bdown as)\s+({word})"
+            ),
+            group=1,
+            check=naming_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # who writes: "xav here", "hi its chantelle"
+                rf"(?:^|[.!?\n]\s*)(?i:(?:(?:hi|hey|hiya|hello|morning)\W+)?"
+                rf"(?:it['’]?s\s+|this is\s+)?)({word})(?=\s+here\b)"
+                rf"|(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello)\W+(?:\w+\W+)?"
+                rf"(?:it['’]?s|its|this is)\s+)({word})"
+            ),
+            check=naming_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # who is written to: "Hi Jen,"
+                rf"(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello|dear|morning)\s+)({word})(?=\s*[,!\n])"
+            ),
+            group=1,
+            check=naming_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # a sign-off: "Cheers, Rangi", "thanks - Lia x"
+                rf"(?i:\b(?:cheers|thanks|thank you|thx|ta|regards|best|love|bye|talk soon|"
+                rf"speak soon|see you|xx?)),?\s*(?:[-–—]\s*)?({word})(?:\s*x+)?\W*$"
+            ),
+            group=1,
+            check=naming_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "gaz is what everyone calls me", "deano they call me"
+                rf"({word})(?:\s+is\s+what|,)?\s+(?i:everyone|everybody|people|they|we|"
+                rf"(?:my|me|the|his|her)\s+\w+)\s+(?:\w+\s+)?calls?\s+me\b"
+            ),
+            group=1,
+            check=naming_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "iris, my key worker"
+                rf"({word}),\s+{_RELATION}\b"
+            ),
+            group=1,
+            check=cue_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "mo my cousin does mornings"
+                rf"({word})\s+{_RELATION}\b"
+            ),
+            group=1,
+            check=given_word,
+        ),
+        _Rule("NAME", re.compile(rf"(?i:\bme and\s+)({word})|({word})(?=\s+and me\b)"), check=cue_word),
+        _Rule(
+            "NAME",
+            re.compile(
+                rf"({word})(?=\s+(?:said|says|rang|texted|messaged|phoned|told|asked|shouted|"
+                rf"reports|reported|states|stated|shared|mentioned|admits|admitted|explained|"
+                rf"complained|emailed|replied|yelled|screamed|whispered|insisted|promised|"
+                rf"denies|denied|endorses|wants|thinks|believes))"
+            ),
+            group=1,
+            check=cue_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "in will's name", "at grace's house"
+                rf"({word})(?=['’]s\s+(?:name|house|flat|place|room|car|phone|mum|mam|mom|dad|"
+                rf"party|wedding|funeral|birthday|kids?))"
+            ),
+            group=1,
+            check=possessive_word,
+        ),
+        _Rule(
+            place_or_name,
+            re.compile(
+                r"(?i:\b(?:live[sd]?|living|moved|moving|move|grew up|born|raised|from|come|came|"
+                r"visit(?:ed|ing)?|stay(?:ed|ing)?|went|go(?:ing)?|travel(?:l?ed)?|flew|in|near|"
+                r"at|off|outside|out|up|down|over|back)(?:\s+(?:in|to|at|near|from|off|round))?"
+                r"(?:\s+the)?)\s+"
+                rf"((?:{proper})(?:\s+{proper}){{0,2}}|{word})"
+            ),
+            group=1,
+            check=place_word,
+        ),
+        _Rule(
+            "PLACE",
+            re.compile(  # a university by its initials: "at UIC", "from NYU"
+                r"(?i:\b(?:at|from|attends?|attending|studying at|graduated from))\s+"
+                r"((?=U|[A-Z]{2,4}U\b)[A-Z]{3,5})\b"
+            ),
+            group=1,
+            check=lambda t: t not in ("ICU", "USA", "UTI", "USB", "UFO", "URL"),
+        ),
     )
 
 
@@ -424,13 +689,16 @@ _SENTENCE_END = re.compile(r"[.!?\n:]\W*$|(?:^|\s)['\"‘“]$")
 _AFTER_NAME_AGE = re.compile(
     rf"(?:['’]s|[)'’\"”]?,?\s+(?:is|was|turns|turned|aged)|[)'’\"”]?\s*[,.]|\)|\s*\()\s*"
     rf"(?:only\s+|just\s+|nearly\s+|almost\s+)?"
-    rf"({_AGE_NUMBER})(?=\s*(?:[,.;!?)]|$|and\b|now\b|next\b|this\b|in\b))", re.I)
+    rf"({_AGE_NUMBER})(?=\s*(?:[,.;!?)]|$|and\b|now\b|next\b|this\b|in\b))",
+    re.I,
+)
 _BEFORE_NAME = re.compile(rf"(?<![\w'’-])({WORD})(?:,?\s+or|,)\s+$")
 _AGE_PAIR = re.compile(rf"(?:,\s*|\s+and\s+|\s*&\s*)({_AGE_NUMBER})\b{_NOT_AGE_AFTER}", re.I)
 _FIRST_NAME_BEFORE = re.compile(rf"(?<![\w'’-])([A-Z]{L}+) $")
 _AFTER_PLACE_POSTCODE = re.compile(
     r",?\s*([A-Z]{1,2}\d{1,2}[A-Z]?\b(?!\s*\d)|(?:[-–]\s*)?\d{3}\s?\d{3}\b|\d{4,5}\b"
-    r"|\d{4}\s?[A-Z]{2}\b)(?![/.:-]?\d)")
+    r"|\d{4}\s?[A-Z]{2}\b)(?![/.:-]?\d)"
+)
 _NOT_POSTCODE_AFTER = re.compile(_NOT_AGE_AFTER.replace("(?!", "(?=", 1))
 _BEFORE_PLACE_POSTCODE = re.compile(r"(?<![\w/.,-])(\d{4,5}),?\s+$")  # "10115 Berlin"
 # What may follow a street address: a flat, a town, a region, a postcode.
@@ -440,12 +708,15 @@ _ADDRESS_TAIL = re.compile(
     rf"|,\s+(?i:(?:[a-z]+\s+){{0,2}}(?:apartments|apts|towers|residency|society|complex|"
     rf"nagar|colony|estate|village|heights|gardens|court|mansions|house|flats))\b|,\s*[A-Z]{{1,2}}\d{{1,2}}[A-Z]?\b(?!\s*\d)|,?\s+(?i:apt|apartment|unit|suite|ste|flat)\.?\s*#?\s*\w+"
     rf"|,\s+(?!(?:{'|'.join(sorted(NOT_PROPER, key=len, reverse=True))})\b)"
-    rf"[A-Z]{L}*(?:[\s-][A-Z]{L}*){{0,2}}|,?\s+{_REGION}\b|,?\s+\d{{4,5}}\b(?![/.:]\d))")
+    rf"[A-Z]{L}*(?:[\s-][A-Z]{L}*){{0,2}}|,?\s+{_REGION}\b|,?\s+\d{{4,5}}\b(?![/.:]\d))"
+)
 _NICKNAME_AFTER = re.compile(rf"\s*\(\s*(['\"‘“])?({WORD})['\"’”]?\s*\)|\s+(['\"‘“])({WORD})['\"’”]")
 _PLACE_BEFORE = re.compile(rf"(?<![\w'’-])([A-Z]{L}+),\s+$")
 # Between two parts of one name: a space, a hyphen, a particle ("Bríd Ó Ceallaigh").
-_NAME_GAP = re.compile(r"(?:\s+|\s*-\s*)(?i:(?:ó|o|de|da|di|du|van|von|der|den|del|la|le|"
-                       r"mac|mc|ní|ni|nic|bin|ibn|al|el|ap|ua)['’]?\s+)?")
+_NAME_GAP = re.compile(
+    r"(?:\s+|\s*-\s*)(?i:(?:ó|o|de|da|di|du|van|von|der|den|del|la|le|"
+    r"mac|mc|ní|ni|nic|bin|ibn|al|el|ap|ua)['’]?\s+)?"
+)
 
 _KEEP = 255  # a mask code: no placeholder, and no later rule either
 
@@ -509,15 +780,27 @@ def _scan_words(spans: _Spans, tokens: list[_Token], known: Known) -> None:
                 continue
         at_start = start == 0 or bool(_SENTENCE_END.search(text, max(0, start - 4), start))
         kind = token_kind(token.text, word, at_start, known)
-        if kind and word not in known.any_case and token.text not in known.exact and (
-                (_ARTICLE_BEFORE.search(text, max(0, start - 4), start)
-                 and (kind == "NAME" or lex.is_name(word)))
-                or (lex.is_english(word) and _OF_AFTER.match(text, end))):
+        if (
+            kind
+            and word not in known.any_case
+            and token.text not in known.exact
+            and (
+                (_ARTICLE_BEFORE.search(text, max(0, start - 4), start) and (kind == "NAME" or lex.is_name(word)))
+                or (lex.is_english(word) and _OF_AFTER.match(text, end))
+            )
+        ):
             kind = None  # a thing, not a person: "a Honda Civic", "a Bill of Rights"
-        if kind != "NAME" and previous_kind and text[previous_end:start] == " " \
-                and word not in lex.ordinary and word not in FUNCTION_WORDS and (
-                    (title_case(token.text) and word not in NOT_PROPER)
-                    or (previous_kind == "NAME" and not lex.is_english(word))):
+        if (
+            kind != "NAME"
+            and previous_kind
+            and text[previous_end:start] == " "
+            and word not in lex.ordinary
+            and word not in FUNCTION_WORDS
+            and (
+                (title_case(token.text) and word not in NOT_PROPER)
+                or (previous_kind == "NAME" and not lex.is_english(word))
+            )
+        ):
             kind = previous_kind  # "Priya Chandrasekaran", "Tower Hamlets"
         if kind and spans.take(start, end, kind):
             previous_end, previous_kind = end, kind
@@ -536,13 +819,12 @@ def _scan_known(spans: _Spans, tokens: list[_Token], known: Known) -> None:
 
 def _multiword_place(spans: _Spans, tokens: list[_Token], i: int, lex: Lexicon) -> int:
     for n in range(min(lex.longest_place, len(tokens) - i), 1, -1):
-        run = tokens[i:i + n]
-        if any(spans.text[run[k].end:run[k + 1].start] != " " for k in range(n - 1)):
+        run = tokens[i : i + n]
+        if any(spans.text[run[k].end : run[k + 1].start] != " " for k in range(n - 1)):
             continue
         if not lex.is_place(" ".join(t.word for t in run)):
             continue
-        if all(title_case(t.text) for t in run) or not all(
-                lex.is_english(t.word) for t in run):
+        if all(title_case(t.text) for t in run) or not all(lex.is_english(t.word) for t in run):
             if spans.take(run[0].start, run[-1].end, "PLACE"):
                 return n
     return 0
@@ -576,11 +858,13 @@ def _after_spans(spans: _Spans) -> None:
             _address_tail(spans, span)
         if span.kind in ("ADDRESS", "PLACE"):
             match = _AFTER_PLACE_POSTCODE.match(text, span.end)
-            if match and (span.kind == "ADDRESS" or not _year(match.group(1))) \
-                    and not _NOT_POSTCODE_AFTER.match(text, match.end()):
+            if (
+                match
+                and (span.kind == "ADDRESS" or not _year(match.group(1)))
+                and not _NOT_POSTCODE_AFTER.match(text, match.end())
+            ):
                 spans.take(*match.span(1), "ADDRESS")
-        if span.kind == "PLACE" or (span.kind == "NAME" and lexicon().is_place(
-                fold(text[span.start:span.end]))):
+        if span.kind == "PLACE" or (span.kind == "NAME" and lexicon().is_place(fold(text[span.start : span.end]))):
             match = _BEFORE_PLACE_POSTCODE.search(text, max(0, span.start - 8), span.start)
             if match and not _year(match.group(1)):
                 spans.take(*match.span(1), "ADDRESS")
@@ -606,7 +890,7 @@ def _nickname_after(spans: _Spans, span: Span) -> None:
 
 
 def _address_tail(spans: _Spans, span: Span) -> None:
-    """"1450 Ocean Pkwy #6C, Brooklyn, NY 11230": the flat, town, region and postcode
+    """ "1450 Ocean Pkwy #6C, Brooklyn, NY 11230": the flat, town, region and postcode
     after a street address belong to it. At most six parts, so the walk is bounded."""
     end = span.end
     for _ in range(6):
@@ -621,9 +905,8 @@ def _address_tail(spans: _Spans, span: Span) -> None:
 
 def _propagate(spans: _Spans, known: Known) -> Known:
     """Every word removed as a name is removed wherever else it occurs in the text."""
-    found = make_known((), (spans.text[s.start:s.end] for s in spans.spans if s.kind == "NAME"))
-    return Known(known.any_case | found.any_case, known.exact | found.exact,
-                  known.nick_roots)
+    found = make_known((), (spans.text[s.start : s.end] for s in spans.spans if s.kind == "NAME"))
+    return Known(known.any_case | found.any_case, known.exact | found.exact, known.nick_roots)
 
 
 def _known_strings(spans: _Spans, known: Known) -> None:
@@ -646,8 +929,8 @@ def _find(text: str, known: Known) -> list[Span]:
     for rule in _rules():
         for match in rule.pattern.finditer(text):
             group = rule.group or (
-                next(g for g in range(1, rule.pattern.groups + 1) if match.group(g))
-                if rule.pattern.groups else 0)
+                next(g for g in range(1, rule.pattern.groups + 1) if match.group(g)) if rule.pattern.groups else 0
+            )
             start, end = match.span(group)
             matched = match.group(group)
             if start == end or (rule.check and not rule.check(matched)):
@@ -669,9 +952,14 @@ def _merge(spans: list[Span], text: str) -> list[Span]:
     merged: list[Span] = []
     for span in spans:
         last = merged[-1] if merged else None
-        if last and last.kind == span.kind and (
+        if (
+            last
+            and last.kind == span.kind
+            and (
                 (span.kind == "NAME" and _NAME_GAP.fullmatch(text, last.end, span.start))
-                or (span.kind == "PLACE" and text[last.end:span.start].isspace())):
+                or (span.kind == "PLACE" and text[last.end : span.start].isspace())
+            )
+        ):
             merged[-1] = Span(last.start, span.end, span.kind)
         else:
             merged.append(span)
@@ -681,7 +969,7 @@ def _merge(spans: list[Span], text: str) -> list[Span]:
 def _replace(text: str, spans: list[Span]) -> str:
     parts, position = [], 0
     for span in spans:
-        parts.append(text[position:span.start])
+        parts.append(text[position : span.start])
         parts.append(f"[{span.kind}]")
         position = span.end
     parts.append(text[position:])
@@ -708,7 +996,6 @@ def deidentify_session(texts: Sequence[str], known_names: Iterable[str] = ()) ->
     ['My friend [NAME] rang.', '[NAME] is coming.']
     """
     client = make_known(known_names)
-    found = {text[s.start:s.end] for text in texts for s in _find(text, client)
-             if s.kind == "NAME"}
+    found = {text[s.start : s.end] for text in texts for s in _find(text, client) if s.kind == "NAME"}
     known = make_known(known_names, found)
     return [_replace(text, _find(text, known)) for text in texts]

@@ -125,8 +125,7 @@ def lexicon() -> Lexicon:
         classes[word] = classes.get(word, "") + "p"
         longest = max(longest, word.count(" ") + 1)
     starts = frozenset(w.split()[0] for w, c in classes.items() if " " in w and "p" in c)
-    return Lexicon(classes, level, frozenset(fold(w) for w in table["ordinary_words"]),
-                    longest, starts)
+    return Lexicon(classes, level, frozenset(fold(w) for w in table["ordinary_words"]), longest, starts)
 
 
 def title_case(token: str) -> bool:
@@ -154,9 +153,12 @@ def cue_word(token: str, loose: bool = False, naming: bool = False) -> bool:
         return False
     if title_case(token) or token.isupper():
         return loose or not lex.is_common(word) or lex.is_popular(word)
-    return (not lex.is_english(word) or lex.is_popular(word)
-            or (not lex.is_common(word) and (naming or lex.is_name(word)))
-            or (loose and lex.is_given(word) and lex.level.get(word, 99) >= 20))
+    return (
+        not lex.is_english(word)
+        or lex.is_popular(word)
+        or (not lex.is_common(word) and (naming or lex.is_name(word)))
+        or (loose and lex.is_given(word) and lex.level.get(word, 99) >= 20)
+    )
 
 
 def _english_compound(word: str) -> bool:
@@ -175,15 +177,13 @@ def naming_word(token: str) -> bool:
 def given_word(token: str) -> bool:
     """A popular given name, or a capitalised word that is a name or not a word."""
     lex, word = lexicon(), fold(core(token))
-    return not _grammar(word) and (lex.is_popular(word) or (
-        title_case(token) and not lex.is_common(word)))
+    return not _grammar(word) and (lex.is_popular(word) or (title_case(token) and not lex.is_common(word)))
 
 
 def listed_name(token: str) -> bool:
     """A listed name that is not an everyday word, or a popular one: "becks, becky"."""
     lex, word = lexicon(), fold(core(token))
-    return not _grammar(word) and lex.is_name(word) and (
-        not lex.is_common(word) or lex.is_popular(word))
+    return not _grammar(word) and lex.is_name(word) and (not lex.is_common(word) or lex.is_popular(word))
 
 
 def possessive_word(token: str) -> bool:
@@ -191,8 +191,7 @@ def possessive_word(token: str) -> bool:
     lex, word = lexicon(), fold(token)
     if word in NOT_PROPER or word in lex.ordinary:
         return False
-    return lex.is_popular(word) or not lex.is_common(word) and (
-        token[:1].isupper() or not lex.is_english(word))
+    return lex.is_popular(word) or not lex.is_common(word) and (token[:1].isupper() or not lex.is_english(word))
 
 
 def place_word(token: str) -> bool:
@@ -202,8 +201,7 @@ def place_word(token: str) -> bool:
         return False  # an acronym: "the TV", "at GA"
     if token[:1].isupper():
         return True
-    return len(word) >= 3 and not lex.is_english(word) and (
-        lex.is_place(word) or not lex.is_name(word))
+    return len(word) >= 3 and not lex.is_english(word) and (lex.is_place(word) or not lex.is_name(word))
 
 
 def place_or_name(text: str) -> str:
@@ -216,6 +214,7 @@ def place_or_name(text: str) -> str:
 class Known:
     """Names to remove wherever they occur: any case for a name that is not an English
     word, exact case for one that is ("Frank" but not "frank" after "my uncle Frank")."""
+
     any_case: frozenset[str]
     exact: frozenset[str]
     nick_roots: tuple[str, ...]  # first names and surnames whose nicknames count too
@@ -238,8 +237,7 @@ def make_known(names: Iterable[str], found: Iterable[str] = ()) -> Known:
         for part in TOKEN.findall(name):
             for piece in {part, *part.split("-")}:
                 word = fold(piece)
-                if len(word) < 2 or (not is_client and (
-                        word in lex.ordinary or word in NOT_PROPER)):
+                if len(word) < 2 or (not is_client and (word in lex.ordinary or word in NOT_PROPER)):
                     continue
                 if is_client or not lex.is_common(word):
                     any_case.add(word)
@@ -254,8 +252,28 @@ def make_known(names: Iterable[str], found: Iterable[str] = ()) -> Known:
 
 
 # Endings of English nicknames made from the start of a name: Tommo, Gaz, Macca, Bernie.
-_NICK_SUFFIXES = ("", "o", "y", "ie", "ey", "s", "sy", "z", "za", "zza", "a", "ers", "x",
-                  "ks", "mo", "ca", "ka", "ker", "ster", "ee")
+_NICK_SUFFIXES = (
+    "",
+    "o",
+    "y",
+    "ie",
+    "ey",
+    "s",
+    "sy",
+    "z",
+    "za",
+    "zza",
+    "a",
+    "ers",
+    "x",
+    "ks",
+    "mo",
+    "ca",
+    "ka",
+    "ker",
+    "ster",
+    "ee",
+)
 
 
 def _nickname_of(word: str, known: Known) -> bool:
@@ -265,7 +283,7 @@ def _nickname_of(word: str, known: Known) -> bool:
         return False
     for root in known.nick_roots:
         for suffix in _NICK_SUFFIXES:
-            stem = word[:len(word) - len(suffix)] if suffix else word
+            stem = word[: len(word) - len(suffix)] if suffix else word
             if word.endswith(suffix) and len(stem) >= 2 and root.startswith(stem):
                 return True
         if len(root) >= 5 and abs(len(root) - len(word)) <= 1 and _one_edit(root, word):
@@ -277,7 +295,7 @@ def _one_edit(a: str, b: str) -> bool:
     if len(a) == len(b):
         return sum(x != y for x, y in zip(a, b)) == 1
     short, long = sorted((a, b), key=len)
-    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
 
 def token_kind(token: str, word: str, at_sentence_start: bool, known: Known) -> str | None:
@@ -292,8 +310,9 @@ def token_kind(token: str, word: str, at_sentence_start: bool, known: Known) -> 
     if (token.isupper() and len(token) <= 4) or re.fullmatch(r"[A-Z]{2,}s", token):
         return None  # an acronym: GP, NHS, PIP, DUIs
     if lex.is_name(word) and (
-            (not lex.is_english(word) and (len(word) > 2 or lex.is_given(word)))
-            or (not lex.is_common(word) and lex.is_popular(word))):
+        (not lex.is_english(word) and (len(word) > 2 or lex.is_given(word)))
+        or (not lex.is_common(word) and lex.is_popular(word))
+    ):
         return "PLACE" if lex.is_place(word) and not lex.is_given(word) else "NAME"
     if lex.is_place(word) and not lex.is_english(word) and len(word) >= 4:
         return "PLACE"
@@ -307,6 +326,7 @@ def token_kind(token: str, word: str, at_sentence_start: bool, known: Known) -> 
     if "-" in word and not lex.is_english(word):
         parts = word.split("-")
         if any(lex.is_name(p) and not lex.is_english(p) for p in parts) and all(
-                lex.is_name(p) or not lex.is_english(p) for p in parts):
+            lex.is_name(p) or not lex.is_english(p) for p in parts
+        ):
             return "NAME"
     return None

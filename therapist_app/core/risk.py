@@ -24,7 +24,6 @@ import numpy as np
 
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import clean_text
-from therapist_app.core.text_head import HeadError, TextHead
 from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
@@ -40,15 +39,15 @@ from therapist_app.core.risk_patterns import (
     HYPOTHETICAL,
     IF_WORD,
     IMMINENT,
+    NEGATED_BELIEF,
     NEGATION,
     NEGATION_AFTER,
-    NEGATED_BELIEF,
     NEGATION_CANCEL,
     NEW_SUBJECT,
     NONE,
     OWN_WORDS,
-    PRONOUN,
     PATTERNS,
+    PRONOUN,
     QUOTED,
     REPORTED_QUESTION,
     RESOLVED,
@@ -60,6 +59,7 @@ from therapist_app.core.risk_patterns import (
     THREAT_TO_YOU,
     Pattern,
 )
+from therapist_app.core.text_head import HeadError, TextHead
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,7 @@ def _is_hypothetical(sentence: str, rel_start: int, rel_end: int, pattern: Patte
 
 def _conditional(sentence: str) -> bool:
     """A thought experiment or an if-clause without a stated consequence."""
-    return bool(HYPOTHETICAL.search(sentence)) or (
-        bool(IF_WORD.search(sentence)) and not CONSEQUENT.search(sentence)
-    )
+    return bool(HYPOTHETICAL.search(sentence)) or (bool(IF_WORD.search(sentence)) and not CONSEQUENT.search(sentence))
 
 
 def _quote_containing(text: str, start: int) -> tuple[int, int] | None:
@@ -212,7 +210,8 @@ def _severity(base: str, text: str, sentence: str, rel_start: int, pattern: Patt
     # is not (paracetamol harms the liver after the sickness settles) unless a harmless
     # cause was found.
     if pattern.category == "substance_medical" and (
-            DIAGNOSED.search(sentence) or (pattern.severity != "high" and RESOLVED.search(sentence))):
+        DIAGNOSED.search(sentence) or (pattern.severity != "high" and RESOLVED.search(sentence))
+    ):
         return None
     past = DISTANT_PAST.search(sentence)
     if past:
@@ -232,16 +231,20 @@ class RiskDetector:
     """`assess(text, recent)` flags crisis language. With no embedder or head it runs on
     its patterns alone."""
 
-    def __init__(self, embed_layers: LayerEmbedFn | None = None, head: TextHead | None = None,
-                 threshold: float | None = None) -> None:
+    def __init__(
+        self, embed_layers: LayerEmbedFn | None = None, head: TextHead | None = None, threshold: float | None = None
+    ) -> None:
         if (embed_layers is None) != (head is None):
             raise ValueError("the learned channel needs both the embedder and the head")
         if head is not None and tuple(head.labels) != RISK_LABELS:
             raise HeadError(f"risk head labels {head.labels} are not {RISK_LABELS}")
         self._embed = embed_layers
         self._head = head
-        self.threshold = threshold if threshold is not None else (
-            float(head.metadata.get("threshold", DEFAULT_THRESHOLD)) if head is not None else DEFAULT_THRESHOLD)
+        self.threshold = (
+            threshold
+            if threshold is not None
+            else (float(head.metadata.get("threshold", DEFAULT_THRESHOLD)) if head is not None else DEFAULT_THRESHOLD)
+        )
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be within (0, 1), not {self.threshold}")
 
@@ -261,7 +264,7 @@ class RiskDetector:
         masked = _mask_hyperbole(text)
         active, suppressed = self._pattern_triggers(text, masked)
         if self._head is not None:
-            active += self._learned_triggers(text, masked, [clean_text(t) for t in recent[-WINDOW + 1:] if t.strip()])
+            active += self._learned_triggers(text, masked, [clean_text(t) for t in recent[-WINDOW + 1 :] if t.strip()])
         return _summarise(active, suppressed, self._head is not None)
 
     def _pattern_triggers(self, text: str, masked: str) -> tuple[list[Trigger], list[Trigger]]:
@@ -289,13 +292,20 @@ class RiskDetector:
             self._quoted_threats(text, masked, s_start, s_end, active)
         return _dedupe(active), _dedupe(suppressed)
 
-    def _make(self, text: str, s_start: int, rel_start: int, rel_end: int, pattern: Pattern,
-              severity: str, suppressed_by: str | None = None) -> Trigger:
+    def _make(
+        self,
+        text: str,
+        s_start: int,
+        rel_start: int,
+        rel_end: int,
+        pattern: Pattern,
+        severity: str,
+        suppressed_by: str | None = None,
+    ) -> Trigger:
         start, end = s_start + rel_start, s_start + rel_end
         return Trigger(pattern.category, text[start:end], start, end, "pattern", severity, suppressed_by)
 
-    def _judge(self, text: str, sentence: str, s_start: int, match: re.Match,
-               pattern: Pattern) -> Trigger | None:
+    def _judge(self, text: str, sentence: str, s_start: int, match: re.Match, pattern: Pattern) -> Trigger | None:
         rel_start, rel_end = match.span()
         # Patterns that start at the subject ("I ... hurt him") name their risky part
         # `core`; negation is looked for in everything before it ("I've never thought
@@ -322,8 +332,7 @@ class RiskDetector:
             return self._make(text, s_start, rel_start, rel_end, pattern, severity, "hypothetical")
         return self._make(text, s_start, rel_start, rel_end, pattern, severity)
 
-    def _quoted_threats(self, text: str, masked: str, s_start: int, s_end: int,
-                        active: list[Trigger]) -> None:
+    def _quoted_threats(self, text: str, masked: str, s_start: int, s_end: int, active: list[Trigger]) -> None:
         """A quotation addressed to the client that threatens them is an abuse disclosure:
         'he told me "I'll kill you if you leave"'."""
         for quote in QUOTED.finditer(masked, s_start, s_end):
@@ -354,7 +363,7 @@ class RiskDetector:
         if risk[best] >= self.threshold:
             a, b = spans[best]
             found.append(self._learned(text, a, b, probabilities[best], risk[best]))
-        elif window and risk[len(units)] >= self.threshold and all(r < self.threshold for r in risk[len(units) + 1:]):
+        elif window and risk[len(units)] >= self.threshold and all(r < self.threshold for r in risk[len(units) + 1 :]):
             found.append(self._learned(text, 0, len(text), probabilities[len(units)], risk[len(units)]))
         return found
 
@@ -363,16 +372,22 @@ class RiskDetector:
         category = CATEGORIES[int(np.argmax(probabilities[: len(CATEGORIES)]))]
         phrase = text[start:end].strip()
         start = text.index(phrase, start) if phrase and phrase in text[start:] else start
-        return Trigger(category, phrase, start, start + len(phrase), "learned",
-                       "moderate" if risk >= CONFIDENT else "low")
+        return Trigger(
+            category, phrase, start, start + len(phrase), "learned", "moderate" if risk >= CONFIDENT else "low"
+        )
 
 
 def _dedupe(triggers: list[Trigger]) -> list[Trigger]:
     """One trigger per category and span; overlapping spans keep the longest."""
     kept: list[Trigger] = []
     for trigger in sorted(triggers, key=lambda t: (t.start, -(t.end - t.start))):
-        if any(k.category == trigger.category and k.start <= trigger.start and trigger.end <= k.end
-               and k.suppressed_by == trigger.suppressed_by for k in kept):
+        if any(
+            k.category == trigger.category
+            and k.start <= trigger.start
+            and trigger.end <= k.end
+            and k.suppressed_by == trigger.suppressed_by
+            for k in kept
+        ):
             continue
         kept.append(trigger)
     return kept

@@ -65,9 +65,7 @@ def strategy_from_name(name: str) -> str:
     for strategy in strategies().values():
         if key in (strategy.id, strategy.name.casefold(), strategy.esconv.casefold()):
             return strategy.id
-    raise ValueError(
-        f"unknown strategy {name!r}; expected one of {', '.join(strategies())}"
-    )
+    raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(strategies())}")
 
 
 def check_emotion(label: str) -> str:

@@ -58,10 +58,15 @@ class TextHead:
 
     def __post_init__(self) -> None:
         hidden, features = self.hidden_w.shape
-        if self.hidden_b.shape != (hidden,) or self.output_w.shape != (len(self.labels), hidden) \
-                or self.output_b.shape != (len(self.labels),):
-            raise HeadError(f"head tensors do not fit together: hidden {self.hidden_w.shape}, "
-                            f"output {self.output_w.shape}, {len(self.labels)} labels")
+        if (
+            self.hidden_b.shape != (hidden,)
+            or self.output_w.shape != (len(self.labels), hidden)
+            or self.output_b.shape != (len(self.labels),)
+        ):
+            raise HeadError(
+                f"head tensors do not fit together: hidden {self.hidden_w.shape}, "
+                f"output {self.output_w.shape}, {len(self.labels)} labels"
+            )
         if features % 384 or features // 384 != self.layers:
             raise HeadError(f"the head reads {features} features, not {self.layers} MiniLM layers")
         if not self.temperature > 0:
@@ -69,7 +74,7 @@ class TextHead:
 
     def features(self, layer_outputs: np.ndarray) -> np.ndarray:
         """[n, layers, 384] from the embedder -> the [n, features] this head reads."""
-        return np.asarray(layer_outputs[:, -self.layers:], dtype=np.float32).reshape(len(layer_outputs), -1)
+        return np.asarray(layer_outputs[:, -self.layers :], dtype=np.float32).reshape(len(layer_outputs), -1)
 
     def logits(self, layer_outputs: np.ndarray) -> np.ndarray:
         return mlp_logits((self.hidden_w, self.hidden_b, self.output_w, self.output_b), self.features(layer_outputs))
@@ -82,9 +87,13 @@ class TextHead:
         from safetensors.numpy import save_file
 
         tensors = dict(zip(TENSORS, (self.hidden_w, self.hidden_b, self.output_w, self.output_b)))
-        meta = {"labels": json.dumps(list(self.labels)), "temperature": repr(float(self.temperature)),
-                "layers": str(self.layers), "embedding_model": MODEL_ID,
-                "metadata": json.dumps(self.metadata, sort_keys=True)}
+        meta = {
+            "labels": json.dumps(list(self.labels)),
+            "temperature": repr(float(self.temperature)),
+            "layers": str(self.layers),
+            "embedding_model": MODEL_ID,
+            "metadata": json.dumps(self.metadata, sort_keys=True),
+        }
         save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}, str(path), meta)
 
     @classmethod
@@ -103,8 +112,13 @@ class TextHead:
         try:
             head_labels = tuple(json.loads(meta["labels"]))
             model = meta["embedding_model"]
-            head = cls(head_labels, *tensors, temperature=float(meta["temperature"]), layers=int(meta["layers"]),
-                       metadata=json.loads(meta.get("metadata", "{}")))
+            head = cls(
+                head_labels,
+                *tensors,
+                temperature=float(meta["temperature"]),
+                layers=int(meta["layers"]),
+                metadata=json.loads(meta.get("metadata", "{}")),
+            )
         except (KeyError, ValueError, TypeError) as problem:
             raise HeadError(f"{Path(path).name} lacks head metadata: {problem}") from None
         if model != MODEL_ID:

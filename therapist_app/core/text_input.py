@@ -35,7 +35,7 @@ def decode_text(data: bytes) -> str:
     """
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return _decode(data[len(bom):], encoding)
+            return _decode(data[len(bom) :], encoding)
     if len(data) >= 4 and data[1::2].count(0) > len(data) // 4 and data[0::2].count(0) == 0:
         return _decode(data, "utf-16-le")
     if len(data) >= 4 and data[0::2].count(0) > len(data) // 4 and data[1::2].count(0) == 0:
@@ -48,8 +48,7 @@ def _decode(data: bytes, encoding: str) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
         raise TextInputError(
-            f"the text is not valid {encoding.upper()} (bad byte at offset {err.start}); "
-            "save it as UTF-8 and try again"
+            f"the text is not valid {encoding.upper()} (bad byte at offset {err.start}); save it as UTF-8 and try again"
         ) from None
 
 
@@ -83,9 +82,7 @@ def parse_transcript(text: str) -> tuple[Turn, ...]:
             turns.append([speaker, rest.strip()])
         elif line.strip():
             if not turns:
-                raise TextInputError(
-                    f"line {number}: a transcript line must start with 'Client:' or 'Therapist:'"
-                )
+                raise TextInputError(f"line {number}: a transcript line must start with 'Client:' or 'Therapist:'")
             turns[-1][1] = (turns[-1][1] + "\n" + line.strip()).strip()
     if not turns:
         raise TextInputError("the transcript has no 'Client:' or 'Therapist:' lines")

@@ -56,8 +56,7 @@ class AuditTableModel(QAbstractTableModel):
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex,
-             role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         entry = self.shown[index.row()]
@@ -78,8 +77,7 @@ class AuditTableModel(QAbstractTableModel):
         value = (entry.client_id, entry.session_id, entry.object_id, entry.count)[column - 2]
         return "" if value is None else str(value)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole):
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section]
         return None
@@ -89,9 +87,11 @@ class AuditLogDialog(QDialog):
     def __init__(self, entries: Sequence[AuditEntry], parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Audit log")
-        intro = QLabel("What was done with these records, newest first. Rows hold ids and "
-                       "counts only, never client words or notes; they cannot be changed "
-                       "or deleted.")
+        intro = QLabel(
+            "What was done with these records, newest first. Rows hold ids and "
+            "counts only, never client words or notes; they cannot be changed "
+            "or deleted."
+        )
         intro.setWordWrap(True)
         self.model = AuditTableModel(entries, self)
         self.table = QTableView()
@@ -105,8 +105,7 @@ class AuditLogDialog(QDialog):
         self.filter.addItem("All actions", None)
         for action in self.model.actions():
             self.filter.addItem(describe_action(action), action)
-        self.filter.currentIndexChanged.connect(
-            lambda _: self._show_action(self.filter.currentData()))
+        self.filter.currentIndexChanged.connect(lambda _: self._show_action(self.filter.currentData()))
         self.count = QLabel()
         self.count.setAccessibleName("Rows shown")
         self.status = QLabel()
@@ -140,9 +139,12 @@ class AuditLogDialog(QDialog):
         default = Path.home() / f"audit-log-{datetime.date.today().isoformat()}.csv"
         # Qt's own dialog: the platform one may record the file in "recent files".
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export audit log", str(default), "CSV files (*.csv)",
-            options=QFileDialog.Option.DontUseNativeDialog
-            | QFileDialog.Option.DontConfirmOverwrite)
+            self,
+            "Export audit log",
+            str(default),
+            "CSV files (*.csv)",
+            options=QFileDialog.Option.DontUseNativeDialog | QFileDialog.Option.DontConfirmOverwrite,
+        )
         if path:
             self.export(Path(path))
 
@@ -152,8 +154,7 @@ class AuditLogDialog(QDialog):
             rows = write_audit_csv(self.model.shown, path)
         except OSError as error:
             # FileExistsError carries its own sentence; other OS errors their reason.
-            reason = str(error) if isinstance(error, FileExistsError) else \
-                (error.strerror or type(error).__name__)
+            reason = str(error) if isinstance(error, FileExistsError) else (error.strerror or type(error).__name__)
             self.status.setText(f"Not exported: {reason}")
             return False
         self.status.setText(f"Exported {rows} row{'s' if rows != 1 else ''} to {path}.")

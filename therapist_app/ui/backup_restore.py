@@ -46,7 +46,8 @@ def make_backup(store: Store, destination: Path, passphrase: str, separate: bool
         except WrongPassphrase:
             raise NotTheStorePassphrase(
                 "That is not your store passphrase. Type the passphrase you unlock the app "
-                "with, or choose a separate backup passphrase.") from None
+                "with, or choose a separate backup passphrase."
+            ) from None
     store.backup(destination, passphrase)
     return destination.stat().st_size
 
@@ -111,9 +112,9 @@ class BackupDialog(QDialog):
             "A backup is a complete, encrypted copy of your records with its own key, in "
             "two files: the one you choose and the same name ending in .keys. Keep the two "
             "together. The copy is checked page by page before it is given its name, and "
-            "an existing file is never written over.")
-        self.destination = QLineEdit(
-            str(default_folder / f"therapist-backup-{datetime.date.today().isoformat()}.db"))
+            "an existing file is never written over."
+        )
+        self.destination = QLineEdit(str(default_folder / f"therapist-backup-{datetime.date.today().isoformat()}.db"))
         self.destination.setAccessibleName("Backup file")
         self.use_store = QRadioButton("Protect it with my store &passphrase")
         self.use_separate = QRadioButton("Protect it with a &separate backup passphrase")
@@ -133,25 +134,42 @@ class BackupDialog(QDialog):
         self.error = error_label()
         self.status = _plain_label()
         self.status.setAccessibleName("Backup status")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Close)
         self.backup_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.backup_button.setText("&Back up")
         buttons.accepted.connect(self._submit)
         buttons.rejected.connect(self.reject)
-        self._inputs = (self.destination, self.use_store, self.use_separate, self.store_box,
-                        self.separate_box, self.backup_button)
+        self._inputs = (
+            self.destination,
+            self.use_store,
+            self.use_separate,
+            self.store_box,
+            self.separate_box,
+            self.backup_button,
+        )
         form = QFormLayout()
         form.addRow("Backup &file:", _path_row(self.destination, self.choose_destination))
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(form)
-        for widget in (self.use_store, self.store_box, self.use_separate, self.separate_box,
-                       note, self.error, self.status, buttons):
+        for widget in (
+            self.use_store,
+            self.store_box,
+            self.use_separate,
+            self.separate_box,
+            note,
+            self.error,
+            self.status,
+            buttons,
+        ):
             layout.addWidget(widget)
-        for signal in (self.destination.textChanged, self.store_passphrase.textChanged,
-                       self.new_passphrase.passphrase.textChanged,
-                       self.new_passphrase.confirm.textChanged, self.use_store.toggled):
+        for signal in (
+            self.destination.textChanged,
+            self.store_passphrase.textChanged,
+            self.new_passphrase.passphrase.textChanged,
+            self.new_passphrase.confirm.textChanged,
+            self.use_store.toggled,
+        ):
             signal.connect(self._update)
         self._update()
 
@@ -174,15 +192,20 @@ class BackupDialog(QDialog):
     def choose_destination(self) -> None:
         # Qt's own dialog: the platform one may record the file in "recent files".
         path, _ = QFileDialog.getSaveFileName(
-            self, "Back up records to", self.destination.text(), "Backups (*.db);;All files (*)",
-            options=QFileDialog.Option.DontUseNativeDialog)
+            self,
+            "Back up records to",
+            self.destination.text(),
+            "Backups (*.db);;All files (*)",
+            options=QFileDialog.Option.DontUseNativeDialog,
+        )
         if path:
             self.destination.setText(path)
 
     def _submit(self) -> None:
         if not self._ready():
-            self.error.setText(self.new_passphrase.problem() if self.separate
-                               else "Choose a backup file and enter your passphrase.")
+            self.error.setText(
+                self.new_passphrase.problem() if self.separate else "Choose a backup file and enter your passphrase."
+            )
             self.error.show()
             return
         if self.separate:
@@ -193,8 +216,7 @@ class BackupDialog(QDialog):
         self.error.hide()
         self._set_busy(True)
         self.status.setText("Backing up…")
-        self.backup_requested.emit(Path(self.destination.text().strip()).expanduser(),
-                                   passphrase, self.separate)
+        self.backup_requested.emit(Path(self.destination.text().strip()).expanduser(), passphrase, self.separate)
 
     def _set_busy(self, busy: bool) -> None:
         for widget in self._inputs:
@@ -226,21 +248,23 @@ class RestoreDialog(QDialog):
             "Restoring replaces the records in this app with the backup's.",
             f"Your current records are not deleted: their files are set aside in "
             f"{store_path.parent}, renamed to {store_path.name}.replaced-<date and time>."
-            if replaces else "",
+            if replaces
+            else "",
             "After the restore your records open with the BACKUP's passphrase, the one you "
             "enter here: from then on you unlock the app with it, not with your current "
             "passphrase (and with the passphrase only: a keychain unlock is not carried "
             "over).",
             "Your records are locked first; if the restore fails they stay exactly as they "
-            "are and you unlock them as usual." if store_open else "",
+            "are and you unlock them as usual."
+            if store_open
+            else "",
         ]
         self.explanation = _plain_label("\n\n".join(line for line in lines if line))
         self.explanation.setAccessibleName("What a restore does")
         self.backup = QLineEdit()
         self.backup.setAccessibleName("Backup file")
         self.passphrase = passphrase_field("Backup passphrase")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.restore_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.restore_button.setText("Set aside and &restore" if replaces else "&Restore")
         buttons.accepted.connect(self._submit)
@@ -261,8 +285,12 @@ class RestoreDialog(QDialog):
 
     def choose_backup(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Restore from backup", self.backup.text() or str(Path.home()),
-            "Backups (*.db);;All files (*)", options=QFileDialog.Option.DontUseNativeDialog)
+            self,
+            "Restore from backup",
+            self.backup.text() or str(Path.home()),
+            "Backups (*.db);;All files (*)",
+            options=QFileDialog.Option.DontUseNativeDialog,
+        )
         if path:
             self.backup.setText(path)
 

@@ -56,7 +56,8 @@ class AboutDialog(QDialog):
         intro = QLabel(
             "Local, private reply suggestions for therapists. Everything stays on this "
             "computer: there is no network access and no telemetry. Suggestions are drafts "
-            "for your judgement.")
+            "for your judgement."
+        )
         intro.setWordWrap(True)
         self.versions = component_versions()
         table = QTableWidget(len(self.versions), 2)
@@ -87,8 +88,9 @@ class ShortcutsDialog(QDialog):
     def __init__(self, actions: list[QAction], extra: list[tuple[str, str]], parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        rows = [(a.text().replace("&", ""), a.shortcut().toString()) for a in actions
-                if not a.shortcut().isEmpty()] + extra
+        rows = [
+            (a.text().replace("&", ""), a.shortcut().toString()) for a in actions if not a.shortcut().isEmpty()
+        ] + extra
         table = QTableWidget(len(rows), 2)
         table.setAccessibleName("Keyboard shortcuts")
         table.setHorizontalHeaderLabels(["Action", "Keys"])
@@ -116,20 +118,19 @@ class EraseClientDialog(QDialog):
         warning = QLabel(
             f"Erase client {client.code} and every session, transcript, suggestion and note "
             "recorded about them? This cannot be undone; backups made earlier still hold "
-            "them. The audit log keeps only the fact that an erasure happened.")
+            "them. The audit log keeps only the fact that an erasure happened."
+        )
         warning.setTextFormat(Qt.TextFormat.PlainText)
         warning.setWordWrap(True)
         self.code = QLineEdit()
         self.code.setAccessibleName("Type the client code to confirm")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.erase_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self.erase_button.setText("Erase permanently")
         self.erase_button.setEnabled(False)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        self.code.textChanged.connect(
-            lambda text: self.erase_button.setEnabled(text.strip() == client.code))
+        self.code.textChanged.connect(lambda text: self.erase_button.setEnabled(text.strip() == client.code))
         form = QFormLayout()
         form.addRow(f"Type {client.code} to confirm:", self.code)
         layout = QVBoxLayout(self)
@@ -150,8 +151,7 @@ class ExportDialog(QDialog):
         self.deidentify.setChecked(True)
         note = QLabel("The exported file is not encrypted. Keep it only as long as needed.")
         note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form = QFormLayout()
@@ -166,8 +166,12 @@ class ExportDialog(QDialog):
         suffix = ".md" if self.format.currentData() == "markdown" else ".pdf"
         # Qt's own dialog: the platform one may record the file in "recent files".
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export session", str(Path.home() / f"session{suffix}"),
-            f"*{suffix}", options=QFileDialog.Option.DontUseNativeDialog)
+            self,
+            "Export session",
+            str(Path.home() / f"session{suffix}"),
+            f"*{suffix}",
+            options=QFileDialog.Option.DontUseNativeDialog,
+        )
         if not path:
             return None
         path = Path(path)

@@ -16,10 +16,16 @@ from PySide6.QtGui import QGuiApplication
 
 log = logging.getLogger(__name__)
 
-_ACTIVITY = frozenset({
-    QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type.MouseMove,
-    QEvent.Type.Wheel, QEvent.Type.TouchBegin, QEvent.Type.InputMethod,
-})
+_ACTIVITY = frozenset(
+    {
+        QEvent.Type.KeyPress,
+        QEvent.Type.MouseButtonPress,
+        QEvent.Type.MouseMove,
+        QEvent.Type.Wheel,
+        QEvent.Type.TouchBegin,
+        QEvent.Type.InputMethod,
+    }
+)
 
 
 class IdleWatcher(QObject):
@@ -27,8 +33,13 @@ class IdleWatcher(QObject):
 
     lock_requested = Signal(str)  # the reason: "idle" or "suspend"
 
-    def __init__(self, timeout_s: float, clock: Callable[[], float] = time.monotonic,
-                 check_ms: int = 1000, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        check_ms: int = 1000,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")

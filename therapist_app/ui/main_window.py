@@ -17,13 +17,13 @@ from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QFileDialog,
     QMessageBox,
-    QProgressBar,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -100,8 +100,7 @@ def describe_open_error(error: BaseException) -> str:
     if isinstance(error, DatabaseInUse):
         return "Your records are open in another window of the app. Close it first."
     if isinstance(error, (DatabaseCorrupt, NotEncrypted)):
-        return (f"{error} The file was left untouched. To restore a backup: Records > "
-                "Restore from backup…")
+        return f"{error} The file was left untouched. To restore a backup: Records > Restore from backup…"
     if isinstance(error, StoreError):
         return str(error)
     return f"Could not open your records ({type(error).__name__})."
@@ -115,11 +114,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Therapist assistant")
         self.store: Store | None = None
         self.tasks = TaskRunner(self)
-        self.engine = EngineClient(context.engine_factory, context.analyzer_factory,
-                                   context.scorer_factory, self)
+        self.engine = EngineClient(context.engine_factory, context.analyzer_factory, context.scorer_factory, self)
         self.controller = SessionController(self.engine, self)
-        self.idle = IdleWatcher(context.policy.lock_timeout_s, context.clock,
-                                context.idle_check_ms, self)
+        self.idle = IdleWatcher(context.policy.lock_timeout_s, context.clock, context.idle_check_ms, self)
         self.idle.lock_requested.connect(self._on_lock_requested)
         self._base_font = QApplication.font()
         self._lock_after_task: str | None = None
@@ -144,8 +141,7 @@ class MainWindow(QMainWindow):
         self.engine.load_progress.connect(self._on_load_progress)
         self.controller.message.connect(self.show_message)
         self.controller.words_returned.connect(self.input.setPlainText)
-        self.controller.tokens_per_second.connect(
-            lambda rate: self.speed_label.setText(f"{rate:.0f} tokens/s"))
+        self.controller.tokens_per_second.connect(lambda rate: self.speed_label.setText(f"{rate:.0f} tokens/s"))
         self.controller.session_changed.connect(self._on_session_changed)
         self.controller.generating_changed.connect(self._on_generating)
         self.apply_font_step(context.settings.font_step())
@@ -241,8 +237,14 @@ class MainWindow(QMainWindow):
         for label in (self.model_label, self.device_label, self.speed_label):
             bar.addPermanentWidget(label)
 
-    def _action(self, menu, text: str, slot, shortcut: str | QKeySequence.StandardKey | None = None,
-                context: Qt.ShortcutContext = Qt.ShortcutContext.WindowShortcut) -> QAction:
+    def _action(
+        self,
+        menu,
+        text: str,
+        slot,
+        shortcut: str | QKeySequence.StandardKey | None = None,
+        context: Qt.ShortcutContext = Qt.ShortcutContext.WindowShortcut,
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -259,19 +261,16 @@ class MainWindow(QMainWindow):
         self.export_action = self._action(file_menu, "&Export session…", self.export_session, "Ctrl+E")
         if not self.policy.export_allowed:
             self.export_action.setToolTip("Clinic policy does not allow exports")
-        self.lock_action = self._action(file_menu, "&Lock now", lambda: self.lock("You locked the app."),
-                                        "Ctrl+L")
+        self.lock_action = self._action(file_menu, "&Lock now", lambda: self.lock("You locked the app."), "Ctrl+L")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         records_menu = bar.addMenu("&Records")
         self.backup_action = self._action(records_menu, "&Back up…", self.open_backup)
-        self.restore_action = self._action(records_menu, "&Restore from backup…",
-                                           self.open_restore)
+        self.restore_action = self._action(records_menu, "&Restore from backup…", self.open_restore)
         records_menu.addSeparator()
         self.audit_action = self._action(records_menu, "&Audit log…", self.open_audit_log)
-        self.training_export_action = self._action(records_menu, "Export &training data…",
-                                                   self.open_training_export)
+        self.training_export_action = self._action(records_menu, "Export &training data…", self.open_training_export)
 
         client_menu = bar.addMenu("&Client")
         self._action(client_menu, "&New client", self._focus_new_client, "Ctrl+N")
@@ -284,12 +283,15 @@ class MainWindow(QMainWindow):
         self._action(session_menu, "Type client's &words", self._focus_input, "Ctrl+I")
         self._action(session_menu, "Go to &suggestions", self._focus_suggestions, "F6")
         self._action(session_menu, "&Correct emotion", self._open_emotion_menu, "Ctrl+M")
-        self._action(session_menu, "&Acknowledge crisis warning", self.controller.acknowledge_crisis,
-                     "Ctrl+Shift+A")
+        self._action(session_menu, "&Acknowledge crisis warning", self.controller.acknowledge_crisis, "Ctrl+Shift+A")
         session_menu.addSeparator()
         for i in range(3):
-            self._action(session_menu, f"Accept suggestion &{i + 1}",
-                         lambda _=False, i=i: self.suggestions.cards[i].accept(), f"Ctrl+{i + 1}")
+            self._action(
+                session_menu,
+                f"Accept suggestion &{i + 1}",
+                lambda _=False, i=i: self.suggestions.cards[i].accept(),
+                f"Ctrl+{i + 1}",
+            )
         self._action(session_menu, "&Regenerate suggestions", self.suggestions.regenerate, "Ctrl+R")
         self._action(session_menu, "S&top generating", self._stop_or_cancel_edit, "Esc")
         self._action(session_menu, "&Notes", lambda: self.notes.setFocus(), "Ctrl+Shift+E")
@@ -298,10 +300,18 @@ class MainWindow(QMainWindow):
         self._action(model_menu, "&Model manager…", self.open_model_manager, "Ctrl+Shift+M")
 
         view_menu = bar.addMenu("&View")
-        self._action(view_menu, "&Larger text", lambda: self.apply_font_step(self._font_step + 1),
-                     QKeySequence.StandardKey.ZoomIn)
-        self._action(view_menu, "&Smaller text", lambda: self.apply_font_step(self._font_step - 1),
-                     QKeySequence.StandardKey.ZoomOut)
+        self._action(
+            view_menu,
+            "&Larger text",
+            lambda: self.apply_font_step(self._font_step + 1),
+            QKeySequence.StandardKey.ZoomIn,
+        )
+        self._action(
+            view_menu,
+            "&Smaller text",
+            lambda: self.apply_font_step(self._font_step - 1),
+            QKeySequence.StandardKey.ZoomOut,
+        )
         self._action(view_menu, "&Reset text size", lambda: self.apply_font_step(0), "Ctrl+0")
 
         help_menu = bar.addMenu("&Help")
@@ -337,8 +347,7 @@ class MainWindow(QMainWindow):
             path.parent.mkdir(parents=True, exist_ok=True)
             return Store.create(path, passphrase, kdf, keychain=keychain, profile_name=name or None)
 
-        self.tasks.run(create, self._on_unlocked,
-                       lambda error: self.first_run.show_error(describe_open_error(error)))
+        self.tasks.run(create, self._on_unlocked, lambda error: self.first_run.show_error(describe_open_error(error)))
 
     def _open_store(self, passphrase: str | None, salvage_wal: bool = False) -> None:
         path = self.context.store_path
@@ -348,19 +357,22 @@ class MainWindow(QMainWindow):
             if isinstance(error, WalDamaged):
                 self._offer_wal_salvage(passphrase, str(error))
 
-        self.tasks.run(lambda: Store.open(path, passphrase, salvage_wal=salvage_wal),
-                       self._on_unlocked, failed)
+        self.tasks.run(lambda: Store.open(path, passphrase, salvage_wal=salvage_wal), self._on_unlocked, failed)
 
     def _offer_wal_salvage(self, passphrase: str | None, why: str) -> None:
         """The recent-changes log is damaged: the therapist chooses between a backup and
         opening with the changes saved before the damage (the log is kept aside)."""
-        ask = QMessageBox(QMessageBox.Icon.Warning, "Recent changes are damaged",
-                          f"{why}\n\nOpen the records now, keeping the changes saved before "
-                          "the damage?", QMessageBox.StandardButton.Open
-                          | QMessageBox.StandardButton.Cancel, self)
+        ask = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Recent changes are damaged",
+            f"{why}\n\nOpen the records now, keeping the changes saved before the damage?",
+            QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+            self,
+        )
         ask.setTextFormat(Qt.TextFormat.PlainText)
         ask.button(QMessageBox.StandardButton.Open).clicked.connect(
-            lambda: self._open_store(passphrase, salvage_wal=True))
+            lambda: self._open_store(passphrase, salvage_wal=True)
+        )
         self._open_dialog(ask)
 
     def _on_unlocked(self, store: Store) -> None:
@@ -376,9 +388,14 @@ class MainWindow(QMainWindow):
         self.idle.start()
         if store.keychain_message:
             self.show_message(f"Keychain not used: {store.keychain_message}")
-        for repaired in (store.notice, store.compaction_pending and (
+        for repaired in (
+            store.notice,
+            store.compaction_pending
+            and (
                 "An earlier erasure could not finish compacting the file (the disk is full): "
-                "free some space and reopen the records.")):
+                "free some space and reopen the records."
+            ),
+        ):
             if repaired:
                 self.show_message(repaired)
         waiting = store.unacknowledged_risk_sessions()
@@ -437,8 +454,9 @@ class MainWindow(QMainWindow):
         if session is None or client is None:
             self.session_title.setText("No session open")
         else:
-            self.session_title.setText(f"{client.code} · Session {session.id} · started "
-                                       f"{session.started_at[:16].replace('T', ' ')} UTC")
+            self.session_title.setText(
+                f"{client.code} · Session {session.id} · started {session.started_at[:16].replace('T', ' ')} UTC"
+            )
         self._set_session_widgets_enabled(session is not None)
         self._update_actions()
 
@@ -501,8 +519,7 @@ class MainWindow(QMainWindow):
             return
         self.save_note()
         transcript = store.session_transcript(session.id)  # audited view of the record
-        export = session_export.build_export(client, transcript, store.note(session.id),
-                                             deidentified)
+        export = session_export.build_export(client, transcript, store.note(session.id), deidentified)
         try:
             if fmt == "markdown":
                 session_export.write_markdown(export, path)
@@ -528,16 +545,19 @@ class MainWindow(QMainWindow):
         if store is None:
             return
         self._leave_session()
-        self.tasks.run(lambda: store.erase_client(client.id),
-                       lambda erasure: self._on_erased(client, erasure),
-                       lambda error: self.show_message(f"Erasure failed: {error}"))
+        self.tasks.run(
+            lambda: store.erase_client(client.id),
+            lambda erasure: self._on_erased(client, erasure),
+            lambda error: self.show_message(f"Erasure failed: {error}"),
+        )
 
     def _on_erased(self, client: Client, erasure: Erasure) -> None:
         self.clients.attach(self.store)
         self.show_message(f"Client {client.code}: {erasure.message}")
         if not erasure.compacted or erasure.set_aside:  # more than a status-bar line
-            note = QMessageBox(QMessageBox.Icon.Information, "Client erased", erasure.message,
-                               QMessageBox.StandardButton.Ok, self)
+            note = QMessageBox(
+                QMessageBox.Icon.Information, "Client erased", erasure.message, QMessageBox.StandardButton.Ok, self
+            )
             note.setTextFormat(Qt.TextFormat.PlainText)
             self._open_dialog(note)
 
@@ -558,12 +578,11 @@ class MainWindow(QMainWindow):
             return
         dialog = BackupDialog(Path.home(), self)
         dialog.backup_requested.connect(
-            lambda destination, passphrase, separate:
-            self.backup_to(dialog, destination, passphrase, separate))
+            lambda destination, passphrase, separate: self.backup_to(dialog, destination, passphrase, separate)
+        )
         self._open_dialog(dialog)
 
-    def backup_to(self, dialog: BackupDialog, destination: Path, passphrase: str,
-                  separate: bool) -> None:
+    def backup_to(self, dialog: BackupDialog, destination: Path, passphrase: str, separate: bool) -> None:
         """Write a backup on the task thread and report it in `dialog`."""
         store = self.store
         if store is None or self.tasks.busy:
@@ -572,14 +591,15 @@ class MainWindow(QMainWindow):
         if self.controller.generating or self.controller.analysing:
             # Their results are stored on this thread when they arrive: the store is
             # not thread-safe, so the backup waits for them.
-            dialog.show_error("suggestions are still being made; wait for them (or press "
-                              "Stop), then back up.")
+            dialog.show_error("suggestions are still being made; wait for them (or press Stop), then back up.")
             return
         self.save_note()
 
         def done(size: int) -> None:
-            message = (f"Backup written: {destination} ({size_text(size)}) and "
-                       f"{destination.name}.keys. Keep the two files together.")
+            message = (
+                f"Backup written: {destination} ({size_text(size)}) and "
+                f"{destination.name}.keys. Keep the two files together."
+            )
             dialog.show_done(message)
             self.show_message(message)
             log.info("backup written (%d bytes)", size)
@@ -621,15 +641,16 @@ class MainWindow(QMainWindow):
             log.warning("restore failed: %s", type(error).__name__)
             aside = self._set_aside_files() - before
             if aside:  # failed after the swap (opening the restored copy, say)
-                after = (f"The previous records were set aside as {', '.join(sorted(aside))}; "
-                         "the backup's are in their place: unlock with its passphrase.")
+                after = (
+                    f"The previous records were set aside as {', '.join(sorted(aside))}; "
+                    "the backup's are in their place: unlock with its passphrase."
+                )
             elif self._store_exists():
                 after = "Your records were not changed: unlock them with your passphrase."
             else:
                 after = ""
             self._show_start_page()
-            self.pages.currentWidget().show_error(
-                f"The restore failed: {describe_failure(error)} {after}".rstrip())
+            self.pages.currentWidget().show_error(f"The restore failed: {describe_failure(error)} {after}".rstrip())
 
         self.tasks.run(run, lambda store: self._on_restored(backup, store, before), failed)
 
@@ -643,14 +664,17 @@ class MainWindow(QMainWindow):
         if self.store is not store:
             return
         aside = sorted(self._set_aside_files() - before)
-        text = (f"Your records are now those of the backup {backup.name}. From now on unlock "
-                "the app with the backup's passphrase.")
+        text = (
+            f"Your records are now those of the backup {backup.name}. From now on unlock "
+            "the app with the backup's passphrase."
+        )
         if aside:
-            text += (f"\n\nYour previous records were not deleted: they were set aside in "
-                     f"{self.context.store_path.parent} as {', '.join(aside)}.")
+            text += (
+                f"\n\nYour previous records were not deleted: they were set aside in "
+                f"{self.context.store_path.parent} as {', '.join(aside)}."
+            )
         self.show_message(f"Restored from {backup.name}.")
-        done = QMessageBox(QMessageBox.Icon.Information, "Records restored", text,
-                           QMessageBox.StandardButton.Ok, self)
+        done = QMessageBox(QMessageBox.Icon.Information, "Records restored", text, QMessageBox.StandardButton.Ok, self)
         done.setTextFormat(Qt.TextFormat.PlainText)
         self._open_dialog(done)
         log.info("restored from a backup (%d files set aside)", len(aside))
@@ -660,8 +684,9 @@ class MainWindow(QMainWindow):
         and `dpo` learn from); clinic policy can forbid it."""
         if self.store is None or not self.policy.export_allowed:
             return
-        chooser = QFileDialog(self, "Export training data", str(Path.home() / "training.jsonl"),
-                              "Training data (*.jsonl)")
+        chooser = QFileDialog(
+            self, "Export training data", str(Path.home() / "training.jsonl"), "Training data (*.jsonl)"
+        )
         chooser.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         chooser.setOption(QFileDialog.Option.DontUseNativeDialog)  # no recent-files entry
         chooser.fileSelected.connect(lambda name: self.export_training_to(Path(name)))
@@ -671,10 +696,11 @@ class MainWindow(QMainWindow):
         store = self.store
         if store is None or self.tasks.busy:
             return
-        self.tasks.run(lambda: store.export_training(destination, self.policy),
-                       lambda count: self.show_message(
-                           f"Exported {count} de-identified decisions to {destination.name}."),
-                       lambda error: self.show_message(f"Training export failed: {error}"))
+        self.tasks.run(
+            lambda: store.export_training(destination, self.policy),
+            lambda count: self.show_message(f"Exported {count} de-identified decisions to {destination.name}."),
+            lambda error: self.show_message(f"Training export failed: {error}"),
+        )
 
     def open_audit_log(self) -> None:
         if self.store is None or self.tasks.busy:
@@ -684,8 +710,9 @@ class MainWindow(QMainWindow):
     # ---- model --------------------------------------------------------------------------
 
     def load_model(self, settings: ModelSettings) -> None:
-        approved = frozenset(r.sha256 for r in self.store.models() if r.approved) \
-            if self.store is not None else frozenset()
+        approved = (
+            frozenset(r.sha256 for r in self.store.models() if r.approved) if self.store is not None else frozenset()
+        )
         self.model_label.setText("Model: loading…")
         self.device_label.setText("")
         self.device_label.setToolTip("")
@@ -725,9 +752,9 @@ class MainWindow(QMainWindow):
     def open_model_manager(self) -> None:
         if self.store is None:
             return
-        dialog = ModelManagerDialog(self.store, self.policy, self.tasks,
-                                    self.context.settings.model(), self,
-                                    settings=self.context.settings)
+        dialog = ModelManagerDialog(
+            self.store, self.policy, self.tasks, self.context.settings.model(), self, settings=self.context.settings
+        )
         dialog.apply_requested.connect(self._apply_model_settings)
         self._open_dialog(dialog)
         self.model_manager = dialog
@@ -763,8 +790,7 @@ class MainWindow(QMainWindow):
         self.audit_action.setEnabled(unlocked and idle)
         self.training_export_action.setEnabled(unlocked and idle and self.policy.export_allowed)
         self.lock_action.setEnabled(unlocked)
-        self.export_action.setEnabled(unlocked and self.policy.export_allowed
-                                      and self.controller.session is not None)
+        self.export_action.setEnabled(unlocked and self.policy.export_allowed and self.controller.session is not None)
         self.erase_action.setEnabled(unlocked)
 
     def _focus_new_client(self) -> None:
@@ -802,9 +828,13 @@ class MainWindow(QMainWindow):
         self.context.settings.set_font_step(self._font_step)
 
     def show_shortcuts(self) -> None:
-        extra = [("Accept suggestion (suggestions focused)", "1 / 2 / 3"),
-                 ("Edit focused suggestion", "E"), ("Reject focused suggestion", "R"),
-                 ("Use edited text", "Ctrl+Enter"), ("Add client's words", "Ctrl+Enter")]
+        extra = [
+            ("Accept suggestion (suggestions focused)", "1 / 2 / 3"),
+            ("Edit focused suggestion", "E"),
+            ("Reject focused suggestion", "R"),
+            ("Use edited text", "Ctrl+Enter"),
+            ("Add client's words", "Ctrl+Enter"),
+        ]
         self._open_dialog(ShortcutsDialog(self.all_actions, extra, self))
 
     def show_about(self) -> None:

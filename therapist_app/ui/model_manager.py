@@ -87,7 +87,8 @@ def policy_gate(policy: Policy, approved_in_store: frozenset[str]):
         if not policy.model_allowed(digest, digest in approved_in_store):
             raise ModelNotAllowed(
                 f"clinic policy allows only approved models; {path.name} (sha256 "
-                f"{digest[:12]}…) is not approved. Ask IT to add its hash to the policy.")
+                f"{digest[:12]}…) is not approved. Ask IT to add its hash to the policy."
+            )
 
     return gate
 
@@ -97,10 +98,18 @@ class ModelManagerDialog(QDialog):
 
     apply_requested = Signal(object)
 
-    def __init__(self, store: Store, policy: Policy, tasks: TaskRunner,
-                 current: ModelSettings, parent=None, *, settings: AppSettings | None = None,
-                 discover_models: Callable[[Sequence[str]], list[FoundModel]] | None = None,
-                 models_folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        tasks: TaskRunner,
+        current: ModelSettings,
+        parent=None,
+        *,
+        settings: AppSettings | None = None,
+        discover_models: Callable[[Sequence[str]], list[FoundModel]] | None = None,
+        models_folder: Path | None = None,
+    ) -> None:
         """`settings` keeps the folders the user adds (without it they last while the
         dialog is open); `discover_models(extra_folders)` and `models_folder` (where a
         copy goes) default to the real computer's."""
@@ -133,8 +142,9 @@ class ModelManagerDialog(QDialog):
         self.use_button = QPushButton("&Use selected")
         if policy.require_approved_models:
             self.approve_button.setEnabled(False)
-            self.approve_button.setToolTip("Clinic policy: only IT approves models "
-                                           "(allowed_model_hashes in the policy file)")
+            self.approve_button.setToolTip(
+                "Clinic policy: only IT approves models (allowed_model_hashes in the policy file)"
+            )
         row = QHBoxLayout()
         for button in (self.add_button, self.approve_button, self.use_button):
             row.addWidget(button)
@@ -168,8 +178,7 @@ class ModelManagerDialog(QDialog):
         form.addRow("&Temperature:", self.temperature)
         found_box = self._build_found_box()
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Apply
-                                   | QDialogButtonBox.StandardButton.Close)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Apply | QDialogButtonBox.StandardButton.Close)
         self.apply_button = buttons.button(QDialogButtonBox.StandardButton.Apply)
         self.apply_button.setText("Apply and &reload")
         self.apply_button.clicked.connect(self.apply)
@@ -199,8 +208,7 @@ class ModelManagerDialog(QDialog):
         self.use_found_button = QPushButton("Use found &model")
         self.use_found_button.setToolTip("Check the file and use it where it is (nothing is copied)")
         self.copy_found_button = QPushButton("C&opy into the app")
-        self.copy_found_button.setToolTip("Copy the file into the app's own models folder, "
-                                          "check the copy and use it")
+        self.copy_found_button.setToolTip("Copy the file into the app's own models folder, check the copy and use it")
         self.add_folder_button = QPushButton("Add &folder…")
         self.add_folder_button.setToolTip("Also look for GGUF models in a folder you choose")
         self.remove_folder_button = QPushButton("Remo&ve folder…")
@@ -210,8 +218,12 @@ class ModelManagerDialog(QDialog):
         self.found_status.setWordWrap(True)
         self.found_status.setAccessibleName("Found models status")
         row = QHBoxLayout()
-        for button in (self.use_found_button, self.copy_found_button,
-                       self.add_folder_button, self.remove_folder_button):
+        for button in (
+            self.use_found_button,
+            self.copy_found_button,
+            self.add_folder_button,
+            self.remove_folder_button,
+        ):
             row.addWidget(button)
         row.addStretch(1)
         box = QGroupBox("Found on this computer (LM Studio, Ollama, GPT4All, Jan, your folders)")
@@ -274,8 +286,7 @@ class ModelManagerDialog(QDialog):
         self.found_table.setRowCount(len(self._found))
         for i, found in enumerate(self._found):
             path = str(found.path)
-            status = ("recorded, in use" if path == self._selected_path
-                      else "recorded" if path in recorded else "")
+            status = "recorded, in use" if path == self._selected_path else "recorded" if path in recorded else ""
             for column, text in enumerate((found.name, found.source, format_size(found.size_bytes), status)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(path)
@@ -291,8 +302,12 @@ class ModelManagerDialog(QDialog):
     def choose_file(self) -> None:
         # Qt's own dialog: the platform one may add the file to a "recent files" list.
         path, _ = QFileDialog.getOpenFileName(
-            self, "Add a GGUF model", str(Path.home()), "GGUF models (*.gguf);;All files (*)",
-            options=QFileDialog.Option.DontUseNativeDialog)
+            self,
+            "Add a GGUF model",
+            str(Path.home()),
+            "GGUF models (*.gguf);;All files (*)",
+            options=QFileDialog.Option.DontUseNativeDialog,
+        )
         if path:
             self.add_file(Path(path))
 
@@ -323,25 +338,30 @@ class ModelManagerDialog(QDialog):
             work = partial(inspect_model, found.path, found.expected_sha256)
         self._tasks.run(work, partial(self._on_inspected, found=found, copied=copy), self._on_refused)
 
-    def _on_inspected(self, model: InspectedModel, found: FoundModel | None = None,
-                      copied: bool = False) -> None:
+    def _on_inspected(self, model: InspectedModel, found: FoundModel | None = None, copied: bool = False) -> None:
         if self._store.locked:
             return
         approved = model.sha256 in self._policy.allowed_model_hashes
         self._store.register_model(str(model.path), model.sha256, approved=approved)
-        log.info("model added (%d bytes, %s)", model.size_bytes,
-                 "copied" if copied else "in place" if found else "chosen file")
+        log.info(
+            "model added (%d bytes, %s)",
+            model.size_bytes,
+            "copied" if copied else "in place" if found else "chosen file",
+        )
         if self._closed:
             return
         self._set_checking(False)
         allowed = self._policy.model_allowed(model.sha256, approved)
-        provenance = ("matches its export manifest" if model.has_manifest
-                      else "no export manifest: provenance unknown")
+        provenance = "matches its export manifest" if model.has_manifest else "no export manifest: provenance unknown"
         name = found.name if found else model.path.name
-        where = ("" if found is None else " copied into the app's models folder" if copied
-                 else f", used where {found.source} keeps it")
-        text = (f"Added {name}{where} ({model.size_bytes / 1e6:.0f} MB, sha256 "
-                f"{model.sha256[:12]}…, {provenance}).")
+        where = (
+            ""
+            if found is None
+            else " copied into the app's models folder"
+            if copied
+            else f", used where {found.source} keeps it"
+        )
+        text = f"Added {name}{where} ({model.size_bytes / 1e6:.0f} MB, sha256 {model.sha256[:12]}…, {provenance})."
         if not allowed:
             text += " Clinic policy blocks it until IT approves its hash."
         elif found is not None:
@@ -391,8 +411,11 @@ class ModelManagerDialog(QDialog):
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self, "Add a folder with GGUF models", str(Path.home()),
-            QFileDialog.Option.ShowDirsOnly | QFileDialog.Option.DontUseNativeDialog)
+            self,
+            "Add a folder with GGUF models",
+            str(Path.home()),
+            QFileDialog.Option.ShowDirsOnly | QFileDialog.Option.DontUseNativeDialog,
+        )
         if folder:
             self.add_folder(Path(folder))
 
@@ -406,8 +429,9 @@ class ModelManagerDialog(QDialog):
         if not self._folders:
             self.found_status.setText("No folders were added; the other apps' folders are always searched.")
             return
-        folder, chosen = QInputDialog.getItem(self, "Remove a folder", "Stop looking in:",
-                                              list(self._folders), 0, False)
+        folder, chosen = QInputDialog.getItem(
+            self, "Remove a folder", "Stop looking in:", list(self._folders), 0, False
+        )
         if chosen:
             self.remove_folder(folder)
 

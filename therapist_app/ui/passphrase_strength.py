@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from therapist_app.core.store.keys import MIN_PASSPHRASE_CHARS
 
 # Passwords that top every breach list: refused as weak whatever their length.
-_COMMON = frozenset("""
+_COMMON = frozenset(
+    """
 password password1 password123 passw0rd 12345678 123456789 1234567890 qwertyuiop
 qwerty123 iloveyou sunshine princess football baseball welcome welcome1 letmein
 admin123 abc12345 trustno1 dragon monkey123 11111111 00000000 superman starwars
 therapist therapy counselling counseling clinic123 changeme
-""".split())
+""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,18 @@ def assess_passphrase(passphrase: str, profile_name: str = "") -> Strength:
     text = unicodedata.normalize("NFKC", passphrase)
     length = len(text)
     if length < MIN_PASSPHRASE_CHARS:
-        return Strength(0, "Too short",
-                        f"Use at least {MIN_PASSPHRASE_CHARS} characters; a few unrelated "
-                        "words make a long passphrase that is easy to remember.")
+        return Strength(
+            0,
+            "Too short",
+            f"Use at least {MIN_PASSPHRASE_CHARS} characters; a few unrelated "
+            "words make a long passphrase that is easy to remember.",
+        )
     folded = text.casefold()
     name = profile_name.strip().casefold()
-    if folded in _COMMON or len(set(folded)) <= 2 or _is_sequence(folded) or \
-            (len(name) >= 3 and name in folded):
-        return Strength(1, "Weak", "This is easy to guess (a common, repeated or personal "
-                        "phrase). Try a few unrelated words.")
+    if folded in _COMMON or len(set(folded)) <= 2 or _is_sequence(folded) or (len(name) >= 3 and name in folded):
+        return Strength(
+            1, "Weak", "This is easy to guess (a common, repeated or personal phrase). Try a few unrelated words."
+        )
     if length < 12:
         return Strength(2, "Fair", "Longer is stronger: 15 or more characters is good.")
     if length < 20:

@@ -152,8 +152,7 @@ class SessionController(QObject):
             self.crisis = CrisisState(pending.id, pending.risk_flags)
         last_client = next((u for u in reversed(self.utterances) if u.speaker == "client"), None)
         if last_client is not None and last_client.emotion is not None:
-            self.emotion = EmotionReading(last_client.emotion,
-                                          last_client.emotion_confidence or 1.0)
+            self.emotion = EmotionReading(last_client.emotion, last_client.emotion_confidence or 1.0)
             self.emotion_corrected = last_client.emotion_corrected is not None
             self.target = last_client
         self.engine.reset_session()
@@ -202,8 +201,10 @@ class SessionController(QObject):
         if self.session is None:
             raise SessionError("open or start a session first")
         if len(text) > MAX_INPUT_CHARS:
-            raise SessionError(f"that text is {len(text):,} characters; one turn may hold at "
-                               f"most {MAX_INPUT_CHARS:,}. Split it into turns.")
+            raise SessionError(
+                f"that text is {len(text):,} characters; one turn may hold at "
+                f"most {MAX_INPUT_CHARS:,}. Split it into turns."
+            )
         words = clean_text(text)
         if not words:
             raise SessionError("there are no words to add")
@@ -217,8 +218,14 @@ class SessionController(QObject):
         round that follows their submission waits only for the rest. Nothing is
         stored: until the words are added, they exist only in the box and the cache.
         An empty box (just cleared by a submission) or an over-long one primes nothing."""
-        if self.session is None or self.store is None or self.store.locked \
-                or self._pending_text is not None or not text.strip() or len(text) > MAX_INPUT_CHARS:
+        if (
+            self.session is None
+            or self.store is None
+            or self.store.locked
+            or self._pending_text is not None
+            or not text.strip()
+            or len(text) > MAX_INPUT_CHARS
+        ):
             return
         self.engine.prime(self.context_turns(), text)
 
@@ -232,12 +239,16 @@ class SessionController(QObject):
             return
         emotion = analysis.emotion
         utterance = self.store.append_utterance(
-            self.session.id, "client", words,
+            self.session.id,
+            "client",
+            words,
             emotion=emotion.label if emotion else None,
             confidence=emotion.confidence if emotion else None,
-            risk_flags=analysis.risk.categories)
-        log.info("client turn %d stored (%d chars, %d risk flags)", utterance.id, len(words),
-                 len(analysis.risk.categories))
+            risk_flags=analysis.risk.categories,
+        )
+        log.info(
+            "client turn %d stored (%d chars, %d risk flags)", utterance.id, len(words), len(analysis.risk.categories)
+        )
         self.utterances.append(utterance)
         self.target = utterance
         self.emotion, self.runner_up, self.emotion_corrected = emotion, analysis.runner_up, False
@@ -253,8 +264,9 @@ class SessionController(QObject):
         # Nothing is stored unchecked for risk: the words go back for another try.
         words, self._pending_text = self._pending_text, None
         self._set_analysing(False)
-        self.message.emit(f"The client's words could not be checked for risk ({message}); "
-                          "they were not added. Try again.")
+        self.message.emit(
+            f"The client's words could not be checked for risk ({message}); they were not added. Try again."
+        )
         if words is not None:
             self.words_returned.emit(words)
 
@@ -293,8 +305,9 @@ class SessionController(QObject):
         self.acknowledgements[record.utterance_id] = record
         self.crisis = replace(self.crisis, acknowledged=True)
         log.info("crisis warning for utterance %d acknowledged", self.crisis.utterance_id)
-        waiting = next((u for u in reversed(self.utterances) if u.risk_flags
-                        and u.id not in self.acknowledgements), None)
+        waiting = next(
+            (u for u in reversed(self.utterances) if u.risk_flags and u.id not in self.acknowledgements), None
+        )
         if waiting is not None:
             self.crisis = CrisisState(waiting.id, waiting.risk_flags)
         self.crisis_changed.emit()
@@ -360,8 +373,7 @@ class SessionController(QObject):
 
     def _on_engine_loaded(self, _info) -> None:
         waiting, self._waiting_round = self._waiting_round, None
-        if waiting is not None and self.target is not None and self.store is not None \
-                and not self.store.locked:
+        if waiting is not None and self.target is not None and self.store is not None and not self.store.locked:
             self._start_round(waiting[0])
 
     def _on_round_started(self, drafts: list, leaders: list) -> None:
@@ -374,8 +386,9 @@ class SessionController(QObject):
 
     def _show_leaders(self, leaders: list) -> None:
         """While a round runs, the slots show its current leaders as they stream."""
-        self.slots = [SuggestionSlot(i, self._draft_strategies[d], self._draft_texts[d], draft=d)
-                      for i, d in enumerate(leaders)]
+        self.slots = [
+            SuggestionSlot(i, self._draft_strategies[d], self._draft_texts[d], draft=d) for i, d in enumerate(leaders)
+        ]
         self.suggestions_reset.emit()
 
     def _on_token(self, index: int, text: str) -> None:
@@ -404,26 +417,44 @@ class SessionController(QObject):
         # The ranking settles the order: the best shown draft first.
         for i, ranked in enumerate(result.ranking.shown):
             draft = ranked.draft
-            slot = SuggestionSlot(i, draft.strategy, draft.text, finish_reason=draft.finish_reason,
-                                  draft=draft.index, source=draft.source, explanation=ranked.explanation())
+            slot = SuggestionSlot(
+                i,
+                draft.strategy,
+                draft.text,
+                finish_reason=draft.finish_reason,
+                draft=draft.index,
+                source=draft.source,
+                explanation=ranked.explanation(),
+            )
             slot.record_id = store.add_suggestion(
-                target.id, self.model_id if draft.source == "model" else "authored",
-                draft.strategy, draft.text, latency_ms).id
+                target.id,
+                self.model_id if draft.source == "model" else "authored",
+                draft.strategy,
+                draft.text,
+                latency_ms,
+            ).id
             slots.append(slot)
         self.slots = slots
         self.none_passed = result.ranking.none_passed
         if result.stats.decode_s > 0 and result.stats.generated_tokens > 1:
             self.tokens_per_second.emit(result.stats.generated_tokens / result.stats.decode_s)
-        log.info("round stored: %d of %d drafts shown, %d tokens, %.0f ms%s",
-                 len(slots), len(result.drafts), result.stats.generated_tokens,
-                 latency_ms, " (stopped)" if result.cancelled else "")
+        log.info(
+            "round stored: %d of %d drafts shown, %d tokens, %.0f ms%s",
+            len(slots),
+            len(result.drafts),
+            result.stats.generated_tokens,
+            latency_ms,
+            " (stopped)" if result.cancelled else "",
+        )
         self.generating_changed.emit(False)
         self.suggestions_finished.emit()
         if result.cancelled:
             self.message.emit("Stopped. Partial drafts can still be edited or rejected.")
         elif self.none_passed:
-            self.message.emit("No draft of this round passed the safety checks, so none is shown. "
-                              "Regenerate (Ctrl+R) for new drafts, or write your own reply.")
+            self.message.emit(
+                "No draft of this round passed the safety checks, so none is shown. "
+                "Regenerate (Ctrl+R) for new drafts, or write your own reply."
+            )
 
     def _on_round_failed(self, message: str) -> None:
         self.generating_changed.emit(False)
@@ -464,8 +495,7 @@ class SessionController(QObject):
             with store.atomic():
                 store.decide(slot.record_id, decision, final_text if decision == "edited" else None)
                 if final_text is not None:
-                    turn = store.append_utterance(self.session.id, "therapist", final_text,
-                                                  origin="suggestion")
+                    turn = store.append_utterance(self.session.id, "therapist", final_text, origin="suggestion")
                     # The reply is given: the drafts still open were not chosen.
                     store.close_round(self.target.id)
         except CrisisNotAcknowledged as refused:

@@ -41,8 +41,7 @@ class SessionExport:
     deidentified: bool
 
 
-def build_export(client: Client, transcript: Transcript, note: Note | None,
-                 deidentified: bool) -> SessionExport:
+def build_export(client: Client, transcript: Transcript, note: Note | None, deidentified: bool) -> SessionExport:
     texts = [u.text for u in transcript.utterances] + [note.text if note else ""]
     if deidentified:
         # The session's texts together: the client's stored name and code go from
@@ -51,10 +50,14 @@ def build_export(client: Client, transcript: Transcript, note: Note | None,
         texts = deidentify_session(texts, known_names=known)
     acknowledged = {a.utterance_id: a for a in transcript.acknowledgements}
     turns = tuple(
-        ExportTurn(SPEAKERS[u.speaker], text,
-                   emotions()[u.emotion].name if u.emotion else None,
-                   crisis_note(u.risk_flags, acknowledged.get(u.id), deidentified) if u.risk_flags else "")
-        for u, text in zip(transcript.utterances, texts))
+        ExportTurn(
+            SPEAKERS[u.speaker],
+            text,
+            emotions()[u.emotion].name if u.emotion else None,
+            crisis_note(u.risk_flags, acknowledged.get(u.id), deidentified) if u.risk_flags else "",
+        )
+        for u, text in zip(transcript.utterances, texts)
+    )
     # A display name may be a real name, so it is left out of every export; the
     # pseudonymous code identifies the record within the clinic, so only an export that
     # is not de-identified names it.
@@ -68,8 +71,7 @@ def build_export(client: Client, transcript: Transcript, note: Note | None,
     )
 
 
-def crisis_note(categories: tuple[str, ...], acknowledgement: RiskAcknowledgement | None,
-                deidentified: bool) -> str:
+def crisis_note(categories: tuple[str, ...], acknowledgement: RiskAcknowledgement | None, deidentified: bool) -> str:
     """A flagged turn's warning as the export states it (the acknowledger's name is
     left out of a de-identified export).
 
@@ -87,8 +89,10 @@ def crisis_note(categories: tuple[str, ...], acknowledgement: RiskAcknowledgemen
 def to_markdown(export: SessionExport) -> str:
     lines = [f"# {export.title}", "", f"Started {export.started_at} UTC."]
     if export.deidentified:
-        lines.append("De-identified: names, places, dates and contact details are replaced "
-                     "by placeholders such as [NAME]; review before sharing.")
+        lines.append(
+            "De-identified: names, places, dates and contact details are replaced "
+            "by placeholders such as [NAME]; review before sharing."
+        )
     lines += ["", "## Transcript", ""]
     for turn in export.turns:
         emotion = f" _({turn.emotion})_" if turn.emotion else ""
@@ -105,8 +109,10 @@ def to_html(export: SessionExport) -> str:
     esc = html.escape
     parts = [f"<h1>{esc(export.title)}</h1>", f"<p>Started {esc(export.started_at)} UTC.</p>"]
     if export.deidentified:
-        parts.append("<p><i>De-identified: identifiers are replaced by placeholders such as "
-                     "[NAME]; review before sharing.</i></p>")
+        parts.append(
+            "<p><i>De-identified: identifiers are replaced by placeholders such as "
+            "[NAME]; review before sharing.</i></p>"
+        )
     parts.append("<h2>Transcript</h2>")
     for turn in export.turns:
         emotion = f" <i>({esc(turn.emotion)})</i>" if turn.emotion else ""

@@ -7,7 +7,6 @@ that lives in the encrypted store alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from PySide6.QtCore import QSettings
 

@@ -26,8 +26,9 @@ def passphrase_field(name: str) -> QLineEdit:
     field.setEchoMode(QLineEdit.EchoMode.Password)
     field.setAccessibleName(name)
     # No autocompletion or clipboard history for passphrases.
-    field.setInputMethodHints(Qt.InputMethodHint.ImhHiddenText | Qt.InputMethodHint.ImhSensitiveData
-                              | Qt.InputMethodHint.ImhNoPredictiveText)
+    field.setInputMethodHints(
+        Qt.InputMethodHint.ImhHiddenText | Qt.InputMethodHint.ImhSensitiveData | Qt.InputMethodHint.ImhNoPredictiveText
+    )
     return field
 
 
@@ -36,8 +37,7 @@ class NewPassphraseFields:
     page and the backup dialog's separate backup passphrase. The widgets belong to the
     form they are added to."""
 
-    def __init__(self, name: str = "New passphrase",
-                 repeat_name: str = "Repeat passphrase") -> None:
+    def __init__(self, name: str = "New passphrase", repeat_name: str = "Repeat passphrase") -> None:
         self.passphrase = passphrase_field(name)
         self.confirm = passphrase_field(repeat_name)
         self.meter = QProgressBar()
@@ -60,8 +60,11 @@ class NewPassphraseFields:
         strength = assess_passphrase(self.passphrase.text(), profile_name)
         self.meter.setValue(strength.score)
         self.meter.setAccessibleDescription(strength.label)
-        self.strength.setText(f"{strength.label}. {strength.advice}" if self.passphrase.text()
-                              else "Use a long passphrase: a few unrelated words work well.")
+        self.strength.setText(
+            f"{strength.label}. {strength.advice}"
+            if self.passphrase.text()
+            else "Use a long passphrase: a few unrelated words work well."
+        )
         return strength.acceptable and self.passphrase.text() == self.confirm.text()
 
     def problem(self, profile_name: str = "") -> str:
@@ -113,9 +116,11 @@ class FirstRunPage(_Page):
     def __init__(self, keychain_allowed: bool) -> None:
         super().__init__()
         self.setAccessibleName("Create your profile")
-        title = QLabel("<h2>Welcome</h2>Create a profile. Everything you record is "
-                       "encrypted on this computer with a key protected by your "
-                       "passphrase. There is no way to recover it if you forget it.")
+        title = QLabel(
+            "<h2>Welcome</h2>Create a profile. Everything you record is "
+            "encrypted on this computer with a key protected by your "
+            "passphrase. There is no way to recover it if you forget it."
+        )
         title.setWordWrap(True)
         self.name = QLineEdit()
         self.name.setAccessibleName("Profile name")
@@ -154,8 +159,9 @@ class FirstRunPage(_Page):
         self.error.hide()
         self.set_busy(True)
         passphrase = self.new_passphrase.take()
-        self.create_requested.emit(self.name.text().strip(), passphrase,
-                                   self.keychain.isVisible() and self.keychain.isChecked())
+        self.create_requested.emit(
+            self.name.text().strip(), passphrase, self.keychain.isVisible() and self.keychain.isChecked()
+        )
 
 
 class UnlockPage(_Page):
@@ -193,8 +199,9 @@ class UnlockPage(_Page):
         self.error.hide()
         self.set_busy(False)
         self.keychain_button.setVisible(keychain_available)
-        self.title.setText("<h2>Locked</h2>" + (f"{reason} " if reason else "")
-                           + "Enter your passphrase to open your records.")
+        self.title.setText(
+            "<h2>Locked</h2>" + (f"{reason} " if reason else "") + "Enter your passphrase to open your records."
+        )
         self.passphrase.setFocus()
 
     def _submit(self) -> None:

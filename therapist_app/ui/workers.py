@@ -2,8 +2,8 @@
 
 The engine is not thread-safe, so it lives on ONE worker thread for its whole life
 (load, rounds, close); emotion and risk analysis has a thread of its own. The GUI
-talks to both only through queued signals and the thread-safe `cancel()`; tokens come back as signals and are painted by the
-receiver on a timer. One-shot tasks (unlocking the store, hashing a model file,
+talks to both only through queued signals and the thread-safe `cancel()`; tokens come
+back as signals and are painted by the receiver on a timer. One-shot tasks (unlocking the store, hashing a model file,
 erasing a client, writing an export) run on Qt's thread pool and report back as
 signals. No widget is touched off the GUI thread.
 """
@@ -18,12 +18,12 @@ from typing import Any, Callable, Protocol, Sequence
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal, Slot
 
+from therapist_app.core import load_progress
 from therapist_app.core.best_of_n import DraftScorer
 from therapist_app.core.dialogue_format import SuggestionRequest, Turn
 from therapist_app.core.draft_round import SHOWN, DraftRound, LeadersChanged, RoundResult
 from therapist_app.core.engine import EngineConfig, EngineInfo, TokenEvent
 from therapist_app.core.model_file import ModelFileError
-from therapist_app.core import load_progress
 from therapist_app.core.store import StoreError
 from therapist_app.ui.analysis import Analyzer, AnalyzerFactory
 
@@ -36,8 +36,9 @@ class Engine(Protocol):
     info: EngineInfo
     config: EngineConfig
 
-    def stream(self, request: SuggestionRequest, n: int = 3,
-               strategies: Sequence[str] | None = None, seed: int | None = None) -> Any: ...
+    def stream(
+        self, request: SuggestionRequest, n: int = 3, strategies: Sequence[str] | None = None, seed: int | None = None
+    ) -> Any: ...
 
     def prime(self, context: Sequence[Turn], draft: str = "") -> int: ...
 
@@ -116,8 +117,7 @@ class EngineWorker(QObject):
         self.loaded.emit(self._engine.info)
 
     @Slot(object, object, object, int)
-    def run_round(self, ticket: RoundTicket, request: SuggestionRequest, risk: tuple[str, ...],
-                  attempt: int) -> None:
+    def run_round(self, ticket: RoundTicket, request: SuggestionRequest, risk: tuple[str, ...], attempt: int) -> None:
         """Decode the round's candidates, stream the leaders, deliver the ranking.
         `attempt` counts regenerations for the same client words (new seeds each)."""
         if self._engine is None:
@@ -127,11 +127,12 @@ class EngineWorker(QObject):
             if self._scorer is None:
                 self._scorer = self._scorer_factory()
             seed = self._engine.config.seed + REGENERATE_SEED_STEP * attempt
-            drafts = DraftRound(self._engine, request, self._scorer, risk, shown=SHOWN, seed=seed,
-                                sample_all=attempt > 0)
-            self.round_started.emit(ticket.round_id,
-                                    [(d.strategy, drafts.text(d.index)) for d in drafts.drafts],
-                                    list(drafts.leaders))
+            drafts = DraftRound(
+                self._engine, request, self._scorer, risk, shown=SHOWN, seed=seed, sample_all=attempt > 0
+            )
+            self.round_started.emit(
+                ticket.round_id, [(d.strategy, drafts.text(d.index)) for d in drafts.drafts], list(drafts.leaders)
+            )
             if ticket.cancelled:
                 drafts.cancel()
             for event in drafts:
@@ -213,8 +214,7 @@ class AnalysisWorker(QObject):
             log.warning("analysis %d failed: %s", request_id, type(error).__name__)
             self.analysis_failed.emit(request_id, _describe(error))
             return
-        log.info("analysis %d took %.3fs (%d chars)", request_id,
-                 time.perf_counter() - started, len(text))
+        log.info("analysis %d took %.3fs (%d chars)", request_id, time.perf_counter() - started, len(text))
         self.analysed.emit(request_id, analysis)
 
 
@@ -244,8 +244,13 @@ class EngineClient(QObject):
     _request_reset = Signal()
     _request_shutdown = Signal()
 
-    def __init__(self, factory: EngineFactory, analyzer_factory: AnalyzerFactory,
-                 scorer_factory: ScorerFactory, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        factory: EngineFactory,
+        analyzer_factory: AnalyzerFactory,
+        scorer_factory: ScorerFactory,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("engine")
@@ -341,8 +346,7 @@ class EngineClient(QObject):
         for thread in (self._thread, self._analysis_thread):
             thread.quit()
             if not thread.wait(timeout_ms):
-                log.warning("the %s thread did not stop within %d ms", thread.objectName(),
-                            timeout_ms)
+                log.warning("the %s thread did not stop within %d ms", thread.objectName(), timeout_ms)
 
     # ---- results (GUI thread) ----------------------------------------------------
 
@@ -431,8 +435,9 @@ class TaskRunner(QObject):
     def busy(self) -> bool:
         return bool(self._handlers)
 
-    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
-            on_error: Callable[[BaseException], None]) -> None:
+    def run(
+        self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[BaseException], None]
+    ) -> None:
         self._next_id += 1
         self._handlers[self._next_id] = (on_done, on_error)
         if len(self._handlers) == 1:

@@ -36,8 +36,7 @@ def raw_connection():
 
     def connect(path: Path, passphrase: str = PASSPHRASE):
         key_file = keys.read_key_file(path)
-        data_key = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase),
-                                    "passphrase")[0][1]
+        data_key = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase), "passphrase")[0][1]
         conn = connection.open_existing(path, data_key)
         opened.append(conn)
         return conn

@@ -59,14 +59,14 @@ def prepare(operation: str, folder: Path, template: Path) -> None:
             fill(store, "KEEPmarker")
             if operation == "erase":
                 fill(store, ERASED)
-                store._require().execute("UPDATE clients SET code = 'C-ERASE' WHERE code = ?",
-                                         (f"C-{ERASED}",))
+                store._require().execute("UPDATE clients SET code = 'C-ERASE' WHERE code = ?", (f"C-{ERASED}",))
 
 
 def run_operation(operation: str, folder: Path, kill_at: int) -> tuple[int, list[str]]:
     """Run `operation` in a child killed at step `kill_at`; (return code, its "ok" lines)."""
-    proc = run_proc("fault_op.py", str(folder), operation, str(kill_at),
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = run_proc(
+        "fault_op.py", str(folder), operation, str(kill_at), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     out, err = proc.communicate(timeout=120)
     if proc.returncode not in (0, -9):
         raise AssertionError(f"{operation} failed on its own (not killed): {err[-2000:]}")
@@ -93,8 +93,9 @@ def check_after_kill(operation: str, folder: Path, acknowledged: list[str]) -> O
             try:  # no store yet: creating again must work, not say "exists"
                 Store.create(path, PASSPHRASE, KdfParams.fast()).close()
             except StoreError as creating:
-                return Outcome(kind, False, silent=True,
-                               detail=f"stranded: open says {opening}; create says {creating}")
+                return Outcome(
+                    kind, False, silent=True, detail=f"stranded: open says {opening}; create says {creating}"
+                )
         return Outcome(kind, True)
     try:
         store = Store.open(path, PASSPHRASE)
@@ -102,9 +103,11 @@ def check_after_kill(operation: str, folder: Path, acknowledged: list[str]) -> O
         return Outcome(kind, False, detail=f"does not open: {error}")
     with store:
         codes = {c.code for c in store.list_clients()}
-        leftovers = sorted(p.name for p in folder.iterdir()
-                           if any(s in p.name for s in (".partial", ".creating", ".restore",
-                                                         ".rekey", ".tmp", ".publish")))
+        leftovers = sorted(
+            p.name
+            for p in folder.iterdir()
+            if any(s in p.name for s in (".partial", ".creating", ".restore", ".rekey", ".tmp", ".publish"))
+        )
         if leftovers:
             return Outcome(kind, False, detail=f"leftover files {leftovers}")
         if operation == "commit":
@@ -126,8 +129,7 @@ def check_after_kill(operation: str, folder: Path, acknowledged: list[str]) -> O
             for name in ("store.db", "store.db-wal"):
                 data = (folder / name).read_bytes() if (folder / name).exists() else b""
                 if ERASED.encode() in decrypted_pages(data, key, wal=name.endswith("-wal")):
-                    return Outcome(kind, False, silent=True,
-                                   detail=f"erased text survives in {name}")
+                    return Outcome(kind, False, silent=True, detail=f"erased text survives in {name}")
     return Outcome(kind, True)
 
 

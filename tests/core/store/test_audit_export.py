@@ -75,7 +75,7 @@ def test_a_failed_write_leaves_no_file(tmp_path):
 
 def test_the_csv_columns_are_audit_fields_chosen_on_purpose():
     fields = [f.name for f in dataclasses.fields(AuditEntry)]
-    assert list(CSV_COLUMNS) == fields[:len(CSV_COLUMNS)]
+    assert list(CSV_COLUMNS) == fields[: len(CSV_COLUMNS)]
 
 
 @pytest.mark.parametrize("action", AUDIT_ACTIONS)
@@ -89,4 +89,4 @@ def test_the_table_is_aligned_with_dashes_for_missing_ids():
     assert lines[1].split() == ["2026-03-01", "09:30:05", "Backup", "made", "-", "-", "-", "-"]
     assert lines[3].split()[-5:] == ["exported", "-", "-", "-", "0"]
     client = lines[0].index("Client")  # every row's client cell starts under the header
-    assert [line[client - 2:client + 1] for line in lines[1:]] == ["  -", "  3", "  -"]
+    assert [line[client - 2 : client + 1] for line in lines[1:]] == ["  -", "  3", "  -"]

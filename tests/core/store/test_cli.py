@@ -33,14 +33,28 @@ def test_store_lifecycle_through_the_cli(tmp_path, fd, capsys):
         assert [c.code for c in store.list_clients()] == ["C-9"]
 
     out = tmp_path / "train.jsonl"
-    assert main(["store", "export-training", str(out), "--db", db, "--passphrase-fd", fd(PASS),
-                 "--system-policy", str(tmp_path / "none"), "--user-policy",
-                 str(tmp_path / "none")]) == 0
+    assert (
+        main(
+            [
+                "store",
+                "export-training",
+                str(out),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                "--system-policy",
+                str(tmp_path / "none"),
+                "--user-policy",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["client_words"] == "I saw [NAME] at [ADDRESS]."
 
     assert main(["store", "erase-client", "C-9", "--db", db, "--passphrase-fd", fd(PASS)]) == 2
-    assert main(["store", "erase-client", "C-9", "--yes", "--db", db,
-                 "--passphrase-fd", fd(PASS)]) == 0
+    assert main(["store", "erase-client", "C-9", "--yes", "--db", db, "--passphrase-fd", fd(PASS)]) == 0
     with Store.open(db, PASS) as store:
         assert store.list_clients() == []
 
@@ -56,14 +70,44 @@ def test_cli_errors_are_clear(tmp_path, fd, capsys):
     assert "no passphrase" in capsys.readouterr().err
     policy = tmp_path / "policy.toml"
     policy.write_text("[policy]\nexport_allowed = false\n")
-    assert main(["store", "export-training", str(tmp_path / "o.jsonl"), "--db", db,
-                 "--passphrase-fd", fd(PASS), "--system-policy", str(policy),
-                 "--user-policy", str(tmp_path / "none")]) == 1
+    assert (
+        main(
+            [
+                "store",
+                "export-training",
+                str(tmp_path / "o.jsonl"),
+                "--db",
+                db,
+                "--passphrase-fd",
+                fd(PASS),
+                "--system-policy",
+                str(policy),
+                "--user-policy",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 1
+    )
     assert "does not allow" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
     policy.write_text("[policy]\nkeychain_allowed = false\n")
-    assert main(["store", "init", "--keychain", "--db", str(tmp_path / "k.db"),
-                 "--passphrase-fd", fd(PASS), "--system-policy", str(policy), *FAST_KDF]) == 1
+    assert (
+        main(
+            [
+                "store",
+                "init",
+                "--keychain",
+                "--db",
+                str(tmp_path / "k.db"),
+                "--passphrase-fd",
+                fd(PASS),
+                "--system-policy",
+                str(policy),
+                *FAST_KDF,
+            ]
+        )
+        == 1
+    )
     assert "keychain" in capsys.readouterr().err
     assert not (tmp_path / "k.db").exists()
     damaged = bytearray((tmp_path / "s.db").read_bytes())
@@ -89,8 +133,7 @@ def test_store_audit_prints_a_table_and_writes_a_csv(tmp_path, fd, capsys):
     assert "Backup made" in lines[1] and "Client record viewed" in lines[2]
     assert "Records created" in lines[-1]
     assert main(["store", "audit", "--limit", "1", "--db", db, "--passphrase-fd", fd(PASS)]) == 0
-    assert [line.split()[2:4] for line in capsys.readouterr().out.splitlines()[1:]] == \
-        [["Backup", "made"]]
+    assert [line.split()[2:4] for line in capsys.readouterr().out.splitlines()[1:]] == [["Backup", "made"]]
 
     out = tmp_path / "audit.csv"
     assert main(["store", "audit", "--csv", str(out), "--db", db, "--passphrase-fd", fd(PASS)]) == 0
@@ -117,8 +160,7 @@ def test_passphrase_is_never_an_argument():
     for name, sub in _subparsers(store_parser).items():
         options = {o for action in sub._actions for o in action.option_strings}
         assert "--passphrase-fd" in options, name
-        assert not {o for o in options if "passphrase" in o} - {"--passphrase-fd",
-                                                                 "--own-passphrase"}
+        assert not {o for o in options if "passphrase" in o} - {"--passphrase-fd", "--own-passphrase"}
 
 
 def test_every_store_command_and_option_has_help():

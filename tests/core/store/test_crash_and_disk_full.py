@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.core.store.helpers import PASSPHRASE, run_proc
-from therapist_app.core.store import Store, StorageFailure, StorageFull
+from therapist_app.core.store import StorageFailure, StorageFull, Store
 
 ROUNDS = 20
 
@@ -31,8 +31,15 @@ def test_sigkill_during_commits_loses_no_committed_transaction(store):
     rng = random.Random(20)
     printed: set[int] = set()
     for round_number in range(ROUNDS):
-        proc = run_proc("writer.py", str(store.path), str(session_id), str(round_number * 10**6),
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = run_proc(
+            "writer.py",
+            str(store.path),
+            str(session_id),
+            str(round_number * 10**6),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
         for _ in range(rng.randint(1, 40)):
             printed.add(int(proc.stdout.readline()))
@@ -77,8 +84,7 @@ def small_filesystem(tmp_path):
     mount_point.mkdir()
     if os.geteuid() != 0 or sys.platform != "linux":
         pytest.skip("mounting a size-limited tmpfs needs root on Linux")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)],
-                          capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], capture_output=True)
     if done.returncode != 0:
         pytest.skip("this machine does not allow mounting a tmpfs; the RLIMIT_FSIZE test covers it")
     yield mount_point
@@ -117,8 +123,14 @@ def test_disk_full_injected_with_a_file_size_limit_rolls_back(store):
     session_id = store.start_session(store.add_client("C-limit").id).id
     store.append_utterance(session_id, "client", "before the disk filled")
     store.lock()
-    proc = run_proc("fill_until_limit.py", str(store.path), str(session_id),
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = run_proc(
+        "fill_until_limit.py",
+        str(store.path),
+        str(session_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     kind, committed, message = out.strip().split(":", 2)

@@ -117,11 +117,14 @@ def test_views_and_decisions_are_audited_with_ids_only(store):
     assert all(re.fullmatch("[0-9a-f]{64}", row[7]) for row in rows)  # the hash chain
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit SET action = 'backup'",
-    "DELETE FROM audit",
-    "UPDATE audit SET client_id = 7 WHERE id = 1",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit SET action = 'backup'",
+        "DELETE FROM audit",
+        "UPDATE audit SET client_id = 7 WHERE id = 1",
+    ],
+)
 def test_audit_table_refuses_update_and_delete(store_path, raw_connection, statement):
     conn = raw_connection(store_path)
     count = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
@@ -218,16 +221,14 @@ def test_the_audit_log_refuses_rows_that_replace_existing_ones(store, raw_connec
 
 def test_a_store_from_before_acknowledgements_migrates_with_its_audit_log(tmp_path, monkeypatch):
     from therapist_app.core.store import KdfParams, Store, schema
-
     from therapist_app.core.store.domain import StoreRecords
 
-    def first_schema_audit(self, action, *, client_id=None, session_id=None, object_id=None,
-                           count=None):
+    def first_schema_audit(self, action, *, client_id=None, session_id=None, object_id=None, count=None):
         """The audit write of the first schema: no hash chain yet."""
         self._require().execute(
-            "INSERT INTO audit(at, action, client_id, session_id, object_id, count) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (schema.now(), action, client_id, session_id, object_id, count))
+            "INSERT INTO audit(at, action, client_id, session_id, object_id, count) VALUES (?, ?, ?, ?, ?, ?)",
+            (schema.now(), action, client_id, session_id, object_id, count),
+        )
 
     path = tmp_path / "old.db"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
@@ -267,8 +268,7 @@ def test_the_fate_of_every_draft_is_kept(store):
 
 def test_an_own_reply_is_the_therapist_turn_and_leaves_the_drafts_not_chosen(store):
     session = store.start_session(store.add_client("C-OWN").id)
-    said = store.append_utterance(session.id, "client", "Everything is falling apart",
-                                  risk_flags=("self_harm",))
+    said = store.append_utterance(session.id, "client", "Everything is falling apart", risk_flags=("self_harm",))
     drafts = [store.add_suggestion(said.id, "m", None, f"draft {n}", 1.0) for n in range(2)]
     store.decide(drafts[0].id, "rejected")
     # No acknowledgement is needed: none of the model's text is used.
@@ -290,14 +290,13 @@ def test_a_store_from_before_draft_fates_migrates_its_decisions(tmp_path, monkey
     with Store.create(path, PASSPHRASE, KdfParams.fast()) as old:
         conn = old._require()  # the schema of version 3, written as its app wrote it
         for statement in (
-                "INSERT INTO clients(id, code, created_at) VALUES (1, 'C-V3', 't')",
-                "INSERT INTO sessions(id, client_id, conversation_id, started_at) VALUES (1, 1, 'c', 't')",
-                "INSERT INTO utterances(id, session_id, speaker, text, created_at) "
-                "VALUES (1, 1, 'client', 'words', 't')",
-                "INSERT INTO suggestions(id, utterance_id, model_id, text, latency_ms, created_at) "
-                "VALUES (1, 1, 'm', 'draft', 1.0, 't'), (2, 1, 'm', 'other', 1.0, 't')",
-                "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) "
-                "VALUES (1, 'edited', 'final', 't')"):
+            "INSERT INTO clients(id, code, created_at) VALUES (1, 'C-V3', 't')",
+            "INSERT INTO sessions(id, client_id, conversation_id, started_at) VALUES (1, 1, 'c', 't')",
+            "INSERT INTO utterances(id, session_id, speaker, text, created_at) VALUES (1, 1, 'client', 'words', 't')",
+            "INSERT INTO suggestions(id, utterance_id, model_id, text, latency_ms, created_at) "
+            "VALUES (1, 1, 'm', 'draft', 1.0, 't'), (2, 1, 'm', 'other', 1.0, 't')",
+            "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) VALUES (1, 'edited', 'final', 't')",
+        ):
             conn.execute(statement)
         before = conn.execute("SELECT * FROM decisions").fetchall()
     monkeypatch.undo()

@@ -16,9 +16,9 @@ def _session(store):
     session = store.start_session(client.id)
     store.append_utterance(session.id, "client", "Hi, I'm back from Leeds.")
     store.append_utterance(session.id, "therapist", "Welcome back.")
-    said = store.append_utterance(session.id, "client",
-                                  "My sister Sarah called on 3 March from 07700 900123.",
-                                  emotion="anxiety")
+    said = store.append_utterance(
+        session.id, "client", "My sister Sarah called on 3 March from 07700 900123.", emotion="anxiety"
+    )
     store.correct_emotion(said.id, "sadness")
     accepted = store.add_suggestion(said.id, "smollm2", "reflection", "That call upset you.", 9.0)
     edited = store.add_suggestion(said.id, "smollm2", "question", "What did she say?", 9.0)
@@ -39,7 +39,9 @@ def test_export_writes_deidentified_dialogue_format_lines(store, tmp_path):
     first = examples[0]
     assert first.client_words == "My sister [NAME] called on [DATE] from [PHONE]."
     assert [(t.speaker, t.text) for t in first.context] == [
-        ("client", "Hi, I'm back from [PLACE]."), ("therapist", "Welcome back.")]
+        ("client", "Hi, I'm back from [PLACE]."),
+        ("therapist", "Welcome back."),
+    ]
     assert (first.emotion, first.strategy, first.source) == ("sadness", "reflection", "app")
     assert first.reply == "That call upset you." == first.suggestion
     assert examples[1].reply == "What did [NAME] say on the phone?"
@@ -78,16 +80,17 @@ def test_export_removes_the_clients_stored_name_and_code_in_any_form(store, tmp_
     store.append_utterance(session.id, "client", "ZEBEDEE here, file ZQ-1138.")
     store.append_utterance(session.id, "therapist", "Welcome, zebedee.")
     store.append_utterance(session.id, "client", "My sponsor Bartholomeus rang.")
-    said = store.append_utterance(session.id, "client",
-                                  "the quartermain family and bartholomeus again")
-    suggestion = store.add_suggestion(said.id, "smollm2", "question",
-                                      "How was it with Bartholomeus?", 9.0)
+    said = store.append_utterance(session.id, "client", "the quartermain family and bartholomeus again")
+    suggestion = store.add_suggestion(said.id, "smollm2", "question", "How was it with Bartholomeus?", 9.0)
     store.decide(suggestion.id, "edited", "How are the Quartermains, Zeb?")
     out = tmp_path / "train.jsonl"
     assert store.export_training(out, Policy()) == 1
     example = Example.from_dict(json.loads(out.read_text(encoding="utf-8")))
     assert [t.text for t in example.context] == [
-        "[NAME] here, file [ID].", "Welcome, [NAME].", "My sponsor [NAME] rang."]
+        "[NAME] here, file [ID].",
+        "Welcome, [NAME].",
+        "My sponsor [NAME] rang.",
+    ]
     assert example.client_words == "the [NAME] family and [NAME] again"
     assert example.suggestion == "How was it with [NAME]?"
     text = out.read_text(encoding="utf-8").lower()

@@ -38,8 +38,7 @@ KILL_SPREAD = {"erase": 1, "create": 9, "restore": 9, "rekey": 17, "backup": 17,
 
 @pytest.mark.parametrize("operation", faults.OPERATIONS)
 def test_a_kill_at_any_step_loses_nothing_and_strands_no_one(operation, template, tmp_path):
-    steps = faults.count_steps(operation, tmp_path / "count", template) \
-        if (tmp_path / "count").mkdir() is None else 0
+    steps = faults.count_steps(operation, tmp_path / "count", template) if (tmp_path / "count").mkdir() is None else 0
     failures = []
     for kill_at in range(1, steps + 1, KILL_SPREAD[operation]):
         folder = tmp_path / f"k{kill_at}"
@@ -51,6 +50,7 @@ def test_a_kill_at_any_step_loses_nothing_and_strands_no_one(operation, template
 
 
 # ---- 1. a damaged -wal ------------------------------------------------------------------
+
 
 def _crashed_store_with_log(template, tmp_path, commits=30):
     """A store whose last `commits` changes sit in its -wal, as after a crash."""
@@ -105,7 +105,7 @@ def test_a_torn_tail_of_the_wal_still_opens_as_sqlite_intends(template, tmp_path
     frame = 24 + 4096
     last = data[-frame:]
     uncommitted = last[:4] + bytes(4) + last[8:]  # db size 0: not the end of a transaction
-    torn = uncommitted[:frame // 2] + bytes(frame - frame // 2)
+    torn = uncommitted[: frame // 2] + bytes(frame - frame // 2)
     wal.write_bytes(data + uncommitted + torn)
     with Store.open(path, PASSPHRASE) as store:
         assert len(store.session_transcript(session_id).utterances) == 30
@@ -125,8 +125,8 @@ def test_random_bit_flips_in_the_files_are_refused_or_harmless(template, tmp_pat
 
 # ---- 2. erasure that cannot compact ------------------------------------------------------
 
-def test_an_erasure_on_a_full_disk_is_saved_and_its_compaction_finished_later(
-        store_path, monkeypatch):
+
+def test_an_erasure_on_a_full_disk_is_saved_and_its_compaction_finished_later(store_path, monkeypatch):
     with Store.open(store_path, PASSPHRASE) as store:
         ids = fill(store, "GONEmarker")
         key = faults.data_key(store_path)
@@ -161,6 +161,7 @@ def test_an_erasure_names_copies_a_restore_set_aside(store_path, tmp_path):
 
 # ---- 3 and 4. create and restore: atomic, and restore from read-only media --------------
 
+
 def test_restore_writes_nothing_beside_the_backup(store_path, tmp_path):
     media = tmp_path / "stick"
     media.mkdir()
@@ -186,8 +187,7 @@ def test_a_half_created_store_is_recognised_and_create_starts_again(template, tm
     path.with_name("store.db.creating.keys").write_text("{}")
     with Store.create(path, PASSPHRASE, KdfParams.fast()) as store:
         assert store.list_clients() == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db", "store.db.keys",
-                                                          "store.db.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.db", "store.db.keys", "store.db.lock"]
 
 
 # ---- 5. the audit log ------------------------------------------------------------------
@@ -195,8 +195,7 @@ def test_a_half_created_store_is_recognised_and_create_starts_again(template, tm
 REWRITES = [
     "INSERT OR REPLACE INTO audit(id, at, action) VALUES (1, 'x', 'backup')",
     "REPLACE INTO audit(id, at, action) VALUES (1, 'x', 'backup')",
-    "INSERT INTO audit(id, at, action) VALUES (1, 'x', 'backup') "
-    "ON CONFLICT(id) DO UPDATE SET action = 'backup'",
+    "INSERT INTO audit(id, at, action) VALUES (1, 'x', 'backup') ON CONFLICT(id) DO UPDATE SET action = 'backup'",
     "UPDATE OR REPLACE audit SET action = 'backup' WHERE id = 1",
     "DELETE FROM audit WHERE id = 1",
 ]
@@ -226,6 +225,7 @@ def test_tampering_by_someone_holding_the_key_shows_in_the_check(store):
 
 # ---- 6 and 7. specific errors, and types checked at the edge ------------------------------
 
+
 def test_a_key_file_of_random_bytes_is_reported_as_damaged(store_path):
     store_path.with_name("store.db.keys").write_bytes(random.Random(1).randbytes(300))
     with pytest.raises(KeyFileDamaged, match="damaged .*restore it") as error:
@@ -235,8 +235,10 @@ def test_a_key_file_of_random_bytes_is_reported_as_damaged(store_path):
 
 def test_a_folder_at_the_store_path_gets_its_own_message(tmp_path):
     (tmp_path / "store.db").mkdir()
-    for attempt in (lambda: Store.open(tmp_path / "store.db", PASSPHRASE),
-                    lambda: Store.create(tmp_path / "store.db", PASSPHRASE, KdfParams.fast())):
+    for attempt in (
+        lambda: Store.open(tmp_path / "store.db", PASSPHRASE),
+        lambda: Store.create(tmp_path / "store.db", PASSPHRASE, KdfParams.fast()),
+    ):
         with pytest.raises(StoreError, match="is a folder"):
             attempt()
 
@@ -272,10 +274,15 @@ def test_a_full_disk_during_backup_or_rekey_says_so(store_path, operation, tmp_p
         f"    store.{'backup(sys.argv[2], ' if operation == 'backup' else 'rekey('}"
         "'correct horse battery')\n"
         "except StoreError as error:\n"
-        "    print(json.dumps([type(error).__name__, str(error)]))\n")
-    done = subprocess.run([sys.executable, "-c", script, str(store_path), str(tmp_path / "bk.db")],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(faults.Path(__file__).parents[3])})
+        "    print(json.dumps([type(error).__name__, str(error)]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(store_path), str(tmp_path / "bk.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(faults.Path(__file__).parents[3])},
+    )
     name, message = json.loads(done.stdout.strip().splitlines()[-1])
     # A file-size limit fails writes with EFBIG, which SQLite reports as an I/O error;
     # a full filesystem gives SQLITE_FULL (test_crash_and_disk_full covers that one).
@@ -287,6 +294,7 @@ def test_a_full_disk_during_backup_or_rekey_says_so(store_path, operation, tmp_p
 
 
 # ---- 8. smaller ------------------------------------------------------------------------
+
 
 def test_store_files_are_never_readable_by_others_even_for_a_moment(tmp_path, monkeypatch):
     """With chmod disabled, only files created 0600 from the start stay private."""
@@ -305,13 +313,20 @@ def test_store_files_are_never_readable_by_others_even_for_a_moment(tmp_path, mo
 
 
 def test_leftovers_of_crashed_operations_are_removed_at_the_next_open(store_path):
-    strays = [".rekey", ".rekey-journal", ".rekey-wal", ".keys.tmp", ".creating",
-              ".restore", ".restore.keys", ".restore-source"]
+    strays = [
+        ".rekey",
+        ".rekey-journal",
+        ".rekey-wal",
+        ".keys.tmp",
+        ".creating",
+        ".restore",
+        ".restore.keys",
+        ".restore-source",
+    ]
     for suffix in strays:
         store_path.with_name(f"store.db{suffix}").write_bytes(b"left by a crash")
     Store.open(store_path, PASSPHRASE).close()
-    assert sorted(p.name for p in store_path.parent.iterdir()) == [
-        "store.db", "store.db.keys", "store.db.lock"]
+    assert sorted(p.name for p in store_path.parent.iterdir()) == ["store.db", "store.db.keys", "store.db.lock"]
 
 
 def test_a_symlinked_path_shares_the_instance_lock(store_path):

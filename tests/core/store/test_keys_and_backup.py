@@ -21,8 +21,17 @@ from therapist_app.core.store import (
 )
 from therapist_app.core.store.connection import SQLITE_HEADER
 
-TABLES = ("profile", "clients", "sessions", "utterances", "suggestions", "decisions",
-          "notes", "models", "schema_migrations")
+TABLES = (
+    "profile",
+    "clients",
+    "sessions",
+    "utterances",
+    "suggestions",
+    "decisions",
+    "notes",
+    "models",
+    "schema_migrations",
+)
 
 
 def content(store: Store) -> dict[str, list]:
@@ -62,8 +71,10 @@ def test_rekey_interrupted_by_a_crash_is_settled_at_next_open(store, monkeypatch
     2: after the swap, before the key file is settled."""
     fill(store, "three")
     before = content(store)
-    real_replace, real_write = os.replace, __import__(
-        "therapist_app.core.store.keys", fromlist=["write_key_file"]).write_key_file
+    real_replace, real_write = (
+        os.replace,
+        __import__("therapist_app.core.store.keys", fromlist=["write_key_file"]).write_key_file,
+    )
     calls = {"write": 0}
 
     class Crash(BaseException):
@@ -187,8 +198,7 @@ def test_backup_creates_nothing_on_failure(store, tmp_path):
     assert snapshot(tmp_path).keys() == before.keys()
 
 
-def test_failed_creation_leaves_no_files_and_no_keychain_entry(tmp_path, memory_keyring,
-                                                               monkeypatch):
+def test_failed_creation_leaves_no_files_and_no_keychain_entry(tmp_path, memory_keyring, monkeypatch):
     def failing_migrate(conn):
         raise RuntimeError("simulated failure while creating the schema")
 

@@ -22,16 +22,28 @@ def test_marker_never_reaches_disk_temp_files_or_logs(tmp_path):
     folder, temp = tmp_path / "data", tmp_path / "tmp"
     folder.mkdir()
     temp.mkdir()
-    proc = run_proc("marker_scenario.py", str(folder), MARKER,
-                    env={"TMPDIR": str(temp), "SQLITE_TMPDIR": str(temp)},
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = run_proc(
+        "marker_scenario.py",
+        str(folder),
+        MARKER,
+        env={"TMPDIR": str(temp), "SQLITE_TMPDIR": str(temp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err.decode(errors="replace")
     assert b"done" in out and b"search [1]" in out
     assert int(out.split(b"wal bytes ")[1].split()[0]) > 0  # the live WAL was captured
     files = snapshot(folder)
-    assert {"store.db", "store.db.keys", "backup.db", "backup.db.keys", "live/store.db",
-            "live/store.db-wal", "live/store.db-shm"} <= set(files)
+    assert {
+        "store.db",
+        "store.db.keys",
+        "backup.db",
+        "backup.db.keys",
+        "live/store.db",
+        "live/store.db-wal",
+        "live/store.db-shm",
+    } <= set(files)
     assert _hits(files, MARKER) == []
     assert _hits(snapshot(temp), MARKER) == []
     assert b"INFO:therapist_app.core.store" in err  # logging really was on
@@ -46,8 +58,7 @@ def test_erasure_leaves_no_trace_of_the_client(store):
 
     def plaintext() -> bytes:
         files = snapshot(folder)
-        return (decrypted_pages(files["store.db"], key)
-                + decrypted_pages(files.get("store.db-wal", b""), key, wal=True))
+        return decrypted_pages(files["store.db"], key) + decrypted_pages(files.get("store.db-wal", b""), key, wal=True)
 
     # The decryption is right: before erasure both clients' text is in the pages.
     assert b"ERASEMARKER" in plaintext() and b"KEEPMARKER" in plaintext()

@@ -21,11 +21,10 @@ from therapist_app.core.store import (
     PassphraseTooShort,
     StorageFailure,
     Store,
-    StoreError,
     StoreExists,
     WrongPassphrase,
+    keys,
 )
-from therapist_app.core.store import keys
 from therapist_app.core.store.connection import SQLITE_HEADER
 
 
@@ -42,11 +41,14 @@ def test_near_miss_passphrases_are_refused(store_path, wrong):
         Store.open(store_path, wrong)
 
 
-@pytest.mark.parametrize("passphrase", [
-    'it\'s "quoted" \'; DROP TABLE clients; --',
-    "x" * 1000,
-    "пароль-日本語-🔐-émoji",
-])
+@pytest.mark.parametrize(
+    "passphrase",
+    [
+        "it's \"quoted\" '; DROP TABLE clients; --",
+        "x" * 1000,
+        "пароль-日本語-🔐-émoji",
+    ],
+)
 def test_unusual_passphrases_work(tmp_path, passphrase):
     path = tmp_path / "s.db"
     with Store.create(path, passphrase, KdfParams.fast()) as store:
@@ -107,7 +109,7 @@ def test_zero_byte_and_truncated_files_are_refused(store_path):
     with pytest.raises(DatabaseCorrupt, match="empty"):
         Store.open(store_path, PASSPHRASE)
     assert store_path.read_bytes() == b""
-    store_path.write_bytes(data[:len(data) // 2])
+    store_path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DatabaseCorrupt):
         Store.open(store_path, PASSPHRASE)
     assert len(store_path.read_bytes()) == len(data) // 2
@@ -157,14 +159,26 @@ def test_second_instance_in_this_process_gets_database_in_use(store):
 
 
 def test_second_process_gets_database_in_use(store):
-    proc = run_proc("open_once.py", str(store.path), stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    proc = run_proc(
+        "open_once.py",
+        str(store.path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(PASSPHRASE + "\n", timeout=60)
     assert proc.returncode == 3, err
     assert out.strip() == "DatabaseInUse"
     store.lock()
-    proc = run_proc("open_once.py", str(store.path), stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
+    proc = run_proc(
+        "open_once.py",
+        str(store.path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        text=True,
+    )
     out, err = proc.communicate(PASSPHRASE + "\n", timeout=60)
     assert (proc.returncode, out.strip()) == (0, "opened"), err
 
@@ -177,8 +191,7 @@ def test_paths_with_uri_characters_work(tmp_path):
         store.add_client("C-1")
     with Store.open(path, PASSPHRASE) as store:
         assert [c.code for c in store.list_clients()] == ["C-1"]
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "store #1?.db", "store #1?.db.keys", "store #1?.db.lock"]
+    assert sorted(p.name for p in folder.iterdir()) == ["store #1?.db", "store #1?.db.keys", "store #1?.db.lock"]
 
 
 def test_absurd_kdf_costs_in_the_key_file_are_refused_before_deriving(store_path):

@@ -17,18 +17,89 @@ from therapist_app.core.taxonomy import emotions, strategies
 
 # Words a counsellor would use to name each feeling back (written for this project).
 FEELING_WORDS: dict[str, tuple[str, ...]] = {
-    "anxiety": ("anxious", "anxiety", "worried", "worry", "worrying", "nervous", "on edge", "uneasy", "tense", "dread", "unsettled", "uncertain", "panicky"),
-    "depression": ("low", "down", "flat", "empty", "hopeless", "heavy", "exhausted", "drained", "numb", "worn out", "stuck", "tired"),
-    "sadness": ("sad", "sadness", "hurt", "hurting", "heartbroken", "upset", "tearful", "disappointed", "painful", "down"),
-    "anger": ("angry", "anger", "frustrated", "frustrating", "furious", "annoyed", "irritated", "resentful", "fed up", "unfair", "mad"),
+    "anxiety": (
+        "anxious",
+        "anxiety",
+        "worried",
+        "worry",
+        "worrying",
+        "nervous",
+        "on edge",
+        "uneasy",
+        "tense",
+        "dread",
+        "unsettled",
+        "uncertain",
+        "panicky",
+    ),
+    "depression": (
+        "low",
+        "down",
+        "flat",
+        "empty",
+        "hopeless",
+        "heavy",
+        "exhausted",
+        "drained",
+        "numb",
+        "worn out",
+        "stuck",
+        "tired",
+    ),
+    "sadness": (
+        "sad",
+        "sadness",
+        "hurt",
+        "hurting",
+        "heartbroken",
+        "upset",
+        "tearful",
+        "disappointed",
+        "painful",
+        "down",
+    ),
+    "anger": (
+        "angry",
+        "anger",
+        "frustrated",
+        "frustrating",
+        "furious",
+        "annoyed",
+        "irritated",
+        "resentful",
+        "fed up",
+        "unfair",
+        "mad",
+    ),
     "fear": ("afraid", "scared", "frightened", "frightening", "fear", "terrified", "unsafe", "threatened", "alarming"),
     "shame": ("ashamed", "shame", "embarrassed", "humiliated", "exposed", "judged", "not good enough", "small"),
     "guilt": ("guilt", "guilty", "regret", "blame", "blaming", "responsible", "wish you had"),
     "disgust": ("disgust", "disgusted", "repulsed", "revolted", "sickened", "gross"),
     "loneliness": ("lonely", "loneliness", "alone", "isolated", "disconnected", "left out", "on your own", "unseen"),
     "grief": ("grief", "grieving", "loss", "miss", "missing", "mourning", "gone"),
-    "stress": ("stressed", "stress", "overwhelmed", "overwhelming", "pressure", "stretched", "too much", "swamped", "juggling"),
-    "hope": ("hope", "hopeful", "relief", "relieved", "proud", "lighter", "encouraged", "optimistic", "progress", "glad"),
+    "stress": (
+        "stressed",
+        "stress",
+        "overwhelmed",
+        "overwhelming",
+        "pressure",
+        "stretched",
+        "too much",
+        "swamped",
+        "juggling",
+    ),
+    "hope": (
+        "hope",
+        "hopeful",
+        "relief",
+        "relieved",
+        "proud",
+        "lighter",
+        "encouraged",
+        "optimistic",
+        "progress",
+        "glad",
+    ),
     "neutral": (),
 }
 REFLECTIVE_FRAMES = re.compile(
@@ -69,9 +140,7 @@ _STOPWORDS = frozenset(
     "i me my you your it its is am are was were be been a an the and or but so to of in on at for with "
     "that this just really very what how do does did not no yes have has had i'm you're it's".split()
 )
-_LABEL_OR_TAG = re.compile(
-    r"(?im)^\s*(client|user|patient|therapist|counsell?or|assistant)\s*:|\[[^\]\n]{0,80}\]|<\|"
-)
+_LABEL_OR_TAG = re.compile(r"(?im)^\s*(client|user|patient|therapist|counsell?or|assistant)\s*:|\[[^\]\n]{0,80}\]|<\|")
 _ENDS_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*$")
 
 

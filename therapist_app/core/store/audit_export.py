@@ -72,8 +72,9 @@ def write_audit_csv(entries: Iterable[AuditEntry], path: str | os.PathLike) -> i
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise FileExistsError(f"{path} already exists; the audit export never writes over "
-                              "a file, choose a new name") from None
+        raise FileExistsError(
+            f"{path} already exists; the audit export never writes over a file, choose a new name"
+        ) from None
     rows = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
@@ -101,9 +102,12 @@ def audit_table(entries: Sequence[AuditEntry], zone: tzinfo | None = None) -> st
     """
     header = ("Time (local)", "Action", "Client", "Session", "Object", "Count")
     rows = [header] + [
-        (local_time(e.at, zone), describe_action(e.action),
-         *(_cell(v) or "-" for v in (e.client_id, e.session_id, e.object_id, e.count)))
-        for e in entries]
+        (
+            local_time(e.at, zone),
+            describe_action(e.action),
+            *(_cell(v) or "-" for v in (e.client_id, e.session_id, e.object_id, e.count)),
+        )
+        for e in entries
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-                     for row in rows)
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

@@ -17,8 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class AutoLock:
-    def __init__(self, store: Store, timeout_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Store, timeout_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.store = store

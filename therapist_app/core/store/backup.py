@@ -16,7 +16,6 @@ import sqlcipher3
 from therapist_app.core.store import connection, keys, publish
 from therapist_app.core.store.errors import NotEncrypted, StoreError, StoreExists
 from therapist_app.core.store.keys import KdfParams
-from therapist_app.core.store.schema import now
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +26,7 @@ def side_path(db_path: Path, suffix: str) -> Path:
     return db_path.with_name(db_path.name + suffix)
 
 
-def export_encrypted(conn: sqlcipher3.Connection, source: Path, destination: Path,
-                     data_key: bytes) -> None:
+def export_encrypted(conn: sqlcipher3.Connection, source: Path, destination: Path, data_key: bytes) -> None:
     """Copy every table of the open database into a new SQLCipher file keyed with
     `data_key`, fsync it and verify it (HMAC of every page) before returning. On any
     failure the partial copy and its journal are removed."""
@@ -54,16 +52,14 @@ def export_encrypted(conn: sqlcipher3.Connection, source: Path, destination: Pat
         raise
 
 
-def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path,
-                 passphrase: str, kdf: KdfParams) -> None:
+def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path, passphrase: str, kdf: KdfParams) -> None:
     """`destination` and `destination.keys`: a complete store with its own random data
     key wrapped by `passphrase`. A plaintext SQLite destination is refused outright."""
     for existing in (destination, keys.key_file_path(destination)):
         if not existing.exists():
             continue
         if connection.is_plaintext_sqlite(existing):
-            raise NotEncrypted(f"{existing} is a plaintext database: a backup is never "
-                               "written into or over one")
+            raise NotEncrypted(f"{existing} is a plaintext database: a backup is never written into or over one")
         raise StoreExists(f"{existing} already exists; choose a new backup name")
     keys.normalize_passphrase(passphrase)
     abandon_backup(destination)  # what an earlier attempt at this name left behind
@@ -72,9 +68,9 @@ def write_backup(conn: sqlcipher3.Connection, source: Path, destination: Path,
     try:
         export_encrypted(conn, source, staged, data_key)
         keys.write_key_file(staged, keys.seal(data_key, passphrase, kdf))
-        publish.publish(destination, [(keys.key_file_path(staged),
-                                       keys.key_file_path(destination)),
-                                      (staged, destination)])
+        publish.publish(
+            destination, [(keys.key_file_path(staged), keys.key_file_path(destination)), (staged, destination)]
+        )
     except BaseException:
         _remove_partials(destination)
         raise

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import sqlcipher3
 
+from therapist_app.core.store import wal
 from therapist_app.core.store.errors import (
     Conflict,
     DatabaseCorrupt,
@@ -24,7 +25,6 @@ from therapist_app.core.store.errors import (
     StoreExists,
     WalDamaged,
 )
-from therapist_app.core.store import wal
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,17 @@ EXPECTED_SETTINGS = {
     "cipher_kdf_algorithm": "PBKDF2_HMAC_SHA512",
 }
 
-_CODES = {"BUSY": 5, "LOCKED": 6, "READONLY": 8, "IOERR": 10, "CORRUPT": 11, "FULL": 13,
-          "CANTOPEN": 14, "CONSTRAINT": 19, "NOTADB": 26}
+_CODES = {
+    "BUSY": 5,
+    "LOCKED": 6,
+    "READONLY": 8,
+    "IOERR": 10,
+    "CORRUPT": 11,
+    "FULL": 13,
+    "CANTOPEN": 14,
+    "CONSTRAINT": 19,
+    "NOTADB": 26,
+}
 
 RESTORE_HINT = "It was not changed. Restore it from a backup (therapist-app store restore)."
 
@@ -61,34 +70,42 @@ def translate(error: sqlcipher3.Error, path: Path) -> StoreError:
     code = primary_code(error)
     name = path.name
     if code == _CODES["FULL"]:
-        return StorageFull(f"the disk is full: the last change to {name} was not saved; "
-                           "earlier data is intact. Free some space and try again.")
+        return StorageFull(
+            f"the disk is full: the last change to {name} was not saved; "
+            "earlier data is intact. Free some space and try again."
+        )
     if code == _CODES["IOERR"]:
-        return StorageFailure(f"the system reported a read/write error on {name}: the last "
-                              "change was not saved; earlier data is intact.")
+        return StorageFailure(
+            f"the system reported a read/write error on {name}: the last change was not saved; earlier data is intact."
+        )
     if code in (_CODES["CORRUPT"], _CODES["NOTADB"]):
-        return DatabaseCorrupt(f"{name} is damaged or was altered (its pages fail "
-                               f"authentication). {RESTORE_HINT}")
+        return DatabaseCorrupt(f"{name} is damaged or was altered (its pages fail authentication). {RESTORE_HINT}")
     if code in (_CODES["BUSY"], _CODES["LOCKED"]):
         return DatabaseInUse(f"{name} is busy in another process")
     if code == _CODES["READONLY"]:
         return StorageFailure(f"{name} or its folder is read-only: nothing was saved")
     if code == _CODES["CONSTRAINT"]:
-        return Conflict(f"the change conflicts with an existing record or a rule of {name} "
-                        "(a client code already in use, or the append-only audit log); "
-                        "it was not saved")
+        return Conflict(
+            f"the change conflicts with an existing record or a rule of {name} "
+            "(a client code already in use, or the append-only audit log); "
+            "it was not saved"
+        )
     if code == _CODES["CANTOPEN"]:
         return StorageFailure(f"{name} cannot be opened (missing, or its folder is not writable)")
     # sqlcipher_export reports a failed write into the attached copy as a generic
     # SQLITE_ERROR; its message (SQLite's own words, never data) says which.
     said = str(error).lower()
     if "disk is full" in said or "database or disk is full" in said:
-        return StorageFull(f"the disk holding {name} is full: it was not written, and "
-                           "nothing else changed. Free some space and try again.")
+        return StorageFull(
+            f"the disk holding {name} is full: it was not written, and "
+            "nothing else changed. Free some space and try again."
+        )
     if "disk i/o error" in said or "unable to open" in said:
-        return StorageFailure(f"{name} could not be written: the disk may be full, the "
-                              "file too large for it, or the folder read-only. Nothing "
-                              "else changed.")
+        return StorageFailure(
+            f"{name} could not be written: the disk may be full, the "
+            "file too large for it, or the folder read-only. Nothing "
+            "else changed."
+        )
     return StoreError(f"database error on {name} ({type(error).__name__}, code {code})")
 
 
@@ -101,8 +118,7 @@ def check_file_before_open(path: Path) -> None:
     """Refuse a missing, empty or plaintext file before SQLCipher sees it: given an
     empty file, SQLCipher would quietly start a new database in it."""
     if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a store file: choose the store's "
-                         "database file (store.db) inside it")
+        raise StoreError(f"{path} is a folder, not a store file: choose the store's database file (store.db) inside it")
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -110,8 +126,9 @@ def check_file_before_open(path: Path) -> None:
     if size == 0:
         raise DatabaseCorrupt(f"{path.name} is empty (zero bytes). {RESTORE_HINT}")
     if is_plaintext_sqlite(path):
-        raise NotEncrypted(f"{path.name} is a plaintext SQLite database, not an encrypted "
-                           "store; refusing to open or change it")
+        raise NotEncrypted(
+            f"{path.name} is a plaintext SQLite database, not an encrypted store; refusing to open or change it"
+        )
     if size < 1024:
         raise DatabaseCorrupt(f"{path.name} is truncated. {RESTORE_HINT}")
 
@@ -122,8 +139,7 @@ def check_wal(path: Path) -> wal.WalReport | None:
     wal_path = path.with_name(path.name + "-wal")
     report = wal.inspect(wal_path)
     if report is not None and report.loses_commits:
-        where = ("its header" if report.header_damaged
-                 else f"frame {report.damaged_at + 1} of {report.frames}")
+        where = "its header" if report.header_damaged else f"frame {report.damaged_at + 1} of {report.frames}"
         raise WalDamaged(
             f"the recent-changes log {wal_path.name} is damaged at {where}, and "
             f"{report.commits_lost} saved change(s) from there on would be lost if the "
@@ -131,7 +147,8 @@ def check_wal(path: Path) -> wal.WalReport | None:
             "look the same). Nothing was changed. Either restore from a backup, or open "
             "it keeping what precedes the damage (therapist-app store salvage-wal, or "
             "Store.open(..., salvage_wal=True)); the damaged log is then kept beside the "
-            "store, untouched, for a specialist.")
+            "store, untouched, for a specialist."
+        )
     return report
 
 
@@ -156,8 +173,10 @@ def _check_cipher(conn: sqlcipher3.Connection, path: Path) -> None:
         settings[name.strip()] = value.strip()
     wrong = {k: settings.get(k) for k, v in EXPECTED_SETTINGS.items() if settings.get(k) != v}
     if cipher != EXPECTED_CIPHER or wrong:
-        raise StoreError(f"{path.name} is not using SQLCipher 4 default settings "
-                         f"(cipher {cipher}, differing: {sorted(wrong)}); refusing it")
+        raise StoreError(
+            f"{path.name} is not using SQLCipher 4 default settings "
+            f"(cipher {cipher}, differing: {sorted(wrong)}); refusing it"
+        )
 
 
 def _apply_pragmas(conn: sqlcipher3.Connection) -> None:
@@ -170,7 +189,10 @@ def _apply_pragmas(conn: sqlcipher3.Connection) -> None:
     # Freed pages are zeroed, so deleted rows do not linger until the next VACUUM.
     conn.execute("PRAGMA secure_delete = ON")
     checks = {
-        "synchronous": 2, "foreign_keys": 1, "temp_store": 2, "secure_delete": 1,
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "temp_store": 2,
+        "secure_delete": 1,
     }
     for pragma, expected in checks.items():
         if conn.execute(f"PRAGMA {pragma}").fetchone()[0] != expected:
@@ -180,8 +202,9 @@ def _apply_pragmas(conn: sqlcipher3.Connection) -> None:
 def _connect(path: Path, mode: str) -> sqlcipher3.Connection:
     # A URI so `mode=rw` can forbid creating a missing file; as_uri() percent-encodes
     # characters such as ? and # that would otherwise end the path.
-    conn = sqlcipher3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True,
-                              isolation_level=None, check_same_thread=False)
+    conn = sqlcipher3.connect(
+        f"{path.resolve().as_uri()}?mode={mode}", uri=True, isolation_level=None, check_same_thread=False
+    )
     conn.execute("PRAGMA cipher_log_level = NONE")
     # Wipe SQLCipher's key material and page buffers when they are freed.
     conn.execute("PRAGMA cipher_memory_security = ON")
@@ -195,8 +218,7 @@ def _verify(conn: sqlcipher3.Connection, path: Path, data_key: bytes) -> None:
     _check_cipher(conn, path)
     problems = conn.execute("PRAGMA quick_check").fetchall()
     if problems != [("ok",)]:
-        raise DatabaseCorrupt(f"{path.name} failed its integrity check "
-                              f"({len(problems)} problems). {RESTORE_HINT}")
+        raise DatabaseCorrupt(f"{path.name} failed its integrity check ({len(problems)} problems). {RESTORE_HINT}")
 
 
 def _configure(conn: sqlcipher3.Connection, path: Path, data_key: bytes) -> None:
@@ -227,9 +249,11 @@ def _with_connection(path: Path, mode: str, step) -> sqlcipher3.Connection:
 def _with_wal_hint(error: StoreError, path: Path) -> StoreError:
     wal = path.with_name(path.name + "-wal")
     if isinstance(error, DatabaseCorrupt) and wal.exists() and wal.stat().st_size:
-        return DatabaseCorrupt(f"{error} If {wal.name} was copied in from elsewhere, it is "
-                               "not this store's: moving it aside opens the last "
-                               "checkpointed state.")
+        return DatabaseCorrupt(
+            f"{error} If {wal.name} was copied in from elsewhere, it is "
+            "not this store's: moving it aside opens the last "
+            "checkpointed state."
+        )
     return error
 
 
@@ -268,8 +292,7 @@ def private_new_file(path: Path) -> None:
     except FileExistsError:
         raise StoreExists(f"{path} already exists; refusing to overwrite it") from None
     except OSError as error:
-        raise StorageFailure(f"cannot create {path.name} ({error.strerror}); nothing was "
-                             "changed") from None
+        raise StorageFailure(f"cannot create {path.name} ({error.strerror}); nothing was changed") from None
 
 
 def create_new(path: Path, data_key: bytes) -> sqlcipher3.Connection:

@@ -16,9 +16,9 @@ from therapist_app.core.dialogue_format import SPEAKERS, UNUSED, Decision
 from therapist_app.core.store.errors import CrisisNotAcknowledged, InvalidInput, NotFound
 from therapist_app.core.store.records import (
     AuditEntry,
-    Erasure,
     Client,
     DecisionRecord,
+    Erasure,
     ModelRecord,
     Note,
     Profile,
@@ -37,11 +37,12 @@ from therapist_app.core.store.schema import (
 )
 from therapist_app.core.taxonomy import check_emotion, strategies
 
-
 log = logging.getLogger(__name__)
 
-_UTTERANCE_COLUMNS = ("id, session_id, speaker, text, created_at, emotion_detected, "
-                      "emotion_confidence, emotion_corrected, risk_flags, origin")
+_UTTERANCE_COLUMNS = (
+    "id, session_id, speaker, text, created_at, emotion_detected, "
+    "emotion_confidence, emotion_corrected, risk_flags, origin"
+)
 ORIGINS = ("suggestion", "own")
 
 
@@ -66,8 +67,10 @@ def _text(value, what: str, *, optional: bool = False) -> str | None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput(f"{what} holds a character that is not valid text (an unpaired "
-                           "surrogate, usually from a damaged paste); nothing was saved") from None
+        raise InvalidInput(
+            f"{what} holds a character that is not valid text (an unpaired "
+            "surrogate, usually from a damaged paste); nothing was saved"
+        ) from None
     return value
 
 
@@ -90,19 +93,34 @@ class StoreRecords:
     """Mixed into `Store`; relies on its `_require()`, `atomic()`, `path` and
     `_finish_compaction()`."""
 
-    def _audit(self, action: str, *, client_id: int | None = None, session_id: int | None = None,
-               object_id: int | None = None, count: int | None = None) -> None:
+    def _audit(
+        self,
+        action: str,
+        *,
+        client_id: int | None = None,
+        session_id: int | None = None,
+        object_id: int | None = None,
+        count: int | None = None,
+    ) -> None:
         if action not in AUDIT_ACTIONS:
             raise ValueError(f"unknown audit action {action!r}")
         conn = self._require()
         last = conn.execute("SELECT id, row_hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        sequence = conn.execute(
-            "SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
+        sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
         # The id AUTOINCREMENT would choose, fixed here because the hash covers it.
-        row = (max(last[0] if last else 0, sequence[0] if sequence else 0) + 1, now(),
-               action, client_id, session_id, object_id, count)
-        conn.execute(f"INSERT INTO audit({AUDIT_FIELDS}, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (*row, audit_row_hash(last[1] if last else CHAIN_START, row)))
+        row = (
+            max(last[0] if last else 0, sequence[0] if sequence else 0) + 1,
+            now(),
+            action,
+            client_id,
+            session_id,
+            object_id,
+            count,
+        )
+        conn.execute(
+            f"INSERT INTO audit({AUDIT_FIELDS}, row_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, audit_row_hash(last[1] if last else CHAIN_START, row)),
+        )
 
     def _one(self, sql: str, params: tuple, what: str) -> Sequence:
         row = self._require().execute(sql, params).fetchone()
@@ -114,14 +132,12 @@ class StoreRecords:
 
     def profile(self) -> Profile:
         with self.atomic():
-            return Profile(*self._one("SELECT display_name, created_at FROM profile WHERE id = ?",
-                                      (1,), "profile"))
+            return Profile(*self._one("SELECT display_name, created_at FROM profile WHERE id = ?", (1,), "profile"))
 
     def set_profile_name(self, display_name: str | None) -> None:
         display_name = _text(display_name, "the display name", optional=True)
         with self.atomic():
-            self._require().execute("UPDATE profile SET display_name = ? WHERE id = 1",
-                                    (display_name,))
+            self._require().execute("UPDATE profile SET display_name = ? WHERE id = 1", (display_name,))
 
     # ---- clients -------------------------------------------------------------------
 
@@ -134,15 +150,14 @@ class StoreRecords:
         with self.atomic():
             created = now()
             cursor = self._require().execute(
-                "INSERT INTO clients(code, display_name, created_at) VALUES (?, ?, ?)",
-                (code, display_name, created))
+                "INSERT INTO clients(code, display_name, created_at) VALUES (?, ?, ?)", (code, display_name, created)
+            )
             return Client(cursor.lastrowid, code, display_name, created)
 
     def list_clients(self) -> list[Client]:
         """Codes and display names for the client picker (not a record view: no audit)."""
         with self.atomic():
-            rows = self._require().execute(
-                "SELECT id, code, display_name, created_at FROM clients ORDER BY code")
+            rows = self._require().execute("SELECT id, code, display_name, created_at FROM clients ORDER BY code")
             return [Client(*row) for row in rows]
 
     def search_clients(self, query: str) -> list[Client]:
@@ -153,15 +168,18 @@ class StoreRecords:
             rows = self._require().execute(
                 "SELECT id, code, display_name, created_at FROM clients "
                 "WHERE code LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' ORDER BY code",
-                (pattern,))
+                (pattern,),
+            )
             return [Client(*row) for row in rows]
 
     def get_client(self, client_id: int) -> Client:
         """One client's record; writes a `view_client` audit row."""
         with self.atomic():
-            client = Client(*self._one(
-                "SELECT id, code, display_name, created_at FROM clients WHERE id = ?",
-                (client_id,), "client"))
+            client = Client(
+                *self._one(
+                    "SELECT id, code, display_name, created_at FROM clients WHERE id = ?", (client_id,), "client"
+                )
+            )
             self._audit("view_client", client_id=client_id)
             return client
 
@@ -177,18 +195,27 @@ class StoreRecords:
         """
         with self.atomic():
             self._one("SELECT id FROM clients WHERE id = ?", (client_id,), "client")
-            sessions = self._require().execute(
-                "SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)).fetchone()[0]
+            sessions = (
+                self._require().execute("SELECT count(*) FROM sessions WHERE client_id = ?", (client_id,)).fetchone()[0]
+            )
             self._require().execute("DELETE FROM clients WHERE id = ?", (client_id,))
             self._audit("erase_client", client_id=client_id, count=sessions)
             self._require().execute(
-                "INSERT OR REPLACE INTO maintenance(task, detail, since) "
-                "VALUES ('compaction', '', ?)", (now(),))
+                "INSERT OR REPLACE INTO maintenance(task, detail, since) VALUES ('compaction', '', ?)", (now(),)
+            )
         compacted = self._finish_compaction()
         log.info("erased client %d (%d sessions, compacted: %s)", client_id, sessions, compacted)
-        return Erasure(sessions, compacted, tuple(sorted(
-            p.name for p in self.path.parent.glob(f"{self.path.name}.replaced-*")
-            if not p.name.endswith(("-wal", "-shm", ".keys")))))
+        return Erasure(
+            sessions,
+            compacted,
+            tuple(
+                sorted(
+                    p.name
+                    for p in self.path.parent.glob(f"{self.path.name}.replaced-*")
+                    if not p.name.endswith(("-wal", "-shm", ".keys"))
+                )
+            ),
+        )
 
     # ---- sessions and utterances ----------------------------------------------------
 
@@ -198,25 +225,35 @@ class StoreRecords:
             started, conversation_id = now(), secrets.token_hex(8)
             cursor = self._require().execute(
                 "INSERT INTO sessions(client_id, conversation_id, started_at) VALUES (?, ?, ?)",
-                (client_id, conversation_id, started))
+                (client_id, conversation_id, started),
+            )
             return Session(cursor.lastrowid, client_id, conversation_id, started, None)
 
     def end_session(self, session_id: int) -> None:
         with self.atomic():
             self._one("SELECT id FROM sessions WHERE id = ?", (session_id,), "session")
-            self._require().execute("UPDATE sessions SET ended_at = ? WHERE id = ?",
-                                    (now(), session_id))
+            self._require().execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (now(), session_id))
 
     def sessions(self, client_id: int) -> list[Session]:
         with self.atomic():
             rows = self._require().execute(
                 "SELECT id, client_id, conversation_id, started_at, ended_at FROM sessions "
-                "WHERE client_id = ? ORDER BY id", (client_id,))
+                "WHERE client_id = ? ORDER BY id",
+                (client_id,),
+            )
             return [Session(*row) for row in rows]
 
-    def append_utterance(self, session_id: int, speaker: str, text: str, *,
-                         emotion: str | None = None, confidence: float | None = None,
-                         risk_flags: Iterable[str] = (), origin: str | None = None) -> Utterance:
+    def append_utterance(
+        self,
+        session_id: int,
+        speaker: str,
+        text: str,
+        *,
+        emotion: str | None = None,
+        confidence: float | None = None,
+        risk_flags: Iterable[str] = (),
+        origin: str | None = None,
+    ) -> Utterance:
         """Record what the client or therapist said, with the detected emotion (a
         taxonomy id) and any risk flags the detector raised."""
         _id(session_id, "the session id")
@@ -234,10 +271,11 @@ class StoreRecords:
             cursor = self._require().execute(
                 "INSERT INTO utterances(session_id, speaker, text, created_at, emotion_detected,"
                 " emotion_confidence, risk_flags, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (session_id, speaker, text, created, emotion, confidence, json.dumps(flags),
-                 origin))
-            return Utterance(cursor.lastrowid, session_id, speaker, text, created, emotion,
-                             confidence, None, flags, origin)
+                (session_id, speaker, text, created, emotion, confidence, json.dumps(flags), origin),
+            )
+            return Utterance(
+                cursor.lastrowid, session_id, speaker, text, created, emotion, confidence, None, flags, origin
+            )
 
     def correct_emotion(self, utterance_id: int, emotion: str | None) -> None:
         """The therapist's correction of the detected emotion (None clears it)."""
@@ -245,33 +283,53 @@ class StoreRecords:
             check_emotion(emotion)
         with self.atomic():
             self._one("SELECT id FROM utterances WHERE id = ?", (utterance_id,), "utterance")
-            self._require().execute("UPDATE utterances SET emotion_corrected = ? WHERE id = ?",
-                                    (emotion, utterance_id))
+            self._require().execute("UPDATE utterances SET emotion_corrected = ? WHERE id = ?", (emotion, utterance_id))
 
     def session_transcript(self, session_id: int) -> Transcript:
         """A session with its utterances, suggestions and decisions; writes a
         `view_session` audit row."""
         with self.atomic():
             conn = self._require()
-            session = Session(*self._one(
-                "SELECT id, client_id, conversation_id, started_at, ended_at FROM sessions "
-                "WHERE id = ?", (session_id,), "session"))
-            utterances = tuple(_utterance(row) for row in conn.execute(
-                f"SELECT {_UTTERANCE_COLUMNS} FROM utterances WHERE session_id = ? ORDER BY id",
-                (session_id,)))
-            suggestions = tuple(Suggestion(*row) for row in conn.execute(
-                "SELECT s.id, s.utterance_id, s.model_id, s.strategy, s.text, s.latency_ms, "
-                "s.created_at FROM suggestions s JOIN utterances u ON u.id = s.utterance_id "
-                "WHERE u.session_id = ? ORDER BY s.id", (session_id,)))
-            decisions = tuple(DecisionRecord(*row) for row in conn.execute(
-                "SELECT d.id, d.suggestion_id, d.decision, d.final_text, d.created_at "
-                "FROM decisions d JOIN suggestions s ON s.id = d.suggestion_id "
-                "JOIN utterances u ON u.id = s.utterance_id WHERE u.session_id = ? "
-                "ORDER BY d.id", (session_id,)))
-            acknowledgements = tuple(_acknowledgement(row) for row in conn.execute(
-                f"SELECT {_ACKNOWLEDGEMENT_COLUMNS} FROM risk_acknowledgements a "
-                "JOIN utterances u ON u.id = a.utterance_id WHERE u.session_id = ? ORDER BY a.id",
-                (session_id,)))
+            session = Session(
+                *self._one(
+                    "SELECT id, client_id, conversation_id, started_at, ended_at FROM sessions WHERE id = ?",
+                    (session_id,),
+                    "session",
+                )
+            )
+            utterances = tuple(
+                _utterance(row)
+                for row in conn.execute(
+                    f"SELECT {_UTTERANCE_COLUMNS} FROM utterances WHERE session_id = ? ORDER BY id", (session_id,)
+                )
+            )
+            suggestions = tuple(
+                Suggestion(*row)
+                for row in conn.execute(
+                    "SELECT s.id, s.utterance_id, s.model_id, s.strategy, s.text, s.latency_ms, "
+                    "s.created_at FROM suggestions s JOIN utterances u ON u.id = s.utterance_id "
+                    "WHERE u.session_id = ? ORDER BY s.id",
+                    (session_id,),
+                )
+            )
+            decisions = tuple(
+                DecisionRecord(*row)
+                for row in conn.execute(
+                    "SELECT d.id, d.suggestion_id, d.decision, d.final_text, d.created_at "
+                    "FROM decisions d JOIN suggestions s ON s.id = d.suggestion_id "
+                    "JOIN utterances u ON u.id = s.utterance_id WHERE u.session_id = ? "
+                    "ORDER BY d.id",
+                    (session_id,),
+                )
+            )
+            acknowledgements = tuple(
+                _acknowledgement(row)
+                for row in conn.execute(
+                    f"SELECT {_ACKNOWLEDGEMENT_COLUMNS} FROM risk_acknowledgements a "
+                    "JOIN utterances u ON u.id = a.utterance_id WHERE u.session_id = ? ORDER BY a.id",
+                    (session_id,),
+                )
+            )
             self._audit("view_session", client_id=session.client_id, session_id=session_id)
             return Transcript(session, utterances, suggestions, decisions, acknowledgements)
 
@@ -287,22 +345,26 @@ class StoreRecords:
         with self.atomic():
             conn = self._require()
             session_id, flags = self._one(
-                "SELECT session_id, risk_flags FROM utterances WHERE id = ?", (utterance_id,), "utterance")
+                "SELECT session_id, risk_flags FROM utterances WHERE id = ?", (utterance_id,), "utterance"
+            )
             if not json.loads(flags):
                 raise ValueError(f"utterance {utterance_id} carries no risk flag to acknowledge")
             existing = conn.execute(
                 f"SELECT {_ACKNOWLEDGEMENT_COLUMNS} FROM risk_acknowledgements a WHERE a.utterance_id = ?",
-                (utterance_id,)).fetchone()
+                (utterance_id,),
+            ).fetchone()
             if existing is not None:
                 return _acknowledgement(existing)
             created = now()
             cursor = conn.execute(
                 "INSERT INTO risk_acknowledgements(utterance_id, categories, acknowledged_by, acknowledged_at) "
-                "VALUES (?, ?, ?, ?)", (utterance_id, flags, by.strip(), created))
-            self._audit("crisis_acknowledged", session_id=session_id, object_id=utterance_id,
-                        count=len(json.loads(flags)))
-            return RiskAcknowledgement(cursor.lastrowid, utterance_id, tuple(json.loads(flags)),
-                                       by.strip(), created)
+                "VALUES (?, ?, ?, ?)",
+                (utterance_id, flags, by.strip(), created),
+            )
+            self._audit(
+                "crisis_acknowledged", session_id=session_id, object_id=utterance_id, count=len(json.loads(flags))
+            )
+            return RiskAcknowledgement(cursor.lastrowid, utterance_id, tuple(json.loads(flags)), by.strip(), created)
 
     def unacknowledged_risk_sessions(self) -> list[tuple[int, int]]:
         """(client id, session id) of every session holding a crisis warning nobody
@@ -311,25 +373,31 @@ class StoreRecords:
             rows = self._require().execute(
                 "SELECT DISTINCT s.client_id, s.id FROM utterances u JOIN sessions s ON s.id = u.session_id "
                 "WHERE u.risk_flags != '[]' AND NOT EXISTS "
-                "(SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id) ORDER BY s.id")
+                "(SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id) ORDER BY s.id"
+            )
             return [tuple(row) for row in rows]
 
     def _require_acknowledged(self, utterance_id: int) -> None:
         """Refuse while a flagged client utterance of the session, up to this one, has
         no acknowledgement: no path uses a suggestion past an unseen crisis warning."""
-        pending = self._require().execute(
-            "SELECT count(*) FROM utterances u JOIN utterances t ON t.id = ? "
-            "WHERE u.session_id = t.session_id AND u.id <= t.id AND u.risk_flags != '[]' "
-            "AND NOT EXISTS (SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id)",
-            (utterance_id,)).fetchone()[0]
+        pending = (
+            self._require()
+            .execute(
+                "SELECT count(*) FROM utterances u JOIN utterances t ON t.id = ? "
+                "WHERE u.session_id = t.session_id AND u.id <= t.id AND u.risk_flags != '[]' "
+                "AND NOT EXISTS (SELECT 1 FROM risk_acknowledgements a WHERE a.utterance_id = u.id)",
+                (utterance_id,),
+            )
+            .fetchone()[0]
+        )
         if pending:
-            raise CrisisNotAcknowledged(
-                "acknowledge the crisis warning before using a suggestion in this session")
+            raise CrisisNotAcknowledged("acknowledge the crisis warning before using a suggestion in this session")
 
     # ---- suggestions and decisions ---------------------------------------------------
 
-    def add_suggestion(self, utterance_id: int, model_id: str, strategy: str | None, text: str,
-                       latency_ms: float) -> Suggestion:
+    def add_suggestion(
+        self, utterance_id: int, model_id: str, strategy: str | None, text: str, latency_ms: float
+    ) -> Suggestion:
         """A model's suggested reply to a client utterance (not yet accepted)."""
         model_id, text = _text(model_id, "the model id"), _text(text, "the suggestion")
         _check_strategy(strategy)
@@ -339,12 +407,11 @@ class StoreRecords:
             cursor = self._require().execute(
                 "INSERT INTO suggestions(utterance_id, model_id, strategy, text, latency_ms, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (utterance_id, model_id, strategy, text, latency_ms, created))
-            return Suggestion(cursor.lastrowid, utterance_id, model_id, strategy, text,
-                              latency_ms, created)
+                (utterance_id, model_id, strategy, text, latency_ms, created),
+            )
+            return Suggestion(cursor.lastrowid, utterance_id, model_id, strategy, text, latency_ms, created)
 
-    def decide(self, suggestion_id: int, decision: Decision,
-               final_text: str | None = None) -> DecisionRecord:
+    def decide(self, suggestion_id: int, decision: Decision, final_text: str | None = None) -> DecisionRecord:
         """The therapist's decision on a suggestion. `accepted` keeps the suggestion's
         text, `edited` needs `final_text`, `rejected` stores none. Audited. Using a
         suggestion (accepted or edited) past an unacknowledged crisis warning raises
@@ -355,7 +422,9 @@ class StoreRecords:
             suggestion_text, session_id, utterance_id = self._one(
                 "SELECT s.text, u.session_id, u.id FROM suggestions s "
                 "JOIN utterances u ON u.id = s.utterance_id WHERE s.id = ?",
-                (suggestion_id,), "suggestion")
+                (suggestion_id,),
+                "suggestion",
+            )
             if decision not in UNUSED:
                 self._require_acknowledged(utterance_id)
             if decision == "accepted":
@@ -369,8 +438,9 @@ class StoreRecords:
                 raise ValueError(f"unknown decision {decision!r}")
             created = now()
             cursor = self._require().execute(
-                "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) "
-                "VALUES (?, ?, ?, ?)", (suggestion_id, decision, final_text, created))
+                "INSERT INTO decisions(suggestion_id, decision, final_text, created_at) VALUES (?, ?, ?, ?)",
+                (suggestion_id, decision, final_text, created),
+            )
             self._audit("decision", session_id=session_id, object_id=cursor.lastrowid)
             return DecisionRecord(cursor.lastrowid, suggestion_id, decision, final_text, created)
 
@@ -379,9 +449,15 @@ class StoreRecords:
         `not_chosen` (audited like any decision): another draft, or the therapist's own
         words, answered the client. Returns how many were marked."""
         with self.atomic():
-            open_drafts = self._require().execute(
-                "SELECT s.id FROM suggestions s LEFT JOIN decisions d ON d.suggestion_id = s.id "
-                "WHERE s.utterance_id = ? AND d.id IS NULL ORDER BY s.id", (utterance_id,)).fetchall()
+            open_drafts = (
+                self._require()
+                .execute(
+                    "SELECT s.id FROM suggestions s LEFT JOIN decisions d ON d.suggestion_id = s.id "
+                    "WHERE s.utterance_id = ? AND d.id IS NULL ORDER BY s.id",
+                    (utterance_id,),
+                )
+                .fetchall()
+            )
             for (suggestion_id,) in open_drafts:
                 self.decide(suggestion_id, "not_chosen")
             return len(open_drafts)
@@ -394,9 +470,14 @@ class StoreRecords:
         if not text.strip():
             raise InvalidInput("the reply is empty")
         with self.atomic():
-            last_client = self._require().execute(
-                "SELECT id FROM utterances WHERE session_id = ? AND speaker = 'client' "
-                "ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()
+            last_client = (
+                self._require()
+                .execute(
+                    "SELECT id FROM utterances WHERE session_id = ? AND speaker = 'client' ORDER BY id DESC LIMIT 1",
+                    (session_id,),
+                )
+                .fetchone()
+            )
             turn = self.append_utterance(session_id, "therapist", text, origin="own")
             if last_client is not None:
                 self.close_round(last_client[0])
@@ -406,9 +487,11 @@ class StoreRecords:
 
     def note(self, session_id: int) -> Note | None:
         with self.atomic():
-            row = self._require().execute(
-                "SELECT session_id, text, updated_at FROM notes WHERE session_id = ?",
-                (session_id,)).fetchone()
+            row = (
+                self._require()
+                .execute("SELECT session_id, text, updated_at FROM notes WHERE session_id = ?", (session_id,))
+                .fetchone()
+            )
             return None if row is None else Note(*row)
 
     def set_note(self, session_id: int, text: str) -> Note:
@@ -419,7 +502,9 @@ class StoreRecords:
             self._require().execute(
                 "INSERT INTO notes(session_id, text, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(session_id) DO UPDATE SET text = excluded.text, "
-                "updated_at = excluded.updated_at", (session_id, text, updated))
+                "updated_at = excluded.updated_at",
+                (session_id, text, updated),
+            )
             return Note(session_id, text, updated)
 
     # ---- audit log -----------------------------------------------------------------
@@ -433,8 +518,7 @@ class StoreRecords:
             if row[0] != expected_id:
                 problems.append(f"audit {_rows(expected_id, row[0] - 1)} missing")
             if row_hash != audit_row_hash(previous, row):
-                problems.append(f"audit row {row[0]} was altered (its hash does not match "
-                                "the chain)")
+                problems.append(f"audit row {row[0]} was altered (its hash does not match the chain)")
             previous, expected_id = row_hash, row[0] + 1
         sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'").fetchone()
         if sequence and sequence[0] >= expected_id:
@@ -445,8 +529,9 @@ class StoreRecords:
         """Audit rows, newest first."""
         with self.atomic():
             rows = self._require().execute(
-                "SELECT id, at, action, client_id, session_id, object_id, count FROM audit "
-                "ORDER BY id DESC LIMIT ?", (-1 if limit is None else limit,))
+                "SELECT id, at, action, client_id, session_id, object_id, count FROM audit ORDER BY id DESC LIMIT ?",
+                (-1 if limit is None else limit,),
+            )
             return [AuditEntry(*row) for row in rows]
 
     # ---- model registry ------------------------------------------------------------
@@ -461,7 +546,8 @@ class StoreRecords:
             conn.execute(
                 "INSERT INTO models(path, sha256, approved, added_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(sha256) DO UPDATE SET path = excluded.path",
-                (path, sha256, int(approved), now()))
+                (path, sha256, int(approved), now()),
+            )
             record = self._model(sha256)
             self._audit("model_added", object_id=record.id, count=int(record.approved))
             return record
@@ -469,21 +555,21 @@ class StoreRecords:
     def set_model_approval(self, sha256: str, approved: bool) -> ModelRecord:
         with self.atomic():
             record = self._model(sha256.lower())
-            self._require().execute("UPDATE models SET approved = ? WHERE id = ?",
-                                    (int(approved), record.id))
+            self._require().execute("UPDATE models SET approved = ? WHERE id = ?", (int(approved), record.id))
             self._audit("model_approval", object_id=record.id, count=int(approved))
             return self._model(record.sha256)
 
     def _model(self, sha256: str) -> ModelRecord:
-        row = self._require().execute(
-            "SELECT id, path, sha256, approved, added_at FROM models WHERE sha256 = ?",
-            (sha256,)).fetchone()
+        row = (
+            self._require()
+            .execute("SELECT id, path, sha256, approved, added_at FROM models WHERE sha256 = ?", (sha256,))
+            .fetchone()
+        )
         if row is None:
             raise NotFound(f"no registered model with sha256 {sha256}")
         return ModelRecord(row[0], row[1], row[2], bool(row[3]), row[4])
 
     def models(self) -> list[ModelRecord]:
         with self.atomic():
-            rows = self._require().execute(
-                "SELECT id, path, sha256, approved, added_at FROM models ORDER BY id")
+            rows = self._require().execute("SELECT id, path, sha256, approved, added_at FROM models ORDER BY id")
             return [ModelRecord(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]

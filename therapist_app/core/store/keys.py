@@ -78,15 +78,15 @@ def normalize_passphrase(passphrase: str) -> bytes:
         raise TypeError("the passphrase must be a str")
     normalized = unicodedata.normalize("NFKC", passphrase)
     if len(normalized) < MIN_PASSPHRASE_CHARS:
-        raise PassphraseTooShort(
-            f"the passphrase must be at least {MIN_PASSPHRASE_CHARS} characters long"
-        )
+        raise PassphraseTooShort(f"the passphrase must be at least {MIN_PASSPHRASE_CHARS} characters long")
     try:
         return normalized.encode("utf-8")
     except UnicodeEncodeError:
-        raise InvalidInput("the passphrase holds a character that is not valid text (an "
-                           "unpaired surrogate, usually from a damaged paste); type it "
-                           "again") from None
+        raise InvalidInput(
+            "the passphrase holds a character that is not valid text (an "
+            "unpaired surrogate, usually from a damaged paste); type it "
+            "again"
+        ) from None
 
 
 def derive_kek(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
@@ -139,17 +139,27 @@ class KeyFile:
     def aad(self, slot: str) -> bytes:
         # Current and pending wraps share the AAD so a settled rekey can promote the
         # pending wrap as it is; which key the file uses is proved on the file itself.
-        header = {"format": KEY_FILE_FORMAT, "store_id": self.store_id, "salt": self.salt,
-                  "kdf": asdict(self.kdf), "slot": slot}
+        header = {
+            "format": KEY_FILE_FORMAT,
+            "store_id": self.store_id,
+            "salt": self.salt,
+            "kdf": asdict(self.kdf),
+            "slot": slot,
+        }
         return json.dumps(header, sort_keys=True).encode("utf-8")
 
     def to_json(self) -> str:
         def slots(table: dict[str, Wrapped]) -> dict:
             return {name: asdict(w) for name, w in table.items()}
 
-        record = {"format": KEY_FILE_FORMAT, "store_id": self.store_id, "salt": self.salt,
-                  "kdf": asdict(self.kdf), "wraps": slots(self.wraps),
-                  "pending": slots(self.pending)}
+        record = {
+            "format": KEY_FILE_FORMAT,
+            "store_id": self.store_id,
+            "salt": self.salt,
+            "kdf": asdict(self.kdf),
+            "wraps": slots(self.wraps),
+            "pending": slots(self.pending),
+        }
         return json.dumps({**record, "checksum": _checksum(record)}, indent=2)
 
     @classmethod
@@ -165,7 +175,8 @@ class KeyFile:
                 raise KeyFileDamaged(
                     f"the key file {path} was edited or damaged since the app wrote it "
                     "(its checksum does not match), so no passphrase can open it. Restore "
-                    "the key file from the same backup as the database.")
+                    "the key file from the same backup as the database."
+                )
             kdf = KdfParams(**record["kdf"])
             return cls(
                 store_id=str(record["store_id"]),
@@ -175,8 +186,10 @@ class KeyFile:
                 pending={k: Wrapped(**v) for k, v in record.get("pending", {}).items()},
             )
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise KeyFileDamaged(f"the key file {path} is damaged ({type(error).__name__}); "
-                                 "restore it from the same backup as the database") from None
+            raise KeyFileDamaged(
+                f"the key file {path} is damaged ({type(error).__name__}); "
+                "restore it from the same backup as the database"
+            ) from None
 
 
 def _checksum(record: dict) -> str:
@@ -204,13 +217,15 @@ def read_key_file(db_path: Path) -> KeyFile:
         raise KeyFileDamaged(f"{path} is a folder, not a key file") from None
     # A key file is a few hundred bytes of JSON; refuse anything else before parsing.
     if len(data) > 64 * 1024:
-        raise KeyFileDamaged(f"the key file {path} is not one the app wrote (too large); "
-                             "restore it from the same backup as the database")
+        raise KeyFileDamaged(
+            f"the key file {path} is not one the app wrote (too large); restore it from the same backup as the database"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise KeyFileDamaged(f"the key file {path} is damaged (not text); restore it from "
-                             "the same backup as the database") from None
+        raise KeyFileDamaged(
+            f"the key file {path} is damaged (not text); restore it from the same backup as the database"
+        ) from None
     return KeyFile.parse(text, path)
 
 
@@ -258,12 +273,18 @@ def new_store_id() -> str:
     return secrets.token_hex(16)
 
 
-def seal(data_key: bytes, passphrase: str, kdf: KdfParams, *, store_id: str | None = None,
-         keychain_kek: bytes | None = None, pending: bytes | None = None) -> KeyFile:
+def seal(
+    data_key: bytes,
+    passphrase: str,
+    kdf: KdfParams,
+    *,
+    store_id: str | None = None,
+    keychain_kek: bytes | None = None,
+    pending: bytes | None = None,
+) -> KeyFile:
     """A new key file (fresh salt) wrapping `data_key`, and `pending` when a rekey is
     under way, under the passphrase and, when given, the keychain key."""
-    key_file = KeyFile(store_id=store_id or new_store_id(),
-                       salt=_b64(secrets.token_bytes(16)), kdf=kdf)
+    key_file = KeyFile(store_id=store_id or new_store_id(), salt=_b64(secrets.token_bytes(16)), kdf=kdf)
     keks = {"passphrase": passphrase_kek(key_file, passphrase)}
     if keychain_kek is not None:
         keks["keychain"] = keychain_kek
@@ -324,8 +345,7 @@ def forget_keychain(store_id: str) -> None:
     try:
         keyring.delete_password(KEYCHAIN_SERVICE, store_id)
     except KeyringError as error:
-        log.warning("could not delete keychain entry for store %s: %s", store_id,
-                    type(error).__name__)
+        log.warning("could not delete keychain entry for store %s: %s", store_id, type(error).__name__)
 
 
 def unwrap_keys(key_file: KeyFile, kek: bytes, slot: str) -> list[tuple[str, bytearray]]:

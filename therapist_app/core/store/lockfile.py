@@ -44,8 +44,7 @@ class StoreLock:
         except OSError:
             os.close(fd)
             raise DatabaseInUse(
-                f"{self.path.name[:-5]} is open in another instance of the app; "
-                "close it there first"
+                f"{self.path.name[:-5]} is open in another instance of the app; close it there first"
             ) from None
         self._fd = fd
 

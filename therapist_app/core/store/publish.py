@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 STAGED = (".creating", ".restore", ".restore-source")
 # ...each with what SQLite and the key-file writer put beside it.
 BESIDE_STAGED = ("", "-wal", "-shm", "-journal", ".keys", ".keys.tmp")
-STAGING_SUFFIXES = (*(base + side for base in STAGED for side in BESIDE_STAGED),
-                    ".keys.tmp", ".publish.tmp")
+STAGING_SUFFIXES = (*(base + side for base in STAGED for side in BESIDE_STAGED), ".keys.tmp", ".publish.tmp")
 
 
 def journal_path(db_path: Path) -> Path:
@@ -80,8 +79,9 @@ def settle(db_path: Path) -> bool:
         return False
     except (ValueError, KeyError, TypeError):
         # write_atomically never leaves a half-written journal; this one was altered.
-        raise KeyFileDamaged(f"{journal.name} is damaged; the interrupted step it "
-                                  "records cannot be finished. Restore from a backup.") from None
+        raise KeyFileDamaged(
+            f"{journal.name} is damaged; the interrupted step it records cannot be finished. Restore from a backup."
+        ) from None
     _finish(db_path, moves, done)
     log.warning("finished an interrupted create or restore of %s", db_path.name)
     return True

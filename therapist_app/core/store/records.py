@@ -142,10 +142,15 @@ class Erasure:
     def message(self) -> str:
         said = [f"The client and {self.sessions} session(s) were erased."]
         if not self.compacted:
-            said.append("Their text may remain in the file's free space until a compaction "
-                        "finishes (the disk was full or the app stopped): it is retried "
-                        "every time the records are opened. Free some space, then reopen.")
+            said.append(
+                "Their text may remain in the file's free space until a compaction "
+                "finishes (the disk was full or the app stopped): it is retried "
+                "every time the records are opened. Free some space, then reopen."
+            )
         if self.set_aside:
-            said.append("Copies set aside by an earlier restore still hold their records: "
-                        + ", ".join(self.set_aside) + ". Delete them if you no longer need them.")
+            said.append(
+                "Copies set aside by an earlier restore still hold their records: "
+                + ", ".join(self.set_aside)
+                + ". Delete them if you no longer need them."
+            )
         return " ".join(said)

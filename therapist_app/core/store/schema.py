@@ -23,9 +23,19 @@ log = logging.getLogger(__name__)
 # initial schema checked actions against this tuple as it was then; since migration 2
 # the `audit_actions` table holds them, and a migration adds a new one as a row.
 INITIAL_AUDIT_ACTIONS = (
-    "store_created", "view_client", "view_session", "decision", "export_training",
-    "erase_client", "model_added", "model_approval", "backup", "restore", "rekey",
-    "passphrase_changed", "keychain_changed",
+    "store_created",
+    "view_client",
+    "view_session",
+    "decision",
+    "export_training",
+    "erase_client",
+    "model_added",
+    "model_approval",
+    "backup",
+    "restore",
+    "rekey",
+    "passphrase_changed",
+    "keychain_changed",
 )
 AUDIT_ACTIONS = INITIAL_AUDIT_ACTIONS + ("crisis_acknowledged",)
 

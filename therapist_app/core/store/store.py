@@ -48,14 +48,16 @@ from therapist_app.core.store.schema import migrate, now
 
 log = logging.getLogger(__name__)
 
+
 class Store(StoreRecords):
     """An unlocked store. Build it with `create`, `open` or `restore`, never directly.
 
     Not thread-safe: use it from one thread (the GUI's worker) at a time.
     """
 
-    def __init__(self, path: Path, conn: sqlcipher3.Connection, data_key: bytearray,
-                 key_file: KeyFile, lock: StoreLock) -> None:
+    def __init__(
+        self, path: Path, conn: sqlcipher3.Connection, data_key: bytearray, key_file: KeyFile, lock: StoreLock
+    ) -> None:
         self.path = path
         self._conn: sqlcipher3.Connection | None = conn
         self._data_key = data_key
@@ -74,8 +76,15 @@ class Store(StoreRecords):
     # ---- creating and opening ----------------------------------------------------
 
     @classmethod
-    def create(cls, path: str | os.PathLike, passphrase: str, kdf: KdfParams = KdfParams(), *,
-               keychain: bool = False, profile_name: str | None = None) -> "Store":
+    def create(
+        cls,
+        path: str | os.PathLike,
+        passphrase: str,
+        kdf: KdfParams = KdfParams(),
+        *,
+        keychain: bool = False,
+        profile_name: str | None = None,
+    ) -> "Store":
         """Create a new store (first run). Refuses to touch an existing file.
 
         The store is built under staging names and published last (publish.py), so a
@@ -98,22 +107,19 @@ class Store(StoreRecords):
             _refuse_existing(path)  # again, now that no other process can be creating it
             store_id = keys.new_store_id()
             keychain_kek, keychain_message = _keychain_kek(store_id, keychain)
-            key_file = keys.seal(data_key, passphrase, kdf, store_id=store_id,
-                                 keychain_kek=keychain_kek)
+            key_file = keys.seal(data_key, passphrase, kdf, store_id=store_id, keychain_kek=keychain_kek)
             staged = side_path(path, ".creating")
-            store = cls(staged, connection.create_new(staged, data_key), data_key, key_file,
-                        lock)
+            store = cls(staged, connection.create_new(staged, data_key), data_key, key_file, lock)
             migrate(store._conn)
             with store.atomic():
                 store._conn.execute(
-                    "INSERT INTO profile(id, display_name, created_at) VALUES (1, ?, ?)",
-                    (profile_name, now()))
+                    "INSERT INTO profile(id, display_name, created_at) VALUES (1, ?, ?)", (profile_name, now())
+                )
                 store._audit("store_created")
             store._conn.close()  # the last connection's close checkpoints and removes the WAL
             store._conn = None
             keys.write_key_file(staged, key_file)
-            publish.publish(path, [(keys.key_file_path(staged), keys.key_file_path(path)),
-                                   (staged, path)])
+            publish.publish(path, [(keys.key_file_path(staged), keys.key_file_path(path)), (staged, path)])
             store.path = path
             store._conn = connection.open_existing(path, data_key)
         except BaseException:
@@ -131,8 +137,7 @@ class Store(StoreRecords):
         return store
 
     @classmethod
-    def open(cls, path: str | os.PathLike, passphrase: str | None = None, *,
-             salvage_wal: bool = False) -> "Store":
+    def open(cls, path: str | os.PathLike, passphrase: str | None = None, *, salvage_wal: bool = False) -> "Store":
         """Unlock an existing store with the passphrase, or with the OS keychain when
         `passphrase` is None.
 
@@ -151,11 +156,9 @@ class Store(StoreRecords):
             connection.check_wal(path)  # before the lock file: a refusal changes nothing
         key_file = keys.read_key_file(path)
         if passphrase is None:
-            candidates = keys.unwrap_keys(
-                key_file, keys.keychain_kek(key_file.store_id, create=False), "keychain")
+            candidates = keys.unwrap_keys(key_file, keys.keychain_kek(key_file.store_id, create=False), "keychain")
         else:
-            candidates = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase),
-                                          "passphrase")
+            candidates = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase), "passphrase")
         lock = StoreLock(path)
         lock.acquire()
         try:
@@ -174,14 +177,15 @@ class Store(StoreRecords):
             store.lock()
             raise
         if kept_wal is not None:
-            store.notice = (f"The damaged log was kept as {kept_wal.name}; the changes "
-                            "saved before the damage were kept, later ones could not be read.")
+            store.notice = (
+                f"The damaged log was kept as {kept_wal.name}; the changes "
+                "saved before the damage were kept, later ones could not be read."
+            )
         log.info("opened store %s", key_file.store_id)
         return store
 
     @staticmethod
-    def _open_with(path: Path, candidates: list[tuple[str, bytearray]]
-                   ) -> tuple[str, bytearray, sqlcipher3.Connection]:
+    def _open_with(path: Path, candidates: list[tuple[str, bytearray]]) -> tuple[str, bytearray, sqlcipher3.Connection]:
         first_error: DatabaseCorrupt | None = None
         for generation, data_key in candidates:
             try:
@@ -198,8 +202,7 @@ class Store(StoreRecords):
         self._key_file = keys.promoted(self._key_file, generation)
         keys.write_key_file(self.path, self._key_file)
         side_path(self.path, ".rekey").unlink(missing_ok=True)
-        log.warning("settled an interrupted rekey of store %s (%s key in use)",
-                    self.store_id, generation)
+        log.warning("settled an interrupted rekey of store %s (%s key in use)", self.store_id, generation)
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -278,12 +281,19 @@ class Store(StoreRecords):
 
     # ---- keys --------------------------------------------------------------------
 
-    def _rewrap(self, passphrase: str, *, keychain: bool, kdf: KdfParams | None = None,
-                pending: bytearray | None = None) -> None:
+    def _rewrap(
+        self, passphrase: str, *, keychain: bool, kdf: KdfParams | None = None, pending: bytearray | None = None
+    ) -> None:
         """Write a fresh key file wrapping the data key (and a pending key, if given)."""
         keychain_kek, self.keychain_message = _keychain_kek(self.store_id, keychain)
-        key_file = keys.seal(self._data_key, passphrase, kdf or self._key_file.kdf,
-                             store_id=self.store_id, keychain_kek=keychain_kek, pending=pending)
+        key_file = keys.seal(
+            self._data_key,
+            passphrase,
+            kdf or self._key_file.kdf,
+            store_id=self.store_id,
+            keychain_kek=keychain_kek,
+            pending=pending,
+        )
         keys.write_key_file(self.path, key_file)
         self._key_file = key_file
 
@@ -295,8 +305,7 @@ class Store(StoreRecords):
         """Raise WrongPassphrase unless `passphrase` unwraps this store's key (runs the
         KDF: call it off the GUI thread)."""
         self._require()
-        current = keys.unwrap_keys(self._key_file, keys.passphrase_kek(self._key_file, passphrase),
-                                   "passphrase")[0][1]
+        current = keys.unwrap_keys(self._key_file, keys.passphrase_kek(self._key_file, passphrase), "passphrase")[0][1]
         same = current == self._data_key
         keys.wipe(current)
         if not same:
@@ -355,8 +364,7 @@ class Store(StoreRecords):
 
     # ---- copies, checks, erasure ----------------------------------------------------
 
-    def backup(self, destination: str | os.PathLike, passphrase: str,
-               kdf: KdfParams | None = None) -> None:
+    def backup(self, destination: str | os.PathLike, passphrase: str, kdf: KdfParams | None = None) -> None:
         """Write an encrypted backup: `destination` plus `destination.keys`, with its own
         random data key wrapped by `passphrase` (the store's or a separate backup one).
 
@@ -369,20 +377,17 @@ class Store(StoreRecords):
         # last renames finished) at the next open.
         with self.atomic():
             self._require().execute(
-                "INSERT OR REPLACE INTO maintenance(task, detail, since) VALUES ('backup', ?, ?)",
-                (*detail, now()))
+                "INSERT OR REPLACE INTO maintenance(task, detail, since) VALUES ('backup', ?, ?)", (*detail, now())
+            )
         try:
-            write_backup(self._require(), self.path, destination, passphrase,
-                         kdf or self._key_file.kdf)
+            write_backup(self._require(), self.path, destination, passphrase, kdf or self._key_file.kdf)
         except BaseException:
             with suppress(StoreError):  # on a full disk, the next open removes the row
                 with self.atomic():
-                    self._require().execute(
-                        "DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", detail)
+                    self._require().execute("DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", detail)
             raise
         with self.atomic():
-            self._require().execute(
-                "DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", detail)
+            self._require().execute("DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", detail)
             self._audit("backup")
 
     def export_training(self, destination: str | os.PathLike, policy: Policy) -> int:
@@ -419,8 +424,7 @@ class Store(StoreRecords):
             self.compact()
         except (StorageFull, StorageFailure) as error:
             self.compaction_pending = True
-            log.warning("compaction of store %s is pending: %s", self.store_id,
-                        type(error).__name__)
+            log.warning("compaction of store %s is pending: %s", self.store_id, type(error).__name__)
             return False
         return True
 
@@ -431,11 +435,9 @@ class Store(StoreRecords):
             if task == "backup":
                 abandon_backup(Path(detail))
                 with self.atomic():
-                    self._require().execute(
-                        "DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", (detail,))
+                    self._require().execute("DELETE FROM maintenance WHERE task = 'backup' AND detail = ?", (detail,))
         if any(task == "compaction" for task, _ in tasks) and self._finish_compaction():
-            log.warning("finished the compaction an interrupted erasure left in store %s",
-                        self.store_id)
+            log.warning("finished the compaction an interrupted erasure left in store %s", self.store_id)
 
 
 def _keychain_kek(store_id: str, wanted: bool) -> tuple[bytes | None, str | None]:
@@ -493,8 +495,9 @@ def _salvage_wal(path: Path) -> Path | None:
     if report is None or not report.loses_commits:
         return None
     kept = wal.salvage(wal_path, report, _stamp())
-    log.warning("salvaged the log of %s before frame %s; the damaged log is kept as %s",
-                path.name, report.damaged_at, kept.name)
+    log.warning(
+        "salvaged the log of %s before frame %s; the damaged log is kept as %s", path.name, report.damaged_at, kept.name
+    )
     return kept
 
 
@@ -512,8 +515,9 @@ def _private_copy(source: Path, destination: Path) -> None:
         os.fsync(dst.fileno())
 
 
-def restore(backup_path: str | os.PathLike, passphrase: str, target: str | os.PathLike, *,
-            replace: bool = False) -> Store:
+def restore(
+    backup_path: str | os.PathLike, passphrase: str, target: str | os.PathLike, *, replace: bool = False
+) -> Store:
     """Restore a backup made by `Store.backup` into `target` and open it.
 
     Nothing is written beside the backup (write-protected media work): it is copied
@@ -526,8 +530,7 @@ def restore(backup_path: str | os.PathLike, passphrase: str, target: str | os.Pa
     backup_path, target = _real_path(backup_path), _real_path(target)
     connection.check_file_before_open(backup_path)
     key_file = keys.read_key_file(backup_path)
-    backup_keys = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase),
-                                   "passphrase")
+    backup_keys = keys.unwrap_keys(key_file, keys.passphrase_kek(key_file, passphrase), "passphrase")
     lock = StoreLock(target)
     lock.acquire()  # DatabaseInUse while the store being replaced is open somewhere
     new_key = keys.new_data_key()
@@ -551,14 +554,15 @@ def restore(backup_path: str | os.PathLike, passphrase: str, target: str | os.Pa
         stamp = _stamp()
         # Named so the set-aside files still form a store (`<db>.replaced-<time>` with its
         # -wal and .keys), which `Store.open` can read if it is ever needed.
-        moves = [(side_path(target, suffix), side_path(target, f".replaced-{stamp}{suffix}"))
-                 for suffix in ("", *SIDE_SUFFIXES, ".keys")
-                 if side_path(target, suffix).exists()]
+        moves = [
+            (side_path(target, suffix), side_path(target, f".replaced-{stamp}{suffix}"))
+            for suffix in ("", *SIDE_SUFFIXES, ".keys")
+            if side_path(target, suffix).exists()
+        ]
         moves += [(keys.key_file_path(staged), keys.key_file_path(target)), (staged, target)]
         publish.publish(target, moves)
         publish.remove_leftovers(target)
-        store = Store(target, connection.open_existing(target, new_key), new_key,
-                      keys.read_key_file(target), lock)
+        store = Store(target, connection.open_existing(target, new_key), new_key, keys.read_key_file(target), lock)
     except BaseException:
         publish.remove_leftovers(target)
         keys.wipe(new_key)

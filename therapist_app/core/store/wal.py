@@ -57,15 +57,14 @@ def _frames(data: bytes, count: int) -> list[tuple[tuple[int, int], bool, tuple[
     frames = []
     for i in range(count):
         offset = HEADER_BYTES + i * frame_bytes
-        head = data[offset:offset + FRAME_HEADER_BYTES]
+        head = data[offset : offset + FRAME_HEADER_BYTES]
         _page, size, salt1, salt2, f0, f1 = struct.unpack(">6I", head)
-        body = head[:8] + data[offset + FRAME_HEADER_BYTES:offset + frame_bytes]
+        body = head[:8] + data[offset + FRAME_HEADER_BYTES : offset + frame_bytes]
         frames.append(((salt1, salt2), size != 0, (f0, f1), body))
     return frames
 
 
-def _chain(frames: list, big_endian: bool, salts: tuple[int, int],
-           start: tuple[int, int]) -> list[bool]:
+def _chain(frames: list, big_endian: bool, salts: tuple[int, int], start: tuple[int, int]) -> list[bool]:
     """Whether each frame carries `salts` and continues the checksum of the frame before.
 
     After a broken frame the next may continue either the checksum stored there (when
@@ -99,8 +98,7 @@ def inspect(wal_path: Path) -> WalReport | None:
         return None  # SQLite ignores a log shorter than its header
     magic, _version, page_size, _seq, salt1, salt2, c0, c1 = struct.unpack(">8I", data[:32])
     big_endian = magic == _MAGIC[1]
-    header_ok = (magic in _MAGIC and page_size == PAGE_SIZE
-                 and _checksum(data[:24], big_endian, 0, 0) == (c0, c1))
+    header_ok = magic in _MAGIC and page_size == PAGE_SIZE and _checksum(data[:24], big_endian, 0, 0) == (c0, c1)
     frame_bytes = FRAME_HEADER_BYTES + PAGE_SIZE
     count = (len(data) - HEADER_BYTES) // frame_bytes
     if count == 0:
@@ -111,8 +109,7 @@ def inspect(wal_path: Path) -> WalReport | None:
         # SQLite ignores the whole log: every commit that still chains is dropped.
         intact = _chain(frames, big_endian, frames[0][0], (c0, c1))
         lost = sum(c for c, ok in zip(commit, intact) if ok)
-        return WalReport(count, sum(commit), 0 if lost else None, lost,
-                         header_damaged=bool(lost))
+        return WalReport(count, sum(commit), 0 if lost else None, lost, header_damaged=bool(lost))
     intact = _chain(frames, big_endian, (salt1, salt2), (c0, c1))
     first_bad = next((i for i, ok in enumerate(intact) if not ok), None)
     if first_bad is None:

@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QPlainTextEdit
 
 from therapist_app.ui.session_controller import MAX_INPUT_CHARS
 
-
 # Long enough not to fire between keystrokes, short enough to fire between words.
 DRAFT_PAUSE_MS = 300
 
@@ -44,14 +43,18 @@ class ClientInput(QPlainTextEdit):
     def insertFromMimeData(self, source: QMimeData) -> None:
         text = source.text()
         if len(text) + len(self.toPlainText()) > MAX_INPUT_CHARS:
-            self.refused.emit(f"The pasted text is {len(text):,} characters; one turn may hold "
-                              f"at most {MAX_INPUT_CHARS:,}. Paste it in parts.")
+            self.refused.emit(
+                f"The pasted text is {len(text):,} characters; one turn may hold "
+                f"at most {MAX_INPUT_CHARS:,}. Paste it in parts."
+            )
             return
         self.insertPlainText(text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
-                event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+        if (
+            event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+            and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
             self.submit()
             return
         super().keyPressEvent(event)

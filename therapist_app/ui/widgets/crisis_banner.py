@@ -56,8 +56,11 @@ class CrisisBanner(QFrame):
         if crisis.risk is None:
             # Restored from the store (the session was reopened): the categories were
             # recorded with the words; the phrases are in the transcript.
-            what, detail, check = ("Possible crisis language earlier in this session", "",
-                                   "Review the flagged turn in the transcript")
+            what, detail, check = (
+                "Possible crisis language earlier in this session",
+                "",
+                "Review the flagged turn in the transcript",
+            )
         else:
             phrases = "; ".join(f"“{p}”" for p in risk_phrases(crisis.risk))
             # A sentence that only resembles authored risk statements (no listed phrase)
@@ -69,17 +72,19 @@ class CrisisBanner(QFrame):
             check = "Ask the client what they mean" if resembles else "Assess risk now"
             categories += f", severity {crisis.risk.severity}"
         if crisis.acknowledged:
-            text = (f"Acknowledged: {what[0].lower()}{what[1:]} ({categories}){detail}. "
-                    "Follow your clinic's risk protocol.")
+            text = (
+                f"Acknowledged: {what[0].lower()}{what[1:]} ({categories}){detail}. Follow your clinic's risk protocol."
+            )
         else:
-            text = (f"{what} ({categories}){detail}. {check} and follow your clinic's protocol. "
-                    "Acknowledge to continue.")
+            text = f"{what} ({categories}){detail}. {check} and follow your clinic's protocol. Acknowledge to continue."
         self.label.setText(text)
         self.setAccessibleDescription(text)
         self.acknowledge_button.setVisible(not crisis.acknowledged)
         background, foreground = crisis_colors(QGuiApplication.palette(), crisis.acknowledged)
-        sheet = (f"#crisisBanner {{ background: {background}; border: 2px solid {foreground}; }}"
-                 f" #crisisBanner QLabel {{ color: {foreground}; font-weight: bold; }}")
+        sheet = (
+            f"#crisisBanner {{ background: {background}; border: 2px solid {foreground}; }}"
+            f" #crisisBanner QLabel {{ color: {foreground}; font-weight: bold; }}"
+        )
         if sheet != self.styleSheet():
             self.setStyleSheet(sheet)
         self.show()

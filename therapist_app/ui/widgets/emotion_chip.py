@@ -64,7 +64,8 @@ class EmotionChip(QToolButton):
         self.setText(text)
         self.setAccessibleDescription(text)
         background, foreground = chip_colors(QGuiApplication.palette())
-        sheet = (f"#emotionChip {{ background: {background}; color: {foreground}; "
-                 "border-radius: 10px; padding: 3px 10px; }")
+        sheet = (
+            f"#emotionChip {{ background: {background}; color: {foreground}; border-radius: 10px; padding: 3px 10px; }}"
+        )
         if sheet != self.styleSheet():
             self.setStyleSheet(sheet)

@@ -31,10 +31,11 @@ from therapist_app.core.taxonomy import strategies
 from therapist_app.ui.session_controller import SessionController, SessionError, SuggestionSlot
 
 REPAINT_MS = 50
-DISCLAIMER = ("Suggestions are drafts for your judgement. Nothing is recorded as said "
-              "until you accept or edit it.")
+DISCLAIMER = "Suggestions are drafts for your judgement. Nothing is recorded as said until you accept or edit it."
 _STATUS = {
-    "accepted": "accepted", "edited": "edited and used", "rejected": "rejected",
+    "accepted": "accepted",
+    "edited": "edited and used",
+    "rejected": "rejected",
     "not_chosen": "not chosen",
 }
 
@@ -72,8 +73,7 @@ class SuggestionCard(QFrame):
         for button in (self.save_button, self.cancel_button):
             button.hide()
         buttons = QHBoxLayout()
-        for button in (self.accept_button, self.edit_button, self.reject_button,
-                       self.save_button, self.cancel_button):
+        for button in (self.accept_button, self.edit_button, self.reject_button, self.save_button, self.cancel_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -107,8 +107,7 @@ class SuggestionCard(QFrame):
             self.body.setText(slot.text)
         # Oversight means seeing why a draft is here: its rank and score components.
         self.setToolTip(f"Why this draft: {slot.explanation}" if slot.explanation else "")
-        self.setAccessibleName(f"Suggestion {self.index + 1}, {name}"
-                               + (f", {state}" if state else ""))
+        self.setAccessibleName(f"Suggestion {self.index + 1}, {name}" + (f", {state}" if state else ""))
         self.setAccessibleDescription(slot.text + (f" ({slot.explanation})" if slot.explanation else ""))
         self._set_actions(slot.decidable and not self._controller.generating)
 
@@ -160,8 +159,10 @@ class SuggestionCard(QFrame):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if not self.editor.isHidden():
-            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
-                    event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            if (
+                event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                and event.modifiers() & Qt.KeyboardModifier.ControlModifier
+            ):
                 self.save_edit()
                 return
             if event.key() == Qt.Key.Key_Escape:

@@ -35,6 +35,7 @@ def counted(function):
         result = function(*args, **kwargs)
         step()
         return result
+
     return wrapper
 
 

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from tests.core.store.helpers import PASSPHRASE
-from therapist_app.core.store import Store, StorageFailure, StorageFull
+from therapist_app.core.store import StorageFailure, StorageFull, Store
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
 store = Store.open(sys.argv[1], PASSPHRASE)
