@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.model_homes import ollama_pull
 from therapist_app.cli import main
 from therapist_app.core.model_file import sha256_file
 
@@ -23,15 +23,7 @@ def home(tmp_path, monkeypatch, tiny_gguf) -> Path:
     lm = home / ".lmstudio/models/tiny-org/tiny-GGUF/tiny-llama.f32.gguf"
     lm.parent.mkdir(parents=True)
     shutil.copy(tiny_gguf, lm)
-    digest = sha256_file(tiny_gguf)
-    blob = home / ".ollama/models/blobs" / f"sha256-{digest}"
-    blob.parent.mkdir(parents=True)
-    shutil.copy(tiny_gguf, blob)
-    manifest = home / ".ollama/models/manifests/registry.ollama.ai/library/tiny/f32"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(
-        json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]})
-    )
+    ollama_pull(home, tiny_gguf)
     monkeypatch.setenv("HOME", str(home))
     for variable in ("OLLAMA_MODELS", "XDG_DATA_HOME", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(variable, raising=False)

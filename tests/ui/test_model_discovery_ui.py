@@ -3,12 +3,12 @@ place or copied into the app, under the clinic policy."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.model_homes import ollama_pull
 from tests.ui.conftest import unlock
 from therapist_app.core.model_discovery import discover
 from therapist_app.core.model_file import sha256_file
@@ -22,15 +22,7 @@ pytestmark = pytest.mark.gui
 def home(tmp_path, tiny_gguf) -> Path:
     """A home where Ollama pulled the tiny model (a blob named by its hash, no extension)."""
     home = tmp_path / "home"
-    digest = sha256_file(tiny_gguf)
-    blob = home / ".ollama/models/blobs" / f"sha256-{digest}"
-    blob.parent.mkdir(parents=True)
-    shutil.copy(tiny_gguf, blob)
-    manifest = home / ".ollama/models/manifests/registry.ollama.ai/library/tiny/f32"
-    manifest.parent.mkdir(parents=True)
-    manifest.write_text(
-        json.dumps({"layers": [{"mediaType": "application/vnd.ollama.image.model", "digest": f"sha256:{digest}"}]})
-    )
+    ollama_pull(home, tiny_gguf)
     return home
 
 
