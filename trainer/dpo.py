@@ -4,12 +4,18 @@ simulated sessions, with TRL's `DPOTrainer`.
 The loss is DPO's sigmoid loss plus an NLL term on the chosen reply (TRL's `sft` loss
 type, weighted by `nll_weight`), which keeps the chosen replies likely in absolute
 terms, not only relative to the rejected ones (as in PAPRIKA and RPO).
+
+With `rounds` N (PAPRIKA's loop), round k+1 simulates with the policy round k trained,
+and the curriculum carries over, so its choice of scenario groups follows every result
+so far; each round is its own run folder under one parent, with `rounds.json`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -41,9 +47,19 @@ class DPOSettings(RewardSettings, RLSettings):
     margin: float = setting(0.1, "smallest score gap between best and worst trajectory that makes a pair", at_least=0)
     exploration: float = setting(1.0, "the curriculum's UCB exploration weight", at_least=0)
     nll_weight: float = setting(1.0, "weight of the NLL term on the chosen reply (0 turns it off)", at_least=0)
+    rounds: int = setting(1, "PAPRIKA rounds with --simulate: simulate, train, then simulate again with the trained "
+                             "policy (the curriculum carries over); each round's run folder is run_name/round-K",
+                          at_least=1)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_sources()
+        if self.rounds > 1 and not self.simulate:
+            raise ConfigError("rounds above 1 need --simulate: each round simulates with the policy trained before")
+        if self.rounds > 1 and self.finetune == "lora" and not self.merge_lora:
+            raise ConfigError("rounds above 1 with LoRA need merge_lora: the next round starts from merged/")
+
+    def check_sources(self) -> None:
         if not self.app_export and not self.simulate:
             raise ConfigError("no preference data: pass --app-export FILE and/or --simulate")
 
@@ -60,8 +76,9 @@ class DPOResult:
     margin_after: float
 
 
-def collect_pairs(settings: DPOSettings) -> tuple[list[PreferencePair], dict]:
-    """Pairs from the app export and/or simulation, and a text-free record of how."""
+def collect_pairs(settings: DPOSettings, curriculum=None, first_round: int = 0) -> tuple[list[PreferencePair], dict]:
+    """Pairs from the app export and/or simulation, and a text-free record of how; a
+    `curriculum` given is updated by this simulation (see `simulator.simulate_pairs`)."""
     pairs: list[PreferencePair] = []
     record: dict = {}
     if settings.app_export:
@@ -80,7 +97,7 @@ def collect_pairs(settings: DPOSettings) -> tuple[list[PreferencePair], dict]:
             simulated, sim_log = simulate_pairs(
                 load_scenarios(settings.personas or None), policy, client, reward_pack(settings),
                 settings.simulation_rounds, settings.groups_per_round, settings.trajectories, settings.turns,
-                settings.margin, settings.seed, settings.exploration)
+                settings.margin, settings.seed, settings.exploration, curriculum, first_round)
         finally:
             client.close()
         pairs += simulated
@@ -110,13 +127,39 @@ def logprob_margin(model, tokenizer, rows: Sequence[dict]) -> float:
 
 
 def run_dpo(settings: DPOSettings, callbacks: Sequence = ()) -> DPOResult:
+    """One DPO run, or `rounds` of them (PAPRIKA), each from the policy the round before
+    trained; returns the last round's result."""
+    if settings.rounds == 1:
+        return _run_round(settings, callbacks)
+    from trainer.run import world_size
+    from trainer.simulator import curriculum_for, load_scenarios
+
+    if world_size() > 1 and not settings.run_name:
+        raise ConfigError("rounds on several processes need --run-name: every process must use one folder")
+    parent = Path(settings.output_dir) / (settings.run_name or time.strftime("%Y%m%d-%H%M%S", time.gmtime()))
+    curriculum = curriculum_for(load_scenarios(settings.personas or None), settings.exploration, settings.seed)
+    model, history = settings.model, []
+    for number in range(1, settings.rounds + 1):
+        round_settings = replace(settings, model=model, output_dir=str(parent), run_name=f"round-{number}", rounds=1)
+        result = _run_round(round_settings, callbacks, curriculum, (number - 1) * settings.simulation_rounds)
+        history.append({"round": number, "model": model, "run_dir": str(result.run_dir),
+                        "global_step": result.global_step, "app_pairs": result.app_pairs,
+                        "simulated_pairs": result.simulated_pairs, "margin_before": round(result.margin_before, 4),
+                        "margin_after": round(result.margin_after, 4)})
+        # The same path on every process (only the main one writes merged/).
+        model = str(result.run_dir / ("merged" if settings.finetune == "lora" else "final"))
+        (parent / "rounds.json").write_text(json.dumps({"rounds": history}, indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _run_round(settings: DPOSettings, callbacks: Sequence = (), curriculum=None, first_round: int = 0) -> DPOResult:
     import torch
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     run = prepare_run(settings)
     tokenizer = load_tokenizer(settings.model)
-    pairs, record = collect_pairs(settings)
+    pairs, record = collect_pairs(settings, curriculum, first_round)
     if not pairs:
         raise TrainError("no preference pairs: the export has no round with a kept and a turned-down suggestion, "
                          "and simulation (if on) found no score gap above the margin")

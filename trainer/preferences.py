@@ -2,22 +2,31 @@
 simulated sessions scored by the reward pack.
 
 App decisions: within one suggestion round (same conversation, context and client
-words) the text the therapist kept (an accepted suggestion, or the edited final text)
-is preferred over every suggestion they rejected and over the original of an edit
-that changed it.
+words) the text that answered the client (an accepted suggestion, the edited final text,
+or the reply the therapist typed themselves, `own`) is preferred over every suggestion
+they turned down (rejected, or left `not_chosen` when another text answered) and over the
+original of an edit that changed it.
 Identical texts never make a pair; a round with nothing kept or nothing turned down
-gives none (counted in the stats).
+gives none (counted in the stats, with how many rows had each decision).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from therapist_app.core.dialogue_format import Example, SuggestionRequest, clean_text, render_prompt, training_example
+from therapist_app.core.dialogue_format import (
+    UNUSED,
+    Example,
+    SuggestionRequest,
+    clean_text,
+    render_prompt,
+    training_example,
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class PairStats:
     rounds_without_kept: int
     rounds_without_turned_down: int
     identical_skipped: int
+    decisions: dict[str, int] = field(default_factory=dict)
+    """Rows per decision (accepted, edited, rejected, not_chosen, own)."""
 
 
 def _round_key(example: Example) -> tuple:
@@ -57,6 +68,21 @@ def _same(a: str, b: str) -> bool:
     return " ".join(clean_text(a).casefold().split()) == " ".join(clean_text(b).casefold().split())
 
 
+def _kept(row: Example) -> str | None:
+    """The text that answered the client in this row, if any."""
+    if row.decision == "accepted":
+        return row.reply or row.suggestion
+    return row.reply if row.decision in ("edited", "own") else None
+
+
+def _turned_down(row: Example) -> str | None:
+    """The draft the therapist did not use in this row, if any. An "edit" that left the
+    text as it was is an acceptance, not a turned-down original."""
+    if row.decision in UNUSED or (row.decision == "edited" and not _same(row.reply or "", row.suggestion or "")):
+        return row.suggestion or None
+    return None
+
+
 def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePair], PairStats]:
     rounds: dict[tuple, list[Example]] = {}
     for example in examples:
@@ -66,10 +92,8 @@ def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePa
     pairs: list[PreferencePair] = []
     no_kept = no_down = identical = 0
     for key, rows in rounds.items():
-        kept = [r.reply if r.decision == "edited" else (r.reply or r.suggestion) for r in rows if r.decision in ("accepted", "edited")]
-        # An "edit" that left the text as it was is an acceptance, not a turned-down original.
-        turned_down = [r.suggestion for r in rows if r.suggestion and (
-            r.decision == "rejected" or (r.decision == "edited" and not _same(r.reply or "", r.suggestion)))]
+        kept = [text for text in map(_kept, rows) if text]
+        turned_down = [text for text in map(_turned_down, rows) if text]
         no_kept += not kept
         no_down += not turned_down
         seen = set()
@@ -81,7 +105,8 @@ def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePa
                 continue
             seen.add((chosen, rejected))
             pairs.append(PreferencePair(rows[0].request(), chosen, rejected, "app", rows[0].id or key[0]))
-    return pairs, PairStats(len(rounds), len(pairs), no_kept, no_down, identical)
+    decisions = Counter(row.decision for rows in rounds.values() for row in rows)
+    return pairs, PairStats(len(rounds), len(pairs), no_kept, no_down, identical, dict(sorted(decisions.items())))
 
 
 def pairs_from_app_export(path: str | Path) -> tuple[list[PreferencePair], PairStats]:

@@ -6,11 +6,18 @@ and breaks no safety rule; the ensemble's confidence is the weighted mean of the
 components mapped to 0..1 (`RewardPack.confidence`). Kept replies become normalised
 examples (source `self-training`) that SFT can train on; every decision, kept or not,
 is recorded with its reason and scores (ids and numbers only, no text).
+
+Continual: with `rounds` N and `sft_steps` above 0, each round generates with the
+current model, keeps what passes, fine-tunes on it (SFT, validated on conversations held
+out of the prompts) and generates the next round with the model that training produced;
+a last pass scores the final model. `rounds.json` records what each round kept (and why
+the rest was dropped), its mean confidence, and its SFT run and validation loss.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,7 +25,7 @@ from typing import Sequence
 from therapist_app.core.dialogue_format import Example, parse_reply
 from therapist_app.core.scoring.safety import check_reply
 
-from trainer.config import setting
+from trainer.config import ConfigError, setting
 from trainer.rewards import RewardPack
 from trainer.rewards.resources import load_risk_detector
 from trainer.rewards.settings import RewardSettings
@@ -36,6 +43,18 @@ class SelfTrainSettings(RewardSettings):
     temperature: float = setting(0.7, "sampling temperature (0 for greedy)", at_least=0)
     min_p: float = setting(0.1, "min-p sampling threshold", at_least=0, below=1)
     seed: int = setting(0, "sampling seed")
+    rounds: int = setting(1, "generate-filter-train rounds; round k+1 generates with the model round k trained",
+                          at_least=1)
+    sft_steps: int = setting(0, "SFT updates per round on the kept replies (0: filter only, one round)", at_least=0)
+    sft_config: str = setting("", "TOML of SFT settings for each round's training (model, data, output_dir and "
+                                  "run_name are set per round)")
+    validation_fraction: float = setting(0.2, "share of conversations held out of the prompts to validate each "
+                                              "round's SFT on (with sft_steps)", above=0, below=1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.rounds > 1 and not self.sft_steps:
+            raise ConfigError("rounds above 1 need sft_steps: each round trains the model the next one uses")
 
 
 @dataclass(frozen=True)
@@ -83,30 +102,104 @@ def decide(examples: Sequence[Example], completions: Sequence[str], pack: Reward
     return kept, decisions
 
 
-def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path, Path, list[Decision]]:
-    from trainer.data.records import read_jsonl, write_jsonl
+def _generate(model: str, examples: Sequence[Example], settings: SelfTrainSettings, generator=None) -> list[str]:
     from trainer.generation import SamplingSettings, load_generator, requests_of
-    from trainer.rewards.settings import reward_pack
 
-    examples = [e for e in read_jsonl(settings.data).examples]
-    if settings.max_examples:
-        examples = examples[: settings.max_examples]
     if generator is None:
-        if not settings.model:
+        if not model:
             raise ValueError("no model given: pass --model")
         sampling = SamplingSettings(settings.max_new_tokens, settings.temperature, settings.min_p, 1.0, settings.seed)
-        generator = load_generator(settings.model, sampling)
+        generator = load_generator(model, sampling)
     try:
-        completions = generator(requests_of(examples))
+        return generator(requests_of(examples))
     finally:
         if hasattr(generator, "close"):
             generator.close()
-    kept, decisions = decide(examples, completions, reward_pack(settings), settings.threshold, load_risk_detector())
-    output = Path(settings.output)
+
+
+def _write_round(kept: Sequence[Example], decisions: Sequence[Decision], output: Path, record: Path) -> None:
+    from trainer.data.records import write_jsonl
+
     output.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(kept, output)
-    record = Path(settings.record) if settings.record else output.with_name(output.stem + ".decisions.jsonl")
     with record.open("w", encoding="utf-8") as f:
         for decision in decisions:
             f.write(json.dumps(asdict(decision), sort_keys=True) + "\n")
+
+
+def _summary(decisions: Sequence[Decision]) -> dict:
+    return {
+        "prompts": len(decisions),
+        "kept": sum(d.kept for d in decisions),
+        "reasons": dict(sorted(Counter(d.reason for d in decisions).items())),
+        "mean_confidence": round(sum(d.confidence for d in decisions) / max(1, len(decisions)), 4),
+    }
+
+
+def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path, Path, list[Decision]]:
+    """Generate, filter and (with sft_steps) train for `rounds` rounds; returns the last
+    round's kept file, its decision record and its decisions. `generator` replaces the
+    model's generation (one round only: there is no model to train)."""
+    from trainer.data.records import read_jsonl
+    from trainer.rewards.settings import reward_pack
+
+    examples = [e for e in read_jsonl(settings.data).examples]
+    pack, detector = reward_pack(settings), load_risk_detector()
+    output = Path(settings.output)
+    record = Path(settings.record) if settings.record else output.with_name(output.stem + ".decisions.jsonl")
+    if not settings.sft_steps:
+        prompts = examples[: settings.max_examples] if settings.max_examples else examples
+        kept, decisions = decide(prompts, _generate(settings.model, prompts, settings, generator), pack,
+                                 settings.threshold, detector)
+        _write_round(kept, decisions, output, record)
+        return output, record, decisions
+    if generator is not None:
+        raise ValueError("a stand-in generator cannot be trained: rounds with sft_steps need --model")
+
+    from trainer.data.split import SplitFractions, split_examples
+
+    parts = split_examples(examples, SplitFractions(1 - settings.validation_fraction, settings.validation_fraction, 0),
+                           settings.seed)
+    prompts = parts["train"][: settings.max_examples] if settings.max_examples else parts["train"]
+    held_out = [e for e in parts["validation"] if e.reply]
+    if not prompts or not held_out:
+        raise ValueError(f"{settings.data} is too small to hold out validation conversations: add data or change "
+                         "validation_fraction")
+    folder, model, rounds = output.parent, settings.model, []
+    for number in range(1, settings.rounds + 2):
+        decisions_now = decide(prompts, _generate(model, prompts, settings), pack, settings.threshold, detector)
+        entry = {"round": number, "model": model, **_summary(decisions_now[1])}
+        if number > settings.rounds:  # the last pass only scores the final model
+            entry["evaluation_only"] = True
+            rounds.append(entry)
+            break
+        kept, decisions = decisions_now
+        round_dir = folder / f"round-{number}"
+        _write_round(kept, decisions, round_dir / "train.jsonl", round_dir / "decisions.jsonl")
+        if kept:
+            sft = _train_round(settings, model, kept, held_out, round_dir)
+            model = str(sft.merged_dir or sft.final_dir)
+            entry["sft"] = {"run_dir": str(sft.run_dir), "global_step": sft.global_step,
+                            "train_examples": sft.train_examples, "validation_loss": sft.final_eval_loss}
+        else:
+            entry["sft"] = None  # nothing kept: the next round generates with the same model
+        rounds.append(entry)
+        (folder / "rounds.json").write_text(json.dumps({"rounds": rounds}, indent=2) + "\n", encoding="utf-8")
+    (folder / "rounds.json").write_text(json.dumps({"rounds": rounds}, indent=2) + "\n", encoding="utf-8")
+    _write_round(kept, decisions, output, record)
     return output, record, decisions
+
+
+def _train_round(settings: SelfTrainSettings, model: str, kept: Sequence[Example], held_out: Sequence[Example],
+                 round_dir: Path):
+    """SFT from `model` on this round's kept replies, validated on the held-out conversations."""
+    from trainer.config import load_config
+    from trainer.data.records import write_jsonl
+    from trainer.sft import SFTSettings, run_sft
+
+    write_jsonl(held_out, round_dir / "validation.jsonl")
+    sft = load_config(SFTSettings, settings.sft_config or None, {
+        "model": model, "data": str(round_dir), "output_dir": str(round_dir), "run_name": "sft",
+        "max_steps": settings.sft_steps, "seed": settings.seed,
+    })
+    return run_sft(sft)

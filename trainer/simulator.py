@@ -173,19 +173,27 @@ class SimulationLog:
     rounds: list[dict]
 
 
+def curriculum_for(scenarios: Sequence[Scenario], exploration: float = 1.0, seed: int = 0) -> Curriculum:
+    """A curriculum over the scenarios' groups (in their first-seen order)."""
+    return Curriculum(list(dict.fromkeys(s.group for s in scenarios)), exploration, seed)
+
+
 def simulate_pairs(scenarios: Sequence[Scenario], policy: Policy, client: ChatFn, pack: RewardPack,
                    rounds: int = 2, groups_per_round: int = 2, trajectories: int = 4, turns: int = 2,
-                   margin: float = 0.1, seed: int = 0, exploration: float = 1.0) -> tuple[list[PreferencePair], SimulationLog]:
-    """Curriculum rounds: pick groups by learning potential, simulate one scenario of each, pair."""
+                   margin: float = 0.1, seed: int = 0, exploration: float = 1.0, curriculum: Curriculum | None = None,
+                   first_round: int = 0) -> tuple[list[PreferencePair], SimulationLog]:
+    """Curriculum rounds: pick groups by learning potential, simulate one scenario of each, pair.
+    A `curriculum` passed in (PAPRIKA's rounds of training) is updated in place, so the
+    next call picks from everything simulated so far; `first_round` numbers the rounds on."""
     by_group: dict[str, list[Scenario]] = {}
     for scenario in scenarios:
         by_group.setdefault(scenario.group, []).append(scenario)
-    curriculum = Curriculum(list(by_group), exploration, seed)
-    rng = random.Random(seed)
+    curriculum = curriculum if curriculum is not None else curriculum_for(scenarios, exploration, seed)
+    rng = random.Random(seed + first_round)
     pairs, log_rows = [], []
     picked = min(groups_per_round, len(by_group))
     bar = progress(desc="simulating", total=rounds * picked, unit="scenario")
-    for number in range(rounds):
+    for number in range(first_round, first_round + rounds):
         for group in curriculum.select(picked):
             scenario = rng.choice(by_group[group])
             sampled = simulate(scenario, policy, client, pack, trajectories, turns)

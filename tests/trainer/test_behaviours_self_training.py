@@ -9,6 +9,7 @@ import pytest
 from therapist_app.core.dialogue_format import Example
 from trainer.behaviours import behaviours_in, count_behaviours, load_priming
 from trainer.cli import main
+from trainer.config import ConfigError
 from trainer.data.records import read_jsonl
 from trainer.rewards import build_reward_pack
 from trainer.rewards.resources import load_risk_detector
@@ -86,3 +87,31 @@ def test_self_train_command_on_a_tiny_model(tiny_model, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert "of 2 replies" in capsys.readouterr().out
     assert len(out.with_name("kept.decisions.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_continual_self_training_runs_rounds_on_the_model_each_round_trained(tiny_model, tmp_path, capsys):
+    sft = tmp_path / "sft.toml"
+    sft.write_text('finetune = "full"\nbatch_size = 2\nmax_length = 256\nnum_threads = 2\neval_steps = 0\n'
+                   'learning_rate = 0.01\nwarmup_ratio = 0.0\n')
+    out = tmp_path / "self" / "kept.jsonl"
+    code = main(["self-train", "--model", str(tiny_model), "--max-examples", "3", "--max-new-tokens", "12",
+                 "--output", str(out), "--emotion-classifier", "none", "--rewards", "safety,format_compliance",
+                 "--reward-weights", "1,1", "--threshold", "0", "--rounds", "2", "--sft-steps", "1",
+                 "--sft-config", str(sft)])
+    assert code == 0, capsys.readouterr().err
+    rounds = json.loads((tmp_path / "self" / "rounds.json").read_text())["rounds"]
+    # Two trained rounds and a last pass that only scores the final model.
+    assert [r["round"] for r in rounds] == [1, 2, 3] and rounds[-1]["evaluation_only"]
+    assert rounds[0]["model"] == str(tiny_model)
+    for before, after in zip(rounds, rounds[1:]):
+        assert after["model"] == str(tmp_path / "self" / f"round-{before['round']}" / "sft" / "final")
+    for entry in rounds[:2]:
+        assert entry["prompts"] == 3 and sum(entry["reasons"].values()) == 3
+        assert entry["kept"] == entry["reasons"]["kept"]
+        assert entry["sft"]["global_step"] == 1 and entry["sft"]["train_examples"] == entry["kept"]
+        assert entry["sft"]["validation_loss"] > 0
+        kept_rows = (tmp_path / "self" / f"round-{entry['round']}" / "train.jsonl").read_text().splitlines()
+        assert len(kept_rows) == entry["kept"]
+    assert "round 2: kept" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="sft_steps"):
+        SelfTrainSettings(model="m", rounds=2)

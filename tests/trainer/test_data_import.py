@@ -146,6 +146,31 @@ def test_app_export_is_validated_as_is(tmp_path):
         import_app_export(path)
 
 
+def test_app_export_takes_not_chosen_drafts_and_own_replies(tmp_path):
+    rows = [
+        Example("I'm fine.", None, source="app", conversation_id="c1", id="e1", decision="not_chosen",
+                suggestion="Why?"),
+        Example("I'm fine.", "Fine can mean a lot of things.", source="app", conversation_id="c1", id="e2",
+                decision="own"),
+    ]
+    path = tmp_path / "export.jsonl"
+    write_jsonl(rows, path)
+    assert import_app_export(path).examples == tuple(rows)
+    bad = [
+        Example("I'm fine.", "Mine.", source="app", decision="own", suggestion="A draft?"),  # own holds no draft
+        Example("I'm fine.", None, source="app", decision="not_chosen"),  # a draft row without its draft
+        Example("I'm fine.", "Sure.", source="app", decision="accepted"),
+    ]
+    write_jsonl(bad, path)
+    with pytest.raises(DataError) as failure:
+        import_app_export(path)
+    assert [(e.line, e.message) for e in failure.value.errors] == [
+        (1, "an `own` row is the therapist's reply and holds no `suggestion`"),
+        (2, "a not_chosen row needs the model's `suggestion`"),
+        (3, "a accepted row needs the model's `suggestion`"),
+    ]
+
+
 def test_the_apps_sample_export_imports():
     examples = import_app_export(SAMPLES.parent / "app_export_sample.jsonl").examples
     assert examples and all(e.decision in ("accepted", "edited", "rejected") for e in examples)

@@ -52,9 +52,31 @@ def test_dpo_on_simulated_sessions(tiny_model, tiny_gguf, tmp_path, capsys):
     assert info["results"]["global_step"] == 2
 
 
+def test_paprika_rounds_simulate_with_the_policy_the_round_before_trained(tiny_model, tiny_gguf, tmp_path, capsys):
+    code = main(["dpo", "--model", str(tiny_model), "--simulate", "--simulator-model", str(tiny_gguf), "--rounds", "2",
+                 "--simulation-rounds", "1", "--groups-per-round", "2", "--trajectories", "2", "--turns", "1",
+                 "--max-new-tokens", "6", "--margin", "0", "--rewards", "emotion_alignment,format_compliance",
+                 "--reward-weights", "1,1", "--output-dir", str(tmp_path), "--run-name", "paprika", "--max-steps", "1",
+                 *QUICK])
+    assert code == 0, capsys.readouterr().err
+    rounds = json.loads((tmp_path / "paprika" / "rounds.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    # Round 2 starts from (and simulates with) the policy round 1 trained.
+    assert rounds[0]["model"] == str(tiny_model)
+    assert rounds[1]["model"] == str(tmp_path / "paprika" / "round-1" / "final")
+    assert f'model = "{rounds[1]["model"]}"' in (tmp_path / "paprika" / "round-2" / "config.toml").read_text()
+    first, second = (_results(tmp_path / "paprika" / f"round-{k}")["simulation"] for k in (1, 2))
+    assert [r["round"] for r in first] == [0, 0] and [r["round"] for r in second] == [1, 1]
+    # The curriculum carried over: round 2 tried the groups round 1 had not (untried first).
+    assert not {r["group"] for r in first} & {r["group"] for r in second}
+    assert all(r["global_step"] == 1 for r in rounds)
+
+
 def test_dpo_settings_are_checked(tmp_path, capsys):
     with pytest.raises(ConfigError, match="no preference data"):
         DPOSettings(model="m")
+    with pytest.raises(ConfigError, match="rounds above 1 need --simulate"):
+        DPOSettings(model="m", app_export="x", rounds=2)
     with pytest.raises(ConfigError, match="trajectories"):
         DPOSettings(model="m", simulate=True, trajectories=1)
     assert main(["dpo", "--model", str(tmp_path / "none"), "--app-export", str(EXPORT)]) == 2

@@ -54,6 +54,46 @@ def test_pair_rules():
         pairs_from_decisions([Example("x", "y")])
 
 
+def test_pairs_from_all_five_decisions():
+    """Per round: what answered the client (accepted, edited final text, own reply) over what
+    was turned down (rejected, not chosen, the original of a changing edit)."""
+    pairs, stats = pairs_from_decisions([
+        # Round 1: one draft rejected, one accepted, the third left unchosen by the acceptance.
+        _decision("rejected", "Cheer up."),
+        _decision("accepted", "That sounds hard.", "That sounds hard."),
+        _decision("not_chosen", "Have you tried yoga?"),
+        # Round 2 (new words): an edit that changed its draft; the other draft went unchosen.
+        _decision("edited", "Why now?", "What made today the day?", words="I quit."),
+        _decision("not_chosen", "Good for you.", words="I quit."),
+        # Round 3: the therapist typed their own words; every draft went unchosen, one of them
+        # the same text as the own reply (no pair).
+        _decision("not_chosen", "You sound tired.", words="Long week."),
+        _decision("not_chosen", "you sound  TIRED.", words="Long week."),
+        Example("Long week.", "You sound tired.", conversation_id="c", decision="own", source="app"),
+        # Round 4: only rejections, nothing answered yet.
+        _decision("rejected", "Calm down.", words="Ugh."),
+    ])
+    assert {(p.request.client_words, p.chosen, p.rejected) for p in pairs} == {
+        ("I feel stuck.", "That sounds hard.", "Cheer up."),
+        ("I feel stuck.", "That sounds hard.", "Have you tried yoga?"),
+        ("I quit.", "What made today the day?", "Why now?"),  # over the edit's own original
+        ("I quit.", "What made today the day?", "Good for you."),
+    }
+    assert len(pairs) == 4 and all(p.source == "app" for p in pairs)
+    assert (stats.rounds, stats.pairs, stats.rounds_without_kept, stats.rounds_without_turned_down,
+            stats.identical_skipped) == (4, 4, 1, 0, 2)
+    assert stats.decisions == {"accepted": 1, "edited": 1, "not_chosen": 4, "own": 1, "rejected": 2}
+    own_pairs, _ = pairs_from_decisions([
+        Example("Long week.", "That is a lot to carry.", conversation_id="c", decision="own", source="app"),
+        _decision("not_chosen", "You sound tired.", words="Long week."),
+        _decision("rejected", "Sleep more.", words="Long week."),
+    ])
+    assert [(p.chosen, p.rejected) for p in own_pairs] == [
+        ("That is a lot to carry.", "You sound tired."), ("That is a lot to carry.", "Sleep more.")]
+    row = own_pairs[0].to_dpo_row()
+    assert row["chosen"] == "That is a lot to carry." + IM_END and row["prompt"].endswith("assistant\n")
+
+
 def test_curriculum_prefers_groups_whose_scores_vary():
     curriculum = Curriculum(["calm", "mixed", "new"], exploration=0.1, seed=3)
     curriculum.record("calm", [0.5, 0.5, 0.5])

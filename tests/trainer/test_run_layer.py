@@ -27,8 +27,9 @@ from trainer.run import DataSettings, TrainSettings, command
 ROOT = Path(__file__).resolve().parents[2]
 TRAINER = ROOT / "trainer"
 SEED = ROOT / "assets" / "seed_corpus.jsonl"
-# The one module that may import trainer.sft: the `sft` command itself.
-SFT_USERS = {"trainer.cli.sft"}
+# The modules that may import trainer.sft: the `sft` command itself, and continual
+# self-training, which runs that command as one stage of each round.
+SFT_USERS = {"trainer.cli.sft", "trainer.self_training"}
 
 
 def _module_name(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from trainer.config import add_settings_command, config_from_args
 from trainer.rewards import RewardUnavailable
@@ -29,9 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_settings_command(
         subparsers, "self-train", SelfTrainSettings, run_self_train_command,
-        help="keep the model's own valid, confidently rewarded replies as new SFT data",
+        help="keep the model's own valid, confidently rewarded replies as new SFT data (N rounds with --sft-steps)",
         description="Generate replies for the data's client turns, keep those that are valid and whose reward "
-        "ensemble confidence reaches the threshold, and record every decision with its reason.",
+        "ensemble confidence reaches the threshold, and record every decision with its reason. With --sft-steps, "
+        "fine-tune on what was kept and repeat for --rounds rounds, each generating with the model the round "
+        "before trained; rounds.json records each round.",
     )
 
 
@@ -62,7 +65,16 @@ def run_dpo_command(args: argparse.Namespace) -> int:
 def run_self_train_command(args: argparse.Namespace) -> int:
     from trainer.self_training import SelfTrainSettings, run_self_training
 
-    output, record, decisions = run_self_training(config_from_args(SelfTrainSettings, args))
+    settings = config_from_args(SelfTrainSettings, args)
+    output, record, decisions = run_self_training(settings)
+    if settings.sft_steps:
+        rounds = json.loads(output.with_name("rounds.json").read_text(encoding="utf-8"))["rounds"]
+        for entry in rounds:
+            trained = entry.get("sft") or {}
+            print(f"round {entry['round']}: kept {entry['kept']} of {entry['prompts']} (mean confidence "
+                  f"{entry['mean_confidence']:.3f})" + (f"; SFT {trained['global_step']} steps, validation loss "
+                                                        f"{trained['validation_loss']:.4f}" if trained else ""))
+        print(f"record of every round: {output.with_name('rounds.json')}")
     kept = sum(d.kept for d in decisions)
     print(f"kept {kept} of {len(decisions)} replies in {output}; decisions in {record}")
     return 0

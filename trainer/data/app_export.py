@@ -1,7 +1,9 @@
 """The app's de-identified export: already the normalised schema, so importing is validating.
 
-Rows keep their `decision` and `suggestion` (preference training uses the rejected ones);
-SFT keeps only rows with a reply.
+Rows keep their `decision` and `suggestion` (preference training pairs what the therapist
+used with what they turned down); SFT keeps only rows with a reply. A decision on a draft
+(accepted, edited, rejected, not_chosen) carries the model's `suggestion`; a reply the
+therapist typed themselves (`own`) carries none.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ def _decision_row(line: str) -> Example:
     example = example_from_line(line)
     if example.decision is None:
         raise ValueError("not an app export row: `decision` is missing")
-    if not example.suggestion:
-        raise ValueError("a decision row needs the model's `suggestion`")
+    if example.decision == "own":
+        if example.suggestion:
+            raise ValueError("an `own` row is the therapist's reply and holds no `suggestion`")
+    elif not example.suggestion:
+        raise ValueError(f"a {example.decision} row needs the model's `suggestion`")
     return example
