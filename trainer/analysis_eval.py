@@ -65,7 +65,12 @@ def classification_report(gold: Sequence[str], predicted: Sequence[str], labels:
         support[label] = int(gold_n)
     present = [label for label in labels if support[label]]
     return ClassReport(
-        labels, confusion, precision, recall, f1, support,
+        labels,
+        confusion,
+        precision,
+        recall,
+        f1,
+        support,
         accuracy=float(np.trace(confusion) / len(gold)),
         macro_f1=float(np.mean([f1[label] for label in present])),
     )
@@ -87,14 +92,19 @@ def binary_scores(gold: Sequence[bool], predicted: Sequence[bool]) -> tuple[floa
 def format_report(report: ClassReport, title: str) -> str:
     width = max(8, *(len(label) for label in report.labels)) + 1
     short = [label[:6] for label in report.labels]
-    lines = [title, "confusion matrix (rows: gold, columns: predicted)",
-             " " * width + " ".join(f"{s:>6}" for s in short)]
+    lines = [
+        title,
+        "confusion matrix (rows: gold, columns: predicted)",
+        " " * width + " ".join(f"{s:>6}" for s in short),
+    ]
     for label, row in zip(report.labels, report.confusion):
         lines.append(f"{label:<{width}}" + " ".join(f"{n:>6d}" for n in row))
     lines.append(f"{'class':<{width}}{'prec':>7}{'recall':>8}{'f1':>7}{'n':>5}")
     for label in report.labels:
-        lines.append(f"{label:<{width}}{report.precision[label]:>7.3f}{report.recall[label]:>8.3f}"
-                     f"{report.f1[label]:>7.3f}{report.support[label]:>5d}")
+        lines.append(
+            f"{label:<{width}}{report.precision[label]:>7.3f}{report.recall[label]:>8.3f}"
+            f"{report.f1[label]:>7.3f}{report.support[label]:>5d}"
+        )
     lines.append(f"accuracy {report.accuracy:.4f}  macro-F1 {report.macro_f1:.4f}")
     return "\n".join(lines)
 
@@ -122,6 +132,7 @@ def majority_label(rows: list[LabelledRow], split: str) -> str:
 
 # ---- emotion ------------------------------------------------------------------------
 
+
 def read_esconv(path: Path) -> list[tuple[str, list[str]]]:
     """(emotion_type, seeker turns) per conversation of an ESConv-format JSON file."""
     try:
@@ -133,8 +144,11 @@ def read_esconv(path: Path) -> list[tuple[str, list[str]]]:
     for conversation in conversations:
         try:
             emotion = conversation["emotion_type"]
-            turns = [t.get("content") or t.get("text") or "" for t in conversation["dialog"]
-                     if str(t.get("speaker", "")).lower() in ("seeker", "usr", "user")]
+            turns = [
+                t.get("content") or t.get("text") or ""
+                for t in conversation["dialog"]
+                if str(t.get("speaker", "")).lower() in ("seeker", "usr", "user")
+            ]
         except (KeyError, TypeError, AttributeError) as problem:
             raise ValueError(f"{path}: a conversation lacks emotion_type or dialog: {problem}") from None
         turns = [t for t in turns if t.strip()]
@@ -167,18 +181,24 @@ def evaluate_emotion(data: Path, split: str, esconv: Path | None) -> tuple[str, 
     probs = classifier.probabilities(texts)
     predicted = [max(p, key=p.get) for p in probs]
     majority = majority_label(rows, split)
-    zero_shot = nearest_description(lambda t: classifier.embed_layers(t)[:, -1], texts,
-                                    [(e.id, f"{e.name}: {e.description}") for e in emotions().values()])
+    zero_shot = nearest_description(
+        lambda t: classifier.embed_layers(t)[:, -1],
+        texts,
+        [(e.id, f"{e.name}: {e.description}") for e in emotions().values()],
+    )
     model = classification_report(gold, predicted, labels)
     base_major = classification_report(gold, [majority] * len(gold), labels)
     base_zero = classification_report(gold, zero_shot, labels)
     parts = [
         format_report(model, f"emotion classifier on {data.name} [{split}], {len(gold)} rows"),
         f"majority baseline ({majority}): accuracy {base_major.accuracy:.4f}  macro-F1 {base_major.macro_f1:.4f}",
-        f"zero-shot baseline (nearest description): accuracy {base_zero.accuracy:.4f}  macro-F1 {base_zero.macro_f1:.4f}",
+        f"zero-shot baseline (nearest description): accuracy {base_zero.accuracy:.4f}  "
+        f"macro-F1 {base_zero.macro_f1:.4f}",
     ]
-    result = (f"RESULT accuracy={model.accuracy:.4f} macro_f1={model.macro_f1:.4f} "
-              f"majority_macro_f1={base_major.macro_f1:.4f} zero_shot_macro_f1={base_zero.macro_f1:.4f} rows={len(gold)}")
+    result = (
+        f"RESULT accuracy={model.accuracy:.4f} macro_f1={model.macro_f1:.4f} "
+        f"majority_macro_f1={base_major.macro_f1:.4f} zero_shot_macro_f1={base_zero.macro_f1:.4f} rows={len(gold)}"
+    )
     if esconv is not None:
         conversations = read_esconv(esconv)
         mapped = [map_emotion("esconv", emotion) for emotion, _ in conversations]
@@ -189,13 +209,19 @@ def evaluate_emotion(data: Path, split: str, esconv: Path | None) -> tuple[str, 
         possible = set(mapping_targets("esconv"))
         read = [_best_of(classifier.read(turns), possible) for _, turns in conversations]
         esc = classification_report(mapped, read, labels)
-        parts.append(format_report(esc, f"ESConv {esconv.name}: {len(mapped)} conversations, labels mapped "
-                                        "through assets/emotion_mappings.toml"))
+        parts.append(
+            format_report(
+                esc,
+                f"ESConv {esconv.name}: {len(mapped)} conversations, labels mapped "
+                "through assets/emotion_mappings.toml",
+            )
+        )
         result += f" esconv_accuracy={esc.accuracy:.4f} esconv_macro_f1={esc.macro_f1:.4f}"
     return "\n\n".join(parts), result
 
 
 # ---- risk ---------------------------------------------------------------------------
+
 
 def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str]:
     from therapist_app.core.assets import asset_path
@@ -217,20 +243,28 @@ def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str
     def any_risk(labels: Sequence[str]) -> list[bool]:
         return [label != "none" for label in labels]
 
-    lines = [format_report(classification_report(gold, predicted, RISK_LABELS),
-                           f"risk detector ({'patterns only' if patterns_only else 'patterns + learned channel'}) "
-                           f"on {data.name} [{split}], {len(gold)} rows")]
+    lines = [
+        format_report(
+            classification_report(gold, predicted, RISK_LABELS),
+            f"risk detector ({'patterns only' if patterns_only else 'patterns + learned channel'}) "
+            f"on {data.name} [{split}], {len(gold)} rows",
+        )
+    ]
     scores = {}
-    for name, guess in (("detector", predicted), (f"majority ({majority})", [majority] * len(gold)),
-                        ("zero-shot (nearest description)", zero_shot)):
+    for name, guess in (
+        ("detector", predicted),
+        (f"majority ({majority})", [majority] * len(gold)),
+        ("zero-shot (nearest description)", zero_shot),
+    ):
         recall, precision, f1 = binary_scores(any_risk(gold), any_risk(guess))
         macro = classification_report(gold, guess, RISK_LABELS).macro_f1
         scores[name] = (recall, precision, f1, macro)
-        lines.append(f"{name:<34} any-risk recall {recall:.4f} precision {precision:.4f} F1 {f1:.4f}  "
-                     f"5-class macro-F1 {macro:.4f}")
+        lines.append(
+            f"{name:<34} any-risk recall {recall:.4f} precision {precision:.4f} F1 {f1:.4f}  "
+            f"5-class macro-F1 {macro:.4f}"
+        )
     recall, precision, f1, macro = scores["detector"]
-    result = (f"RESULT recall={recall:.4f} precision={precision:.4f} f1={f1:.4f} macro_f1={macro:.4f} "
-              f"rows={len(gold)}")
+    result = f"RESULT recall={recall:.4f} precision={precision:.4f} f1={f1:.4f} macro_f1={macro:.4f} rows={len(gold)}"
     return "\n".join(lines), result
 
 
@@ -241,11 +275,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score the emotion classifier on JSONL rows {text, emotion[, split]}; print a confusion "
         "matrix, per-class P/R/F1, macro-F1 and the majority and zero-shot baselines; end with a RESULT line.",
     )
-    emotion.add_argument("--data", type=Path, default=None,
-                         help="labelled JSONL (default: the shipped assets/emotion_utterances.jsonl)")
+    emotion.add_argument(
+        "--data", type=Path, default=None, help="labelled JSONL (default: the shipped assets/emotion_utterances.jsonl)"
+    )
     emotion.add_argument("--split", default="test", help="which split to score: train, test or all (default test)")
-    emotion.add_argument("--esconv", type=Path, default=None,
-                         help="an ESConv-format JSON file: emotion_type per conversation, seeker turns as input")
+    emotion.add_argument(
+        "--esconv",
+        type=Path,
+        default=None,
+        help="an ESConv-format JSON file: emotion_type per conversation, seeker turns as input",
+    )
     emotion.set_defaults(func=run_emotion)
 
     risk = subparsers.add_parser(
@@ -255,11 +294,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "harm_others, abuse, substance_medical, none); print a confusion matrix, per-class P/R/F1, macro-F1, "
         "any-risk recall/precision/F1 and the baselines; end with a RESULT line.",
     )
-    risk.add_argument("--data", type=Path, default=None,
-                      help="labelled JSONL (default: the shipped assets/risk_cases.jsonl)")
+    risk.add_argument(
+        "--data", type=Path, default=None, help="labelled JSONL (default: the shipped assets/risk_cases.jsonl)"
+    )
     risk.add_argument("--split", default="test", help="which split to score: dev, test or all (default test)")
-    risk.add_argument("--patterns-only", action="store_true",
-                      help="score the deterministic patterns without the embedding channel")
+    risk.add_argument(
+        "--patterns-only", action="store_true", help="score the deterministic patterns without the embedding channel"
+    )
     risk.set_defaults(func=run_risk)
 
 

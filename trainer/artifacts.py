@@ -11,12 +11,12 @@ from pathlib import Path
 from therapist_app import __version__
 from therapist_app.core.artifacts import MANIFEST
 from therapist_app.core.model_file import sha256_file
-
 from trainer.run_folder import git_commit
 
 
-def record_artifact(path: Path, command: str, data_sha256: str, config: dict, metrics: dict,
-                    data: dict | None = None) -> dict:
+def record_artifact(
+    path: Path, command: str, data_sha256: str, config: dict, metrics: dict, data: dict | None = None
+) -> dict:
     """Write (or replace) the manifest entry of `path`; returns it."""
     path = Path(path)
     manifest_path = path.parent / MANIFEST

@@ -44,12 +44,14 @@ def build_pack(data: Path, systems: dict[str, Path], contexts: int, seed: int) -
         rng.shuffle(options)
         letters = [chr(ord("A") + i) for i in range(len(options))]
         item = f"item-{number:03d}"
-        pack.append({
-            "item": item,
-            "context": [f"{t.speaker.title()}: {t.text}" for t in example.context[-4:]],
-            "client_words": example.client_words,
-            "replies": {letter: text for letter, (_, text) in zip(letters, options)},
-        })
+        pack.append(
+            {
+                "item": item,
+                "context": [f"{t.speaker.title()}: {t.text}" for t in example.context[-4:]],
+                "client_words": example.client_words,
+                "replies": {letter: text for letter, (_, text) in zip(letters, options)},
+            }
+        )
         key[item] = {"id": example.id, "systems": {letter: name for letter, (name, _) in zip(letters, options)}}
     return pack, key
 
@@ -71,8 +73,14 @@ def score(key: dict, ratings: dict) -> dict[str, dict[str, float]]:
             if not isinstance(value, int) or not 1 <= value <= 5:
                 raise DataError(f"{item} {letter}: a rating is a whole number from 1 to 5, not {value!r}")
             given[key[item]["systems"][letter]].append(value)
-    return {name: {"mean": round(sum(v) / len(v), 3), "share_4_or_5": round(sum(x >= 4 for x in v) / len(v), 3),
-                   "rated": len(v)} for name, v in sorted(given.items())}
+    return {
+        name: {
+            "mean": round(sum(v) / len(v), 3),
+            "share_4_or_5": round(sum(x >= 4 for x in v) / len(v), 3),
+            "rated": len(v),
+        }
+        for name, v in sorted(given.items())
+    }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,8 +91,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "random order) and key.json (which system wrote each letter) for a blind 1-5 rating.",
     )
     pack.add_argument("--data", type=Path, required=True, help="held-out examples (JSONL with ids and references)")
-    pack.add_argument("--system", action="append", required=True, metavar="NAME=replies.jsonl",
-                      help="a system's replies (eval --save-replies); repeat per system")
+    pack.add_argument(
+        "--system",
+        action="append",
+        required=True,
+        metavar="NAME=replies.jsonl",
+        help="a system's replies (eval --save-replies); repeat per system",
+    )
     pack.add_argument("--contexts", type=int, default=40, help="how many contexts to rate (default 40)")
     pack.add_argument("--seed", type=int, default=7, help="sampling and shuffling seed")
     pack.add_argument("-o", "--output-dir", type=Path, required=True, help="folder for pack.json and key.json")
@@ -128,7 +141,12 @@ def run_score(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     for name, figures in result.items():
-        print(f"{name:<16} mean {figures['mean']:.2f}  rated 4-5: {figures['share_4_or_5']:.0%}  ({figures['rated']} rated)")
-    print("RESULT " + " ".join(f"{name}_mean={f['mean']:.3f} {name}_share45={f['share_4_or_5']:.3f}"
-                               for name, f in result.items()))
+        print(
+            f"{name:<16} mean {figures['mean']:.2f}  rated 4-5: {figures['share_4_or_5']:.0%}  "
+            f"({figures['rated']} rated)"
+        )
+    print(
+        "RESULT "
+        + " ".join(f"{name}_mean={f['mean']:.3f} {name}_share45={f['share_4_or_5']:.3f}" for name, f in result.items())
+    )
     return 0

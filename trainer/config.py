@@ -25,8 +25,16 @@ class ConfigError(ValueError):
     """A config file or flag with an unknown key or a value out of range."""
 
 
-def setting(default: Any, help: str, choices: tuple | None = None, *, at_least: float | None = None,
-            above: float | None = None, below: float | None = None, at_most: float | None = None):
+def setting(
+    default: Any,
+    help: str,
+    choices: tuple | None = None,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+):
     """A settings field: its default, its help, and the values it accepts.
 
     >>> from dataclasses import fields
@@ -40,9 +48,17 @@ def setting(default: Any, help: str, choices: tuple | None = None, *, at_least: 
     >>> describe_bounds(fields(Demo)[0])
     'within (0, 1)'
     """
-    return field(default=default, metadata={
-        "help": help, "choices": choices, "at_least": at_least, "above": above, "below": below, "at_most": at_most,
-    })
+    return field(
+        default=default,
+        metadata={
+            "help": help,
+            "choices": choices,
+            "at_least": at_least,
+            "above": above,
+            "below": below,
+            "at_most": at_most,
+        },
+    )
 
 
 def default_of(cls: type, name: str, default: Any):
@@ -110,11 +126,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
-            group.add_argument(flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text)
+            group.add_argument(
+                flag, dest=f.name, type=kind, default=None, choices=f.metadata.get("choices"), help=help_text
+            )
 
 
-def add_settings_command(subparsers: argparse._SubParsersAction, name: str, cls: type, func, *, help: str,
-                         description: str) -> argparse.ArgumentParser:
+def add_settings_command(
+    subparsers: argparse._SubParsersAction, name: str, cls: type, func, *, help: str, description: str
+) -> argparse.ArgumentParser:
     """A subcommand whose flags are the fields of settings class `cls` and which runs `func(args)`."""
     parser = subparsers.add_parser(name, help=help, description=description)
     add_config_arguments(parser, cls)

@@ -26,9 +26,11 @@ class CrisisReport:
 
     def result_line(self) -> str:
         rounds = max(self.flagged, 1)
-        return (f"RESULT rounds={self.flagged} asks_rate={self.rounds_asking / rounds:.4f} "
-                f"violations_per_100={100 * self.violations / max(self.shown, 1):.2f} "
-                f"empty_rounds={self.empty_rounds} detector_recall={self.flagged / max(self.turns, 1):.4f}")
+        return (
+            f"RESULT rounds={self.flagged} asks_rate={self.rounds_asking / rounds:.4f} "
+            f"violations_per_100={100 * self.violations / max(self.shown, 1):.2f} "
+            f"empty_rounds={self.empty_rounds} detector_recall={self.flagged / max(self.turns, 1):.4f}"
+        )
 
 
 def evaluate_crisis(folder: Path, batches: list[str], limit: int, choice: str | None, seed: int) -> CrisisReport:
@@ -41,7 +43,6 @@ def evaluate_crisis(folder: Path, batches: list[str], limit: int, choice: str | 
     from therapist_app.core.model_file import resolve_choice
     from therapist_app.core.risk import RISK_LABELS
     from therapist_app.core.scoring.safety import asks_about_risk, check_reply
-
     from trainer.data.labelled import read_batches
 
     rows = [r for r in read_batches(folder, "risk", RISK_LABELS) if r.batch in batches and r.label != "none"]
@@ -82,8 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", type=Path, default=None, help="folder of risk batches (default: assets/corpus/risk)")
     parser.add_argument("--batches", required=True, help="comma-separated batch ids to take the turns from")
     parser.add_argument("--limit", type=int, default=0, help="at most this many risk turns (0: all)")
-    parser.add_argument("--model", default=None,
-                        help="a GGUF, or 'untuned' for the bundled model alone (default: the app's default)")
+    parser.add_argument(
+        "--model", default=None, help="a GGUF, or 'untuned' for the bundled model alone (default: the app's default)"
+    )
     parser.add_argument("--seed", type=int, default=1234, help="sampling seed")
     parser.set_defaults(func=run)
 
@@ -91,17 +93,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from therapist_app.core.assets import assets_dir
     from therapist_app.core.model_file import UNTUNED, ModelFileError
-
     from trainer.data.records import DataError
 
     choice = UNTUNED if args.model == "untuned" else args.model
     try:
-        report = evaluate_crisis(args.data or assets_dir() / "corpus" / "risk",
-                                 [b.strip() for b in args.batches.split(",") if b.strip()], args.limit, choice, args.seed)
+        report = evaluate_crisis(
+            args.data or assets_dir() / "corpus" / "risk",
+            [b.strip() for b in args.batches.split(",") if b.strip()],
+            args.limit,
+            choice,
+            args.seed,
+        )
     except (ValueError, OSError, DataError, ModelFileError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    print(f"{report.turns} risk turns, {report.flagged} flagged by the detector; {report.rounds_asking} rounds showed "
-          f"a draft asking about the risk; {report.violations} of {report.shown} shown drafts broke a safety rule.")
+    print(
+        f"{report.turns} risk turns, {report.flagged} flagged by the detector; {report.rounds_asking} rounds showed "
+        f"a draft asking about the risk; {report.violations} of {report.shown} shown drafts broke a safety rule."
+    )
     print(report.result_line())
     return 0

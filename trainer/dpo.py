@@ -47,9 +47,12 @@ class DPOSettings(RewardSettings, RLSettings):
     margin: float = setting(0.1, "smallest score gap between best and worst trajectory that makes a pair", at_least=0)
     exploration: float = setting(1.0, "the curriculum's UCB exploration weight", at_least=0)
     nll_weight: float = setting(1.0, "weight of the NLL term on the chosen reply (0 turns it off)", at_least=0)
-    rounds: int = setting(1, "PAPRIKA rounds with --simulate: simulate, train, then simulate again with the trained "
-                             "policy (the curriculum carries over); each round's run folder is run_name/round-K",
-                          at_least=1)
+    rounds: int = setting(
+        1,
+        "PAPRIKA rounds with --simulate: simulate, train, then simulate again with the trained "
+        "policy (the curriculum carries over); each round's run folder is run_name/round-K",
+        at_least=1,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,13 +94,30 @@ def collect_pairs(settings: DPOSettings, curriculum=None, first_round: int = 0) 
 
         sampling = SamplingSettings(settings.max_new_tokens, settings.temperature, settings.min_p, 1.0, settings.seed)
         policy = HFGenerator.load(settings.model, sampling, batch_size=settings.trajectories)
-        client = LlamaChat(settings.simulator_model or bundled_gguf(), settings.min_p, settings.temperature,
-                           settings.seed, settings.max_new_tokens, settings.num_threads or None)
+        client = LlamaChat(
+            settings.simulator_model or bundled_gguf(),
+            settings.min_p,
+            settings.temperature,
+            settings.seed,
+            settings.max_new_tokens,
+            settings.num_threads or None,
+        )
         try:
             simulated, sim_log = simulate_pairs(
-                load_scenarios(settings.personas or None), policy, client, reward_pack(settings),
-                settings.simulation_rounds, settings.groups_per_round, settings.trajectories, settings.turns,
-                settings.margin, settings.seed, settings.exploration, curriculum, first_round)
+                load_scenarios(settings.personas or None),
+                policy,
+                client,
+                reward_pack(settings),
+                settings.simulation_rounds,
+                settings.groups_per_round,
+                settings.trajectories,
+                settings.turns,
+                settings.margin,
+                settings.seed,
+                settings.exploration,
+                curriculum,
+                first_round,
+            )
         finally:
             client.close()
         pairs += simulated
@@ -116,7 +136,7 @@ def logprob_margin(model, tokenizer, rows: Sequence[dict]) -> float:
         ids = torch.tensor([prompt_ids + reply_ids], device=model.device)
         with torch.no_grad():
             logits = model(ids).logits[0, len(prompt_ids) - 1 : -1].float()
-        picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(prompt_ids):, None])
+        picked = torch.log_softmax(logits, dim=-1).gather(1, ids[0, len(prompt_ids) :, None])
         return float(picked.sum())
 
     was_training = model.training
@@ -142,10 +162,18 @@ def run_dpo(settings: DPOSettings, callbacks: Sequence = ()) -> DPOResult:
     for number in range(1, settings.rounds + 1):
         round_settings = replace(settings, model=model, output_dir=str(parent), run_name=f"round-{number}", rounds=1)
         result = _run_round(round_settings, callbacks, curriculum, (number - 1) * settings.simulation_rounds)
-        history.append({"round": number, "model": model, "run_dir": str(result.run_dir),
-                        "global_step": result.global_step, "app_pairs": result.app_pairs,
-                        "simulated_pairs": result.simulated_pairs, "margin_before": round(result.margin_before, 4),
-                        "margin_after": round(result.margin_after, 4)})
+        history.append(
+            {
+                "round": number,
+                "model": model,
+                "run_dir": str(result.run_dir),
+                "global_step": result.global_step,
+                "app_pairs": result.app_pairs,
+                "simulated_pairs": result.simulated_pairs,
+                "margin_before": round(result.margin_before, 4),
+                "margin_after": round(result.margin_after, 4),
+            }
+        )
         # The same path on every process (only the main one writes merged/).
         model = str(result.run_dir / ("merged" if settings.finetune == "lora" else "final"))
         (parent / "rounds.json").write_text(json.dumps({"rounds": history}, indent=2) + "\n", encoding="utf-8")
@@ -161,8 +189,10 @@ def _run_round(settings: DPOSettings, callbacks: Sequence = (), curriculum=None,
     tokenizer = load_tokenizer(settings.model)
     pairs, record = collect_pairs(settings, curriculum, first_round)
     if not pairs:
-        raise TrainError("no preference pairs: the export has no round with a kept and a turned-down suggestion, "
-                         "and simulation (if on) found no score gap above the margin")
+        raise TrainError(
+            "no preference pairs: the export has no round with a kept and a turned-down suggestion, "
+            "and simulation (if on) found no score gap above the margin"
+        )
     model = load_causal_lm(settings.model, dtype=torch.float32)
     rows = [p.to_dpo_row() for p in pairs]
     run.start(settings, file_sha256(settings.app_export) if settings.app_export else "", pairs=len(rows), **record)
@@ -177,12 +207,20 @@ def _run_round(settings: DPOSettings, callbacks: Sequence = (), curriculum=None,
         truncation_mode="keep_end",
         **run.training_arguments(settings),
     )
-    trainer = DPOTrainer(args=args, train_dataset=Dataset.from_list(rows),
-                         **run.trainer_inputs(settings, model, tokenizer, callbacks))
+    trainer = DPOTrainer(
+        args=args, train_dataset=Dataset.from_list(rows), **run.trainer_inputs(settings, model, tokenizer, callbacks)
+    )
     stats = train(trainer, settings, run)
     margin_after = logprob_margin(trainer.accelerator.unwrap_model(trainer.model), tokenizer, probe)
     final_dir, merged_dir = save_outputs(trainer, tokenizer, run, settings)
     run.finish(trainer, stats, logprob_margin_before=margin_before, logprob_margin_after=margin_after)
-    return DPOResult(run.dir, final_dir, merged_dir, trainer.state.global_step,
-                     sum(p.source == "app" for p in pairs), sum(p.source == "simulated" for p in pairs),
-                     margin_before, margin_after)
+    return DPOResult(
+        run.dir,
+        final_dir,
+        merged_dir,
+        trainer.state.global_step,
+        sum(p.source == "app" for p in pairs),
+        sum(p.source == "simulated" for p in pairs),
+        margin_before,
+        margin_after,
+    )

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from therapist_app.core.text_head import mlp_logits, softmax
-
 from trainer.data.labelled import LabelledRow, read_batches, read_rows
 from trainer.text_heads import (
     MLPSettings,
@@ -74,12 +73,20 @@ class LeaveBatchOut:
     accuracy_when_uncertain: float
 
     def metrics(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else {b: round(s, 4) for b, s in v.items()})
-                for k, v in self.__dict__.items()}
+        return {
+            k: (round(v, 4) if isinstance(v, float) else {b: round(s, 4) for b, s in v.items()})
+            for k, v in self.__dict__.items()
+        }
 
 
-def leave_batch_out(features: np.ndarray, targets: np.ndarray, batches: np.ndarray, classes: int,
-                    settings: MLPSettings, uncertain_below: float) -> LeaveBatchOut:
+def leave_batch_out(
+    features: np.ndarray,
+    targets: np.ndarray,
+    batches: np.ndarray,
+    classes: int,
+    settings: MLPSettings,
+    uncertain_below: float,
+) -> LeaveBatchOut:
     def fit(x, y):
         params = fit_mlp(x, y, classes, settings)
         return lambda z: mlp_logits(params, z)
@@ -96,19 +103,22 @@ def leave_batch_out(features: np.ndarray, targets: np.ndarray, batches: np.ndarr
     right = predicted == targets
     sure = confidence >= uncertain_below
     return LeaveBatchOut(
-        per_batch=per_batch, macro_f1=float(np.mean(list(per_batch.values()))), accuracy=float(right.mean()),
+        per_batch=per_batch,
+        macro_f1=float(np.mean(list(per_batch.values()))),
+        accuracy=float(right.mean()),
         ece_uncalibrated=expected_calibration_error(softmax(logits), targets),
         ece=expected_calibration_error(calibrated, targets),
-        temperature=fit_temperature(logits, targets), uncertain_share=float((~sure).mean()),
+        temperature=fit_temperature(logits, targets),
+        uncertain_share=float((~sure).mean()),
         accuracy_when_sure=float(right[sure].mean()) if sure.any() else 0.0,
-        accuracy_when_uncertain=float(right[~sure].mean()) if (~sure).any() else 0.0)
+        accuracy_when_uncertain=float(right[~sure].mean()) if (~sure).any() else 0.0,
+    )
 
 
 def train_emotion_head(out: Path, settings: MLPSettings, folder: Path | None = None) -> tuple[LeaveBatchOut, dict]:
     from therapist_app.core.emotion import UNCERTAIN_BELOW
     from therapist_app.core.taxonomy import emotions
     from therapist_app.core.text_head import TextHead
-
     from trainer.artifacts import record_artifact
     from trainer.data.records import file_sha256
     from trainer.features import layer_features
@@ -121,18 +131,29 @@ def train_emotion_head(out: Path, settings: MLPSettings, folder: Path | None = N
     batches = np.array([r.batch for r in rows])
     report = leave_batch_out(features, targets, batches, len(labels), settings, UNCERTAIN_BELOW)
     params = fit_mlp(features, targets, len(labels), settings)
-    head = TextHead(labels, *params, temperature=report.temperature, layers=layers.shape[1],
-                    metadata={"rows": len(rows), "batches": sorted(set(batches.tolist()))})
+    head = TextHead(
+        labels,
+        *params,
+        temperature=report.temperature,
+        layers=layers.shape[1],
+        metadata={"rows": len(rows), "batches": sorted(set(batches.tolist()))},
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     head.save(out)
     sources = sorted({*(folder or Path()).glob("*.jsonl")}) if folder else None
     from therapist_app.core.assets import assets_dir
 
     files = sources or sorted((assets_dir() / "corpus" / "emotion").glob("*.jsonl")) + [
-        assets_dir() / "emotion_utterances.jsonl"]
-    entry = record_artifact(out, COMMAND, file_sha256(*files), settings.as_dict(),
-                            {"leave_batch_out": report.metrics(), "uncertain_below": UNCERTAIN_BELOW},
-                            {"files": [f.name for f in files], "rows": len(rows)})
+        assets_dir() / "emotion_utterances.jsonl"
+    ]
+    entry = record_artifact(
+        out,
+        COMMAND,
+        file_sha256(*files),
+        settings.as_dict(),
+        {"leave_batch_out": report.metrics(), "uncertain_below": UNCERTAIN_BELOW},
+        {"files": [f.name for f in files], "rows": len(rows)},
+    )
     return report, entry
 
 
@@ -144,10 +165,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "score each batch with a head trained without it, fit the temperature on those held-out "
         "predictions, and write assets/models/emotion_head.safetensors with its manifest entry.",
     )
-    parser.add_argument("--data", type=Path, default=None,
-                        help="a folder of batch files (default: the shipped assets/corpus/emotion)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the head (default: assets/models/emotion_head.safetensors)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="a folder of batch files (default: the shipped assets/corpus/emotion)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the head (default: assets/models/emotion_head.safetensors)",
+    )
     parser.add_argument("--hidden", type=int, default=MLPSettings.hidden, help="hidden units")
     parser.add_argument("--epochs", type=int, default=MLPSettings.epochs, help="passes over the rows")
     parser.add_argument("--seed", type=int, default=MLPSettings.seed, help="initialisation and order seed")
@@ -157,7 +183,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from therapist_app.core.artifacts import models_dir
     from therapist_app.core.embedder import EmbedderUnavailable
-
     from trainer.data.records import DataError
 
     out = args.out or models_dir() / "emotion_head.safetensors"
@@ -170,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
     for batch, score in report.per_batch.items():
         print(f"held out {batch}: macro-F1 {score:.4f}")
     print(f"wrote {out}")
-    print(f"RESULT lbo_macro_f1={report.macro_f1:.4f} lbo_accuracy={report.accuracy:.4f} "
-          f"ece={report.ece:.4f} ece_uncalibrated={report.ece_uncalibrated:.4f} "
-          f"temperature={report.temperature:.3f} uncertain_share={report.uncertain_share:.4f}")
+    print(
+        f"RESULT lbo_macro_f1={report.macro_f1:.4f} lbo_accuracy={report.accuracy:.4f} "
+        f"ece={report.ece:.4f} ece_uncalibrated={report.ece_uncalibrated:.4f} "
+        f"temperature={report.temperature:.3f} uncertain_share={report.uncertain_share:.4f}"
+    )
     return 0

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, parse_reply
-
 from therapist_app.core.scoring.safety import check_reply
 from therapist_app.core.scoring.text import near_duplicate
-
 from trainer.behaviours import count_behaviours
 from trainer.config import ConfigError, setting
 from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge
@@ -35,26 +33,47 @@ from trainer.run_folder import plot_curves, reward_curves
 log = logging.getLogger(__name__)
 
 # Published results of the context-emotion aware GPT-2 (SFT then RL) on its test set.
-PUBLISHED = {"bleu": 0.0111, "rouge1": 0.1397, "rouge2": 0.0213, "rougeL": 0.1317, "meteor": 0.0581, "emotion_acc": 0.9934}
+PUBLISHED = {
+    "bleu": 0.0111,
+    "rouge1": 0.1397,
+    "rouge2": 0.0213,
+    "rougeL": 0.1317,
+    "meteor": 0.0581,
+    "emotion_acc": 0.9934,
+}
 PUBLISHED_BASE_EMOTION_ACC = 0.6696
 RESULT_KEYS = ("bleu", "rouge1", "rouge2", "rougeL", "meteor", "emotion_acc")
 
 
 @dataclass(frozen=True)
 class EvalSettings(RewardSettings, DataSettings):
-    model: str = setting("", "model to evaluate: a Hugging Face folder, a .gguf file run through llama.cpp, "
-                             "'bundled' for the model the app uses by default (the bundled SmolLM2 with the "
-                             "shipped tuned adapter), or 'base' for the untuned bundled SmolLM2")
+    model: str = setting(
+        "",
+        "model to evaluate: a Hugging Face folder, a .gguf file run through llama.cpp, "
+        "'bundled' for the model the app uses by default (the bundled SmolLM2 with the "
+        "shipped tuned adapter), or 'base' for the untuned bundled SmolLM2",
+    )
     adapter: str = setting("", "a LoRA adapter GGUF applied to a .gguf model (as the app applies its tuned default)")
-    split: str = setting("test", "which part of the data: test, validation or train (split as SFT splits it), or all",
-                         ("test", "validation", "train", "all"))
+    split: str = setting(
+        "test",
+        "which part of the data: test, validation or train (split as SFT splits it), or all",
+        ("test", "validation", "train", "all"),
+    )
     seed: int = setting(0, "split seed (the same as the SFT run's, so the held-out split matches)")
     max_examples: int = setting(0, "evaluate at most this many examples; 0 means all", at_least=0)
     max_new_tokens: int = setting(64, "most tokens generated per reply", at_least=1)
-    drafts: int = setting(1, "drafts per example: 1 is greedy; N > 1 samples N with the app's sampling and shows all "
-                             "(the app's rounds before best-of-N; GGUF only); the first is scored", at_least=1)
-    best_of: int = setting(0, "K > 1 runs the app's best-of-N round: K candidates sampled, gated and ranked, the best "
-                              "3 shown and the best scored (GGUF only); 0 is off", at_least=0)
+    drafts: int = setting(
+        1,
+        "drafts per example: 1 is greedy; N > 1 samples N with the app's sampling and shows all "
+        "(the app's rounds before best-of-N; GGUF only); the first is scored",
+        at_least=1,
+    )
+    best_of: int = setting(
+        0,
+        "K > 1 runs the app's best-of-N round: K candidates sampled, gated and ranked, the best "
+        "3 shown and the best scored (GGUF only); 0 is off",
+        at_least=0,
+    )
     batch_size: int = setting(8, "prompts generated together (Hugging Face models)", at_least=1)
     output_dir: str = setting("runs/eval", "folder for report.md, results.json and the plots")
     judge: str = setting("", "a GGUF to run as LLM judge with the documented rubric; empty means no judge")
@@ -110,20 +129,30 @@ def select_examples(settings: EvalSettings) -> list[Example]:
     return examples[: settings.max_examples] if settings.max_examples else examples
 
 
-def shown_draft_figures(shown: Sequence[Sequence[str]], examples: Sequence[Example],
-                        risks: Sequence[Sequence[str]]) -> tuple[int, float, float]:
+def shown_draft_figures(
+    shown: Sequence[Sequence[str]], examples: Sequence[Example], risks: Sequence[Sequence[str]]
+) -> tuple[int, float, float]:
     """(drafts shown, safety violations per 100 shown drafts, share of rounds showing a
     repeated draft), by the app's own safety rules and duplicate test."""
     count = sum(len(texts) for texts in shown)
-    violations = sum(not check_reply(text, risk, example.emotion).safe
-                     for texts, risk, example in zip(shown, risks, examples) for text in texts)
-    repeated = sum(any(near_duplicate(a, b) for i, a in enumerate(texts) for b in texts[i + 1:]) for texts in shown)
+    violations = sum(
+        not check_reply(text, risk, example.emotion).safe
+        for texts, risk, example in zip(shown, risks, examples)
+        for text in texts
+    )
+    repeated = sum(any(near_duplicate(a, b) for i, a in enumerate(texts) for b in texts[i + 1 :]) for texts in shown)
     return count, 100 * violations / max(count, 1), repeated / max(len(shown), 1)
 
 
-def score_replies(examples: Sequence[Example], completions: Sequence[str], settings: RewardSettings,
-                  classifier="auto", judge=None, shown: Sequence[Sequence[str]] | None = None,
-                  risks: Sequence[Sequence[str]] | None = None) -> EvalResult:
+def score_replies(
+    examples: Sequence[Example],
+    completions: Sequence[str],
+    settings: RewardSettings,
+    classifier="auto",
+    judge=None,
+    shown: Sequence[Sequence[str]] | None = None,
+    risks: Sequence[Sequence[str]] | None = None,
+) -> EvalResult:
     """Every metric for raw `completions` (one per example) against the examples' replies.
     `shown` holds the drafts each round showed (default: the completion alone) and
     `risks` the risk categories of each client turn (default: none)."""
@@ -159,14 +188,23 @@ def score_replies(examples: Sequence[Example], completions: Sequence[str], setti
     return EvalResult(
         examples=len(examples),
         bleu=bleu(replies, references),
-        rouge1=rouges["rouge1"], rouge2=rouges["rouge2"], rougeL=rouges["rougeL"],
-        meteor=met.score, meteor_synonyms=met.synonyms,
-        distinct1=distinct(replies, 1), distinct2=distinct(replies, 2),
-        emotion_acc=accuracy, emotion_classifier=classifier is not None,
-        rewards=means, reward_total=sum(totals) / len(totals),
+        rouge1=rouges["rouge1"],
+        rouge2=rouges["rouge2"],
+        rougeL=rouges["rougeL"],
+        meteor=met.score,
+        meteor_synonyms=met.synonyms,
+        distinct1=distinct(replies, 1),
+        distinct2=distinct(replies, 2),
+        emotion_acc=accuracy,
+        emotion_classifier=classifier is not None,
+        rewards=means,
+        reward_total=sum(totals) / len(totals),
         behaviours=count_behaviours(replies),
-        judge=judged.means if judged else {}, judge_unparsed=judged.unparsed if judged else 0,
-        shown_drafts=count, violations_per_100=violations, repeated_rounds=repeated,
+        judge=judged.means if judged else {},
+        judge_unparsed=judged.unparsed if judged else 0,
+        shown_drafts=count,
+        violations_per_100=violations,
+        repeated_rounds=repeated,
     )
 
 
@@ -190,8 +228,14 @@ def write_report(result: EvalResult, settings: EvalSettings, out: Path, plots: S
         "| metric | this model | published GPT-2 SFT+RL |",
         "|---|---|---|",
     ]
-    names = {"bleu": "BLEU", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L",
-             "meteor": "METEOR" + ("" if result.meteor_synonyms else " (no synonyms)"), "emotion_acc": "emotion accuracy"}
+    names = {
+        "bleu": "BLEU",
+        "rouge1": "ROUGE-1",
+        "rouge2": "ROUGE-2",
+        "rougeL": "ROUGE-L",
+        "meteor": "METEOR" + ("" if result.meteor_synonyms else " (no synonyms)"),
+        "emotion_acc": "emotion accuracy",
+    }
     values = asdict(result)
     for key in RESULT_KEYS:
         published = _fmt(PUBLISHED[key])
@@ -205,15 +249,24 @@ def write_report(result: EvalResult, settings: EvalSettings, out: Path, plots: S
         "",
     ]
     if not result.meteor_synonyms:
-        lines += ["METEOR ran without WordNet synonyms: the WordNet data is not installed here, so only exact and "
-                  "stemmed matches count (`python -m nltk.downloader wordnet` enables synonyms).", ""]
+        lines += [
+            "METEOR ran without WordNet synonyms: the WordNet data is not installed here, so only exact and "
+            "stemmed matches count (`python -m nltk.downloader wordnet` enables synonyms).",
+            "",
+        ]
     if not result.emotion_classifier:
         lines += ["Emotion accuracy is n/a: the app's emotion classifier is not installed.", ""]
-    lines += [f"distinct-1 {result.distinct1:.4f}, distinct-2 {result.distinct2:.4f}.", "",
-              f"Shown drafts: {result.shown_drafts}; safety violations {result.violations_per_100:.2f} per 100 shown "
-              f"drafts; rounds showing a repeated draft {result.repeated_rounds:.1%}.", "",
-              "## Reward components (means; weighted total "
-              f"{result.reward_total:.4f})", "", "| reward | weight | mean |", "|---|---|---|"]
+    lines += [
+        f"distinct-1 {result.distinct1:.4f}, distinct-2 {result.distinct2:.4f}.",
+        "",
+        f"Shown drafts: {result.shown_drafts}; safety violations {result.violations_per_100:.2f} per 100 shown "
+        f"drafts; rounds showing a repeated draft {result.repeated_rounds:.1%}.",
+        "",
+        f"## Reward components (means; weighted total {result.reward_total:.4f})",
+        "",
+        "| reward | weight | mean |",
+        "|---|---|---|",
+    ]
     weights = dict(zip(parse_list(settings.rewards), parse_list(settings.reward_weights)))
     for name, mean in result.rewards.items():
         lines.append(f"| {name} | {weights[name]} | {_fmt(mean)} |")
@@ -317,9 +370,15 @@ def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector
 
             torch.set_num_threads(settings.num_threads)
         model, adapter = resolve_model(settings.model, settings.adapter)
-        generator = load_generator(model, SamplingSettings(max_new_tokens=settings.max_new_tokens),
-                                   settings.batch_size, settings.num_threads or None, settings.drafts,
-                                   settings.best_of, adapter)
+        generator = load_generator(
+            model,
+            SamplingSettings(max_new_tokens=settings.max_new_tokens),
+            settings.batch_size,
+            settings.num_threads or None,
+            settings.drafts,
+            settings.best_of,
+            adapter,
+        )
     started = time.perf_counter()
     try:
         completions, shown = _generate(generator, requests_of(examples), risks, settings.batch_size)
@@ -343,10 +402,14 @@ def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_rewards(result, runs, out)
-    (out / "results.json").write_text(json.dumps({"settings": asdict(settings), "result": asdict(result)},
-                                                 indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (out / "results.json").write_text(
+        json.dumps({"settings": asdict(settings), "result": asdict(result)}, indent=2, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
     if settings.save_replies:
         with (out / "replies.jsonl").open("w", encoding="utf-8") as f:
             for example, completion in zip(examples, completions):
-                f.write(json.dumps({"id": example.id, "reply": parse_reply(completion).text}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps({"id": example.id, "reply": parse_reply(completion).text}, ensure_ascii=False) + "\n"
+                )
     return result, write_report(result, settings, out, plots)

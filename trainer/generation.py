@@ -39,15 +39,23 @@ class SamplingSettings:
 class HFGenerator:
     """Batched `generate` with left padding; greedy unless a temperature is set."""
 
-    def __init__(self, model, tokenizer, sampling: SamplingSettings = SamplingSettings(), batch_size: int = 8,
-                 max_prompt_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        sampling: SamplingSettings = SamplingSettings(),
+        batch_size: int = 8,
+        max_prompt_tokens: int = 1024,
+    ) -> None:
         self.model, self.tokenizer, self.sampling = model, tokenizer, sampling
         self.batch_size, self.max_prompt_tokens = batch_size, max_prompt_tokens
         self.generated_tokens = 0
         self.seconds = 0.0
 
     @classmethod
-    def load(cls, model_dir: str | Path, sampling: SamplingSettings = SamplingSettings(), batch_size: int = 8) -> "HFGenerator":
+    def load(
+        cls, model_dir: str | Path, sampling: SamplingSettings = SamplingSettings(), batch_size: int = 8
+    ) -> "HFGenerator":
         import torch
 
         from trainer.models import load_causal_lm, load_tokenizer
@@ -70,8 +78,12 @@ class HFGenerator:
         vocab = tokenizer.get_vocab()
         eos = vocab[IM_END] if IM_END in vocab else tokenizer.eos_token_id
         sample = self.sampling.temperature > 0
-        options = {"max_new_tokens": self.sampling.max_new_tokens, "do_sample": sample, "eos_token_id": eos,
-                   "pad_token_id": tokenizer.pad_token_id}
+        options = {
+            "max_new_tokens": self.sampling.max_new_tokens,
+            "do_sample": sample,
+            "eos_token_id": eos,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
         if sample:
             options.update(temperature=self.sampling.temperature, top_p=self.sampling.top_p, top_k=0)
             if self.sampling.min_p:
@@ -87,7 +99,7 @@ class HFGenerator:
             with torch.no_grad():
                 ids = model.generate(**batch, **options)
             self.seconds += time.perf_counter() - began
-            new = ids[:, batch["input_ids"].shape[1]:]
+            new = ids[:, batch["input_ids"].shape[1] :]
             self.generated_tokens += int((new != tokenizer.pad_token_id).sum())
             out += tokenizer.batch_decode(new, skip_special_tokens=False)
         return out
@@ -110,8 +122,16 @@ class GGUFGenerator:
     with the app's sampling and shows them all, as the app did before best-of-N;
     `best_of` K decodes K candidates and shows the app's ranked, gated best 3."""
 
-    def __init__(self, gguf: str | Path, sampling: SamplingSettings = SamplingSettings(), n_ctx: int = 2048,
-                 threads: int | None = None, drafts: int = 1, best_of: int = 0, adapter: str | Path = "") -> None:
+    def __init__(
+        self,
+        gguf: str | Path,
+        sampling: SamplingSettings = SamplingSettings(),
+        n_ctx: int = 2048,
+        threads: int | None = None,
+        drafts: int = 1,
+        best_of: int = 0,
+        adapter: str | Path = "",
+    ) -> None:
         from therapist_app.core.engine import EngineConfig, SuggestionEngine
         from therapist_app.core.llama_runtime import SamplingParams
 
@@ -120,21 +140,35 @@ class GGUFGenerator:
         if drafts > 1 or best_of:
             params = SamplingParams()  # the app's own sampling
         else:
-            params = SamplingParams(temperature=sampling.temperature, top_k=0 if sampling.temperature else 40,
-                                    top_p=sampling.top_p, min_p=sampling.min_p, repeat_penalty=1.0)
+            params = SamplingParams(
+                temperature=sampling.temperature,
+                top_k=0 if sampling.temperature else 40,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                repeat_penalty=1.0,
+            )
         parallel = max(drafts, best_of, 1)
         self.drafts, self.best_of = drafts, best_of
-        self.engine = SuggestionEngine(EngineConfig(model_path=Path(gguf), adapter_path=Path(adapter) if adapter else None,
-                                                    n_ctx=n_ctx, n_threads=threads,
-                                                    max_tokens=sampling.max_new_tokens, seed=sampling.seed,
-                                                    sampling=params, n_seq_max=max(parallel, 3),
-                                                    candidates=parallel))
+        self.engine = SuggestionEngine(
+            EngineConfig(
+                model_path=Path(gguf),
+                adapter_path=Path(adapter) if adapter else None,
+                n_ctx=n_ctx,
+                n_threads=threads,
+                max_tokens=sampling.max_new_tokens,
+                seed=sampling.seed,
+                sampling=params,
+                n_seq_max=max(parallel, 3),
+                candidates=parallel,
+            )
+        )
         self._scorer = None
         self.generated_tokens = 0
         self.seconds = 0.0
 
-    def rounds(self, requests: Sequence[SuggestionRequest],
-               risks: Sequence[Sequence[str]] | None = None) -> list[EvalRound]:
+    def rounds(
+        self, requests: Sequence[SuggestionRequest], risks: Sequence[Sequence[str]] | None = None
+    ) -> list[EvalRound]:
         from therapist_app.core.best_of_n import default_scorer
         from therapist_app.core.draft_round import DraftRound
 
@@ -167,8 +201,15 @@ class GGUFGenerator:
         self.engine.close()
 
 
-def load_generator(model: str | Path, sampling: SamplingSettings = SamplingSettings(), batch_size: int = 8,
-                   threads: int | None = None, drafts: int = 1, best_of: int = 0, adapter: str | Path = ""):
+def load_generator(
+    model: str | Path,
+    sampling: SamplingSettings = SamplingSettings(),
+    batch_size: int = 8,
+    threads: int | None = None,
+    drafts: int = 1,
+    best_of: int = 0,
+    adapter: str | Path = "",
+):
     """A GGUF file goes to llama.cpp (with `adapter` applied, if any); anything else is a
     Hugging Face folder (one draft per request: the app's rounds need llama.cpp)."""
     if str(model).endswith(".gguf"):

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, fit_context, render_prompt
-
 from trainer.config import default_of, setting
 from trainer.data.records import file_sha256
 from trainer.models import load_causal_lm, load_tokenizer
@@ -41,8 +40,9 @@ class GRPOSettings(RewardSettings, DataSettings, RLSettings):
     temperature: float = setting(1.0, "sampling temperature", above=0)
     min_p: float = setting(0.0, "min-p sampling threshold (0 turns it off)", at_least=0, below=1)
     scale_rewards: str = setting("group", "TRL's advantage scaling: group, batch or none", ("group", "batch", "none"))
-    trajectory_cache: int = setting(0, "normalise advantages over the last C generation batches (0: TRL's group "
-                                       "statistics)", at_least=0)
+    trajectory_cache: int = setting(
+        0, "normalise advantages over the last C generation batches (0: TRL's group statistics)", at_least=0
+    )
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,15 @@ def prompt_rows(examples: Sequence[Example], count_tokens, budget: int) -> list[
             request = fit_context(example.request(), count_tokens, budget)
         except ValueError:
             continue
-        rows.append({
-            "prompt": render_prompt(request),
-            "client_words": example.client_words,
-            "reference": example.reply,
-            "emotion": example.emotion,
-            "strategy": example.strategy,
-        })
+        rows.append(
+            {
+                "prompt": render_prompt(request),
+                "client_words": example.client_words,
+                "reference": example.reply,
+                "emotion": example.emotion,
+                "strategy": example.strategy,
+            }
+        )
     return rows
 
 
@@ -125,8 +127,9 @@ def trainer_class(cache_batches: int):
             output = super()._generate_and_score_completions(inputs)
             if not self.model.training:
                 return output
-            advantages, mean, std = cached_advantages(self._last_rewards_per_func, self.reward_weights,
-                                                      self._reward_cache)
+            advantages, mean, std = cached_advantages(
+                self._last_rewards_per_func, self.reward_weights, self._reward_cache
+            )
             local = len(output["advantages"])
             start = self.accelerator.process_index * local
             output["advantages"] = advantages[start : start + local].to(output["advantages"].device)
@@ -170,7 +173,9 @@ def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
         **run.training_arguments(settings),
     )
     trainer = trainer_class(settings.trajectory_cache)(
-        reward_funcs=list(pack.funcs), args=args, train_dataset=Dataset.from_list(rows),
+        reward_funcs=list(pack.funcs),
+        args=args,
+        train_dataset=Dataset.from_list(rows),
         **run.trainer_inputs(settings, model, tokenizer, callbacks),
     )
     stats = train(trainer, settings, run)
@@ -180,5 +185,15 @@ def run_grpo(settings: GRPOSettings, callbacks: Sequence = ()) -> GRPOResult:
     last = {k: history[-1][k] for k in names if history and k in history[-1]}
     final_dir, merged_dir = save_outputs(trainer, tokenizer, run, settings)
     run.finish(trainer, stats, reward_first=first, reward_last=last)
-    return GRPOResult(run.dir, final_dir, merged_dir, trainer.state.global_step, len(rows), first, last,
-                      stats.seconds, stats.tokens_per_second, stats.peak_memory_gb)
+    return GRPOResult(
+        run.dir,
+        final_dir,
+        merged_dir,
+        trainer.state.global_step,
+        len(rows),
+        first,
+        last,
+        stats.seconds,
+        stats.tokens_per_second,
+        stats.peak_memory_gb,
+    )

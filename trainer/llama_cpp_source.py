@@ -84,15 +84,21 @@ def vocab_gguf(name: str) -> Path:
 
 def run_converter(model_dir: Path, outfile: Path, outtype: str = "f16", extra: list[str] | None = None) -> None:
     """Run convert_hf_to_gguf.py with the vendored gguf-py first on the path."""
-    _run_script("convert_hf_to_gguf.py", [str(model_dir), "--outfile", str(outfile), "--outtype", outtype,
-                                           *(extra or [])], model_dir.name)
+    _run_script(
+        "convert_hf_to_gguf.py",
+        [str(model_dir), "--outfile", str(outfile), "--outtype", outtype, *(extra or [])],
+        model_dir.name,
+    )
 
 
 def run_lora_converter(adapter_dir: Path, base_dir: Path, outfile: Path, outtype: str = "f16") -> None:
     """Run convert_lora_to_gguf.py: a PEFT adapter folder to a LoRA GGUF that llama.cpp
     applies at load; `base_dir` holds the base model's config (read offline)."""
-    _run_script("convert_lora_to_gguf.py", [str(adapter_dir), "--base", str(base_dir), "--outfile", str(outfile),
-                                             "--outtype", outtype], adapter_dir.name)
+    _run_script(
+        "convert_lora_to_gguf.py",
+        [str(adapter_dir), "--base", str(base_dir), "--outfile", str(outfile), "--outtype", outtype],
+        adapter_dir.name,
+    )
 
 
 def _run_script(script: str, args: list[str], subject: str) -> None:

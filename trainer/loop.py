@@ -44,27 +44,36 @@ class LoopSettings(DPOSettings):
     from and where the model goes. The loop folder is output_dir/run_name."""
 
     output_dir: str = default_of(DPOSettings, "output_dir", "runs/loop")
-    store: str = setting("", "the app's encrypted store to export the decisions from and register the model in; "
-                             "empty means the app's default store")
-    passphrase_fd: int = setting(-1, "read the store's passphrase from file descriptor N (-1: prompt for it)",
-                                 at_least=-1)
+    store: str = setting(
+        "",
+        "the app's encrypted store to export the decisions from and register the model in; "
+        "empty means the app's default store",
+    )
+    passphrase_fd: int = setting(
+        -1, "read the store's passphrase from file descriptor N (-1: prompt for it)", at_least=-1
+    )
     system_policy: str = setting("", "clinic system policy file (empty: the platform's site config)")
     user_policy: str = setting("", "clinic user policy file (empty: the platform's user config)")
     license: str = setting("apache-2.0", "licence of the weights, written into the GGUF and its manifest")
-    quantisation: str = setting("q8_0", "GGUF type to export and register",
-                                ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"))
-    min_top1: float = setting(0.99, "least next-token top-1 agreement of an f32/f16 export with the trained model",
-                              above=0, at_most=1)
-    allow_no_stop: bool = setting(False, "do not fail the export when no short sampled reply reaches <|im_end|> "
-                                         "(for untrained test models)")
+    quantisation: str = setting(
+        "q8_0", "GGUF type to export and register", ("f32", "f16", "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0")
+    )
+    min_top1: float = setting(
+        0.99, "least next-token top-1 agreement of an f32/f16 export with the trained model", above=0, at_most=1
+    )
+    allow_no_stop: bool = setting(
+        False, "do not fail the export when no short sampled reply reaches <|im_end|> (for untrained test models)"
+    )
     register: bool = setting(True, "register the exported GGUF in the store (`therapist-app models add`)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.model:
-            raise ConfigError("no model to improve: pass --model, the current default as a Hugging Face folder "
-                              "(runs/default/sft/merged after scripts/build_default_model.sh, or an earlier loop's "
-                              "dpo/merged)")
+            raise ConfigError(
+                "no model to improve: pass --model, the current default as a Hugging Face folder "
+                "(runs/default/sft/merged after scripts/build_default_model.sh, or an earlier loop's "
+                "dpo/merged)"
+            )
 
     def check_sources(self) -> None:
         """The loop exports its own decisions: `app_export` is optional here (a file given
@@ -90,7 +99,6 @@ class LoopRecord:
         from therapist_app.core.model_file import ModelFileError
         from therapist_app.core.policy import PolicyError
         from therapist_app.core.store import StoreError
-
         from trainer.data.records import DataError
         from trainer.export.errors import ExportError
         from trainer.llama_cpp_source import ConverterMissing
@@ -99,8 +107,19 @@ class LoopRecord:
 
         entry: dict = {}
         started = time.perf_counter()
-        expected = (ConfigError, DataError, ModelError, TrainError, ExportError, ConverterMissing, StoreError,
-                    PolicyError, ModelFileError, ValueError, OSError)
+        expected = (
+            ConfigError,
+            DataError,
+            ModelError,
+            TrainError,
+            ExportError,
+            ConverterMissing,
+            StoreError,
+            PolicyError,
+            ModelFileError,
+            ValueError,
+            OSError,
+        )
         try:
             yield entry
         except LoopFailed:
@@ -155,31 +174,51 @@ def run_loop(settings: LoopSettings, passphrase: str | None = None) -> LoopResul
         entry.update(asdict(stats), file=str(folder / "pairs.jsonl"))
         write_pairs(pairs, folder / "pairs.jsonl")
         if not pairs and not settings.simulate:
-            raise LoopFailed("pairs", f"{sum(stats.decisions.values())} decisions in {stats.rounds} rounds give no "
-                             "pair: no round has both a reply the therapist used and a draft they turned down")
+            raise LoopFailed(
+                "pairs",
+                f"{sum(stats.decisions.values())} decisions in {stats.rounds} rounds give no "
+                "pair: no round has both a reply the therapist used and a draft they turned down",
+            )
 
     with record.stage("dpo") as entry:
         from trainer.dpo import run_dpo
 
         dpo = replace(settings, app_export=str(export), output_dir=str(folder), run_name="dpo")
         result = run_dpo(DPOSettings(**{f: getattr(dpo, f) for f in DPOSettings.__dataclass_fields__}))
-        entry.update(run_dir=str(result.run_dir), global_step=result.global_step, app_pairs=result.app_pairs,
-                     simulated_pairs=result.simulated_pairs, logprob_margin_before=round(result.margin_before, 4),
-                     logprob_margin_after=round(result.margin_after, 4))
+        entry.update(
+            run_dir=str(result.run_dir),
+            global_step=result.global_step,
+            app_pairs=result.app_pairs,
+            simulated_pairs=result.simulated_pairs,
+            logprob_margin_before=round(result.margin_before, 4),
+            logprob_margin_after=round(result.margin_after, 4),
+        )
 
     with record.stage("gguf") as entry:
         from trainer.export.model import ExportSettings, export_model
         from trainer.export.verify import ParityThresholds
 
-        exported = export_model(ExportSettings(
-            source=result.run_dir, output_dir=folder / "gguf", license=settings.license,
-            quantisations=(settings.quantisation,), name=f"loop-{folder.name}", threads=settings.num_threads or 2,
-            thresholds=ParityThresholds(min_top1=settings.min_top1, require_stop=not settings.allow_no_stop),
-        )).file(settings.quantisation)
+        exported = export_model(
+            ExportSettings(
+                source=result.run_dir,
+                output_dir=folder / "gguf",
+                license=settings.license,
+                quantisations=(settings.quantisation,),
+                name=f"loop-{folder.name}",
+                threads=settings.num_threads or 2,
+                thresholds=ParityThresholds(min_top1=settings.min_top1, require_stop=not settings.allow_no_stop),
+            )
+        ).file(settings.quantisation)
         v = exported.manifest.verification
-        entry.update(file=str(exported.path), manifest=str(exported.manifest_path), sha256=exported.manifest.sha256,
-                     size_bytes=exported.manifest.size_bytes, top1_agreement=v.top1_agreement,
-                     positions_compared=v.positions_compared, generation_stopped=v.generation_stopped)
+        entry.update(
+            file=str(exported.path),
+            manifest=str(exported.manifest_path),
+            sha256=exported.manifest.sha256,
+            size_bytes=exported.manifest.size_bytes,
+            top1_agreement=v.top1_agreement,
+            positions_compared=v.positions_compared,
+            generation_stopped=v.generation_stopped,
+        )
 
     with record.stage("register") as entry:
         if settings.register:
@@ -198,8 +237,10 @@ def _default_store() -> Path:
 def _policy(settings: LoopSettings):
     from therapist_app.core.policy import load_policy
 
-    return load_policy(Path(settings.system_policy) if settings.system_policy else None,
-                       Path(settings.user_policy) if settings.user_policy else None)
+    return load_policy(
+        Path(settings.system_policy) if settings.system_policy else None,
+        Path(settings.user_policy) if settings.user_policy else None,
+    )
 
 
 def _export(store_path: Path, passphrase: str | None, destination: Path, settings: LoopSettings) -> int:

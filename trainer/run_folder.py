@@ -43,7 +43,11 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where, capture_output=True, text=True, check=True, timeout=10,
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -103,8 +107,10 @@ class RunFolder:
     def plot_loss(self) -> Path | None:
         """`loss.png`: training and validation loss against the optimiser step."""
         rows = self.metrics()
-        curves = {"train loss": [(r["step"], r["loss"]) for r in rows if "loss" in r],
-                  "validation loss": [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]}
+        curves = {
+            "train loss": [(r["step"], r["loss"]) for r in rows if "loss" in r],
+            "validation loss": [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r],
+        }
         return plot_curves({k: v for k, v in curves.items() if v}, self.path / "loss.png", "loss (reply tokens)")
 
     def plot_rewards(self) -> Path | None:

@@ -34,8 +34,13 @@ class MetricsCallback(TrainerCallback):
         logs = dict(logs or {})
         now = time.perf_counter()
         record = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-        record.update({k: v for k, v in logs.items() if k != "epoch" and isinstance(v, (int, float))
-                       and not isinstance(v, bool) and math.isfinite(v)})
+        record.update(
+            {
+                k: v
+                for k, v in logs.items()
+                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            }
+        )
         if "num_tokens" in logs and "loss" in logs:
             tokens = float(logs["num_tokens"])
             if self._last is not None and tokens > self._last[1] and now > self._last[0]:

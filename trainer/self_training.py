@@ -24,7 +24,6 @@ from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example, parse_reply
 from therapist_app.core.scoring.safety import check_reply
-
 from trainer.config import ConfigError, setting
 from trainer.rewards import RewardPack
 from trainer.rewards.resources import load_risk_detector
@@ -43,13 +42,19 @@ class SelfTrainSettings(RewardSettings):
     temperature: float = setting(0.7, "sampling temperature (0 for greedy)", at_least=0)
     min_p: float = setting(0.1, "min-p sampling threshold", at_least=0, below=1)
     seed: int = setting(0, "sampling seed")
-    rounds: int = setting(1, "generate-filter-train rounds; round k+1 generates with the model round k trained",
-                          at_least=1)
+    rounds: int = setting(
+        1, "generate-filter-train rounds; round k+1 generates with the model round k trained", at_least=1
+    )
     sft_steps: int = setting(0, "SFT updates per round on the kept replies (0: filter only, one round)", at_least=0)
-    sft_config: str = setting("", "TOML of SFT settings for each round's training (model, data, output_dir and "
-                                  "run_name are set per round)")
-    validation_fraction: float = setting(0.2, "share of conversations held out of the prompts to validate each "
-                                              "round's SFT on (with sft_steps)", above=0, below=1)
+    sft_config: str = setting(
+        "", "TOML of SFT settings for each round's training (model, data, output_dir and run_name are set per round)"
+    )
+    validation_fraction: float = setting(
+        0.2,
+        "share of conversations held out of the prompts to validate each round's SFT on (with sft_steps)",
+        above=0,
+        below=1,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,8 +71,9 @@ class Decision:
     scores: dict
 
 
-def decide(examples: Sequence[Example], completions: Sequence[str], pack: RewardPack, threshold: float,
-           detector=None) -> tuple[list[Example], list[Decision]]:
+def decide(
+    examples: Sequence[Example], completions: Sequence[str], pack: RewardPack, threshold: float, detector=None
+) -> tuple[list[Example], list[Decision]]:
     """Which generated replies to keep, and why each was kept or dropped."""
     columns = {
         "client_words": [e.client_words for e in examples],
@@ -93,12 +99,29 @@ def decide(examples: Sequence[Example], completions: Sequence[str], pack: Reward
         else:
             reason = "kept"
         ident = f"{example.id or i}-self"
-        decisions.append(Decision(ident, reason == "kept", reason, round(confidence[i], 4),
-                                  {k: (None if v[i] is None else round(v[i], 4)) for k, v in scores.items()}))
+        decisions.append(
+            Decision(
+                ident,
+                reason == "kept",
+                reason,
+                round(confidence[i], 4),
+                {k: (None if v[i] is None else round(v[i], 4)) for k, v in scores.items()},
+            )
+        )
         if reason == "kept":
-            kept.append(Example(example.client_words, parsed.text, example.context, example.emotion, example.strategy,
-                                source="self-training", conversation_id=example.conversation_id, id=ident,
-                                extra={"confidence": round(confidence[i], 4)}))
+            kept.append(
+                Example(
+                    example.client_words,
+                    parsed.text,
+                    example.context,
+                    example.emotion,
+                    example.strategy,
+                    source="self-training",
+                    conversation_id=example.conversation_id,
+                    id=ident,
+                    extra={"confidence": round(confidence[i], 4)},
+                )
+            )
     return kept, decisions
 
 
@@ -149,8 +172,9 @@ def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path
     record = Path(settings.record) if settings.record else output.with_name(output.stem + ".decisions.jsonl")
     if not settings.sft_steps:
         prompts = examples[: settings.max_examples] if settings.max_examples else examples
-        kept, decisions = decide(prompts, _generate(settings.model, prompts, settings, generator), pack,
-                                 settings.threshold, detector)
+        kept, decisions = decide(
+            prompts, _generate(settings.model, prompts, settings, generator), pack, settings.threshold, detector
+        )
         _write_round(kept, decisions, output, record)
         return output, record, decisions
     if generator is not None:
@@ -158,13 +182,15 @@ def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path
 
     from trainer.data.split import SplitFractions, split_examples
 
-    parts = split_examples(examples, SplitFractions(1 - settings.validation_fraction, settings.validation_fraction, 0),
-                           settings.seed)
+    parts = split_examples(
+        examples, SplitFractions(1 - settings.validation_fraction, settings.validation_fraction, 0), settings.seed
+    )
     prompts = parts["train"][: settings.max_examples] if settings.max_examples else parts["train"]
     held_out = [e for e in parts["validation"] if e.reply]
     if not prompts or not held_out:
-        raise ValueError(f"{settings.data} is too small to hold out validation conversations: add data or change "
-                         "validation_fraction")
+        raise ValueError(
+            f"{settings.data} is too small to hold out validation conversations: add data or change validation_fraction"
+        )
     folder, model, rounds = output.parent, settings.model, []
     for number in range(1, settings.rounds + 2):
         decisions_now = decide(prompts, _generate(model, prompts, settings), pack, settings.threshold, detector)
@@ -179,8 +205,12 @@ def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path
         if kept:
             sft = _train_round(settings, model, kept, held_out, round_dir)
             model = str(sft.merged_dir or sft.final_dir)
-            entry["sft"] = {"run_dir": str(sft.run_dir), "global_step": sft.global_step,
-                            "train_examples": sft.train_examples, "validation_loss": sft.final_eval_loss}
+            entry["sft"] = {
+                "run_dir": str(sft.run_dir),
+                "global_step": sft.global_step,
+                "train_examples": sft.train_examples,
+                "validation_loss": sft.final_eval_loss,
+            }
         else:
             entry["sft"] = None  # nothing kept: the next round generates with the same model
         rounds.append(entry)
@@ -190,16 +220,25 @@ def run_self_training(settings: SelfTrainSettings, generator=None) -> tuple[Path
     return output, record, decisions
 
 
-def _train_round(settings: SelfTrainSettings, model: str, kept: Sequence[Example], held_out: Sequence[Example],
-                 round_dir: Path):
+def _train_round(
+    settings: SelfTrainSettings, model: str, kept: Sequence[Example], held_out: Sequence[Example], round_dir: Path
+):
     """SFT from `model` on this round's kept replies, validated on the held-out conversations."""
     from trainer.config import load_config
     from trainer.data.records import write_jsonl
     from trainer.sft import SFTSettings, run_sft
 
     write_jsonl(held_out, round_dir / "validation.jsonl")
-    sft = load_config(SFTSettings, settings.sft_config or None, {
-        "model": model, "data": str(round_dir), "output_dir": str(round_dir), "run_name": "sft",
-        "max_steps": settings.sft_steps, "seed": settings.seed,
-    })
+    sft = load_config(
+        SFTSettings,
+        settings.sft_config or None,
+        {
+            "model": model,
+            "data": str(round_dir),
+            "output_dir": str(round_dir),
+            "run_name": "sft",
+            "max_steps": settings.sft_steps,
+            "seed": settings.seed,
+        },
+    )
     return run_sft(sft)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from therapist_app.core.dialogue_format import Example, fit_context, training_example
-
 from trainer.config import default_of, setting
 from trainer.data.records import file_sha256
 from trainer.models import load_causal_lm, load_tokenizer
@@ -36,8 +35,9 @@ class SFTSettings(DataSettings, TrainSettings):
         ("auto", "on", "off"),
     )
     group_by_length: bool = setting(True, "batch examples of similar length together to cut padding")
-    eval_steps: int = setting(50, "validate every N updates (and always at the end); 0 means only at the end",
-                              at_least=0)
+    eval_steps: int = setting(
+        50, "validate every N updates (and always at the end); 0 means only at the end", at_least=0
+    )
     eval_on_start: bool = setting(False, "also validate before the first update (a baseline for the loss curve)")
 
 
@@ -77,11 +77,13 @@ def tokenize_examples(
         pair = training_example(request, example.reply)
         prompt_ids = encode(pair["prompt"])
         ids = prompt_ids + completion_ids
-        rows.append({
-            "input_ids": ids,
-            "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids),
-            "length": len(ids),
-        })
+        rows.append(
+            {
+                "input_ids": ids,
+                "completion_mask": [0] * len(prompt_ids) + [1] * len(completion_ids),
+                "length": len(ids),
+            }
+        )
     return rows, dropped
 
 
@@ -116,10 +118,21 @@ def run_sft(settings: SFTSettings, callbacks: Sequence = ()) -> SFTResult:
             f"after fitting examples to max_length {settings.max_length}, the "
             f"{'train' if not train_rows else 'validation'} split is empty: raise --max-length"
         )
-    run.start(settings, file_sha256(*files), train_examples=len(train_rows), validation_examples=len(eval_rows),
-              dropped_too_long=dropped_train + dropped_eval, packing=packing)
-    log.info("sft: %d train / %d validation examples (%d too long), run folder %s",
-             len(train_rows), len(eval_rows), dropped_train + dropped_eval, run.dir)
+    run.start(
+        settings,
+        file_sha256(*files),
+        train_examples=len(train_rows),
+        validation_examples=len(eval_rows),
+        dropped_too_long=dropped_train + dropped_eval,
+        packing=packing,
+    )
+    log.info(
+        "sft: %d train / %d validation examples (%d too long), run folder %s",
+        len(train_rows),
+        len(eval_rows),
+        dropped_train + dropped_eval,
+        run.dir,
+    )
 
     model = load_causal_lm(settings.model, dtype=torch.float32, **attention)
     args = SFTConfig(
@@ -134,9 +147,12 @@ def run_sft(settings: SFTSettings, callbacks: Sequence = ()) -> SFTResult:
         eval_on_start=settings.eval_on_start,
         **run.training_arguments(settings),
     )
-    trainer = SFTTrainer(args=args, train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows),
-                         **run.trainer_inputs(settings, model, tokenizer, callbacks))
+    trainer = SFTTrainer(
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows),
+        **run.trainer_inputs(settings, model, tokenizer, callbacks),
+    )
     stats = train(trainer, settings, run)
     step = trainer.state.global_step
     evaluated = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h and h.get("step") == step]

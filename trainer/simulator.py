@@ -23,7 +23,6 @@ from typing import Callable, Sequence
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest, Turn, parse_reply
 from therapist_app.core.taxonomy import check_emotion, emotions
-
 from trainer.curriculum import Curriculum
 from trainer.preferences import PreferencePair
 from trainer.progress import progress
@@ -74,8 +73,9 @@ def load_scenarios(path: str | Path | None = None) -> list[Scenario]:
 
 def client_messages(scenario: Scenario, transcript: Sequence[Turn]) -> list[dict]:
     """The simulator's chat: the persona as system prompt; the therapist speaks as `user`."""
-    system = CLIENT_INSTRUCTIONS.format(persona=scenario.persona, problem=scenario.problem,
-                                        feeling=emotions()[scenario.emotion].name.lower())
+    system = CLIENT_INSTRUCTIONS.format(
+        persona=scenario.persona, problem=scenario.problem, feeling=emotions()[scenario.emotion].name.lower()
+    )
     messages = [{"role": "system", "content": system}]
     for turn in transcript:
         messages.append({"role": "assistant" if turn.speaker == "client" else "user", "content": turn.text})
@@ -100,8 +100,15 @@ def client_text(answer: str) -> str:
 class LlamaChat:
     """A chat model through llama.cpp, sampled with min-p (the client simulator's voice)."""
 
-    def __init__(self, gguf: str | Path, min_p: float = 0.1, temperature: float = 1.0, seed: int = 0,
-                 max_tokens: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        gguf: str | Path,
+        min_p: float = 0.1,
+        temperature: float = 1.0,
+        seed: int = 0,
+        max_tokens: int = 64,
+        threads: int | None = None,
+    ) -> None:
         from llama_cpp import Llama
 
         self.llm = Llama(str(gguf), n_ctx=2048, n_threads=threads, seed=seed, verbose=False)
@@ -127,8 +134,9 @@ class Trajectory:
         return fmean(self.turn_scores)
 
 
-def simulate(scenario: Scenario, policy: Policy, client: ChatFn, pack: RewardPack,
-             trajectories: int = 4, turns: int = 2) -> list[Trajectory]:
+def simulate(
+    scenario: Scenario, policy: Policy, client: ChatFn, pack: RewardPack, trajectories: int = 4, turns: int = 2
+) -> list[Trajectory]:
     """`trajectories` sessions of `turns` therapist replies from the scenario's opening."""
     if trajectories < 2 or turns < 1:
         raise ValueError("need at least two trajectories and one turn")
@@ -153,7 +161,9 @@ def simulate(scenario: Scenario, policy: Policy, client: ChatFn, pack: RewardPac
             for i in range(trajectories):
                 answer = client_text(client(client_messages(scenario, contexts[i])))
                 client_words[i] = answer or "I'm not sure what to say."
-    return [Trajectory(scenario.id, tuple(requests[i]), tuple(replies[i]), tuple(scores[i])) for i in range(trajectories)]
+    return [
+        Trajectory(scenario.id, tuple(requests[i]), tuple(replies[i]), tuple(scores[i])) for i in range(trajectories)
+    ]
 
 
 def best_worst_pair(trajectories: Sequence[Trajectory], margin: float) -> PreferencePair | None:
@@ -178,10 +188,21 @@ def curriculum_for(scenarios: Sequence[Scenario], exploration: float = 1.0, seed
     return Curriculum(list(dict.fromkeys(s.group for s in scenarios)), exploration, seed)
 
 
-def simulate_pairs(scenarios: Sequence[Scenario], policy: Policy, client: ChatFn, pack: RewardPack,
-                   rounds: int = 2, groups_per_round: int = 2, trajectories: int = 4, turns: int = 2,
-                   margin: float = 0.1, seed: int = 0, exploration: float = 1.0, curriculum: Curriculum | None = None,
-                   first_round: int = 0) -> tuple[list[PreferencePair], SimulationLog]:
+def simulate_pairs(
+    scenarios: Sequence[Scenario],
+    policy: Policy,
+    client: ChatFn,
+    pack: RewardPack,
+    rounds: int = 2,
+    groups_per_round: int = 2,
+    trajectories: int = 4,
+    turns: int = 2,
+    margin: float = 0.1,
+    seed: int = 0,
+    exploration: float = 1.0,
+    curriculum: Curriculum | None = None,
+    first_round: int = 0,
+) -> tuple[list[PreferencePair], SimulationLog]:
     """Curriculum rounds: pick groups by learning potential, simulate one scenario of each, pair.
     A `curriculum` passed in (PAPRIKA's rounds of training) is updated in place, so the
     next call picks from everything simulated so far; `first_round` numbers the rounds on."""
@@ -201,8 +222,15 @@ def simulate_pairs(scenarios: Sequence[Scenario], policy: Policy, client: ChatFn
             pair = best_worst_pair(sampled, margin)
             if pair is not None:
                 pairs.append(pair)
-            log_rows.append({"round": number, "group": group, "scenario": scenario.id,
-                             "scores": [round(t.score, 4) for t in sampled], "paired": pair is not None})
+            log_rows.append(
+                {
+                    "round": number,
+                    "group": group,
+                    "scenario": scenario.id,
+                    "scores": [round(t.score, 4) for t in sampled],
+                    "paired": pair is not None,
+                }
+            )
             log.info("simulated %s (%s): scores %s", scenario.id, group, [round(t.score, 3) for t in sampled])
             bar.update()
     bar.close()

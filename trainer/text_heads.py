@@ -41,8 +41,13 @@ class MLPSettings:
         return asdict(self)
 
 
-def fit_mlp(features: np.ndarray, targets: np.ndarray, classes: int, settings: MLPSettings = MLPSettings(),
-            weights: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def fit_mlp(
+    features: np.ndarray,
+    targets: np.ndarray,
+    classes: int,
+    settings: MLPSettings = MLPSettings(),
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
     """(hidden_w, hidden_b, output_w, output_b) of a GELU network fitted with AdamW;
     `weights` scales each class's loss (None: equal). Deterministic for a seed."""
     import torch
@@ -51,8 +56,9 @@ def fit_mlp(features: np.ndarray, targets: np.ndarray, classes: int, settings: M
     generator = torch.Generator().manual_seed(settings.seed)
     hidden = torch.nn.Linear(features.shape[1], settings.hidden)
     output = torch.nn.Linear(settings.hidden, classes)
-    model = torch.nn.Sequential(torch.nn.Dropout(settings.input_dropout), hidden, torch.nn.GELU(),
-                                torch.nn.Dropout(settings.dropout), output)
+    model = torch.nn.Sequential(
+        torch.nn.Dropout(settings.input_dropout), hidden, torch.nn.GELU(), torch.nn.Dropout(settings.dropout), output
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     x, y = torch.tensor(features, dtype=torch.float32), torch.tensor(targets, dtype=torch.long)
     loss_weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
@@ -62,11 +68,14 @@ def fit_mlp(features: np.ndarray, targets: np.ndarray, classes: int, settings: M
         for start in range(0, len(order), settings.batch_size):
             rows = order[start : start + settings.batch_size]
             optimiser.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x[rows]), y[rows], weight=loss_weights,
-                                                     label_smoothing=settings.label_smoothing)
+            loss = torch.nn.functional.cross_entropy(
+                model(x[rows]), y[rows], weight=loss_weights, label_smoothing=settings.label_smoothing
+            )
             loss.backward()
             optimiser.step()
-    return tuple(t.detach().numpy().astype(np.float32) for t in (hidden.weight, hidden.bias, output.weight, output.bias))
+    return tuple(
+        t.detach().numpy().astype(np.float32) for t in (hidden.weight, hidden.bias, output.weight, output.bias)
+    )
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -77,6 +86,7 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     >>> round(fit_temperature(logits, np.array([0, 0, 1, 1])), 2) > 1  # overconfident: soften
     True
     """
+
     def nll(log_t: float) -> float:
         p = softmax(logits, math.exp(log_t))[np.arange(len(targets)), targets]
         return float(-np.log(np.maximum(p, 1e-12)).mean())
@@ -109,9 +119,13 @@ def expected_calibration_error(probs: np.ndarray, targets: np.ndarray, bins: int
     return float(error)
 
 
-def out_of_fold(features: np.ndarray, targets: np.ndarray, batches: np.ndarray,
-                fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
-                folds: Sequence[str] | None = None) -> np.ndarray:
+def out_of_fold(
+    features: np.ndarray,
+    targets: np.ndarray,
+    batches: np.ndarray,
+    fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    folds: Sequence[str] | None = None,
+) -> np.ndarray:
     """Each row's logits from a model fitted without its batch (rows of batches not in
     `folds` train every fold and get no prediction: NaN)."""
     logits = None
@@ -125,9 +139,14 @@ def out_of_fold(features: np.ndarray, targets: np.ndarray, batches: np.ndarray,
     return logits
 
 
-def fold_temperatures(logits: np.ndarray, targets: np.ndarray, batches: np.ndarray,
-                      folds: Sequence[str]) -> dict[str, float]:
+def fold_temperatures(
+    logits: np.ndarray, targets: np.ndarray, batches: np.ndarray, folds: Sequence[str]
+) -> dict[str, float]:
     """For each fold, the temperature fitted on the other folds' out-of-fold logits:
     calibration judged on a batch that played no part in it."""
-    return {b: fit_temperature(logits[(batches != b) & np.isin(batches, folds)],
-                               targets[(batches != b) & np.isin(batches, folds)]) for b in folds}
+    return {
+        b: fit_temperature(
+            logits[(batches != b) & np.isin(batches, folds)], targets[(batches != b) & np.isin(batches, folds)]
+        )
+        for b in folds
+    }

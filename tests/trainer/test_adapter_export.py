@@ -27,8 +27,17 @@ def tiny_adapter(tiny_hf_model, tmp_path_factory) -> Path:
 
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(tiny_hf_model)
-    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                                            layers_to_transform=[1], layers_pattern="layers", task_type="CAUSAL_LM"))
+    peft = get_peft_model(
+        model,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            target_modules=["q_proj", "v_proj", "down_proj"],
+            layers_to_transform=[1],
+            layers_pattern="layers",
+            task_type="CAUSAL_LM",
+        ),
+    )
     with torch.no_grad():
         for name, param in peft.named_parameters():
             if "lora_B" in name:
@@ -41,8 +50,17 @@ def tiny_adapter(tiny_hf_model, tmp_path_factory) -> Path:
 
 
 def _greedy(model: Path, adapter: Path | None, merge: bool = False) -> str:
-    config = EngineConfig(model_path=model, adapter_path=adapter, merge_adapter=merge, n_ctx=512, max_tokens=8,
-                          n_threads=2, sampling=SamplingParams(temperature=0), n_seq_max=1, candidates=1)
+    config = EngineConfig(
+        model_path=model,
+        adapter_path=adapter,
+        merge_adapter=merge,
+        n_ctx=512,
+        max_tokens=8,
+        n_threads=2,
+        sampling=SamplingParams(temperature=0),
+        n_seq_max=1,
+        candidates=1,
+    )
     with SuggestionEngine(config) as engine:
         assert engine.info.model_name.endswith("+ adapter") == (adapter is not None)
         return engine.complete(REQUEST, 1).suggestions[0].raw_text
@@ -53,8 +71,9 @@ def test_the_engine_applies_a_converted_adapter(tiny_gguf, tiny_adapter):
     assert _greedy(tiny_gguf, tiny_adapter) != _greedy(tiny_gguf, None)
 
 
-def test_a_merged_adapter_says_what_the_adapter_applied_at_load_says(tiny_gguf, tiny_adapter, bundled_model,
-                                                                      tmp_path, monkeypatch):
+def test_a_merged_adapter_says_what_the_adapter_applied_at_load_says(
+    tiny_gguf, tiny_adapter, bundled_model, tmp_path, monkeypatch
+):
     from therapist_app.core import adapter_merge
     from therapist_app.core.adapter_merge import MergeError, merge_lora
 
@@ -86,14 +105,14 @@ def test_export_needs_an_adapter_folder(tmp_path):
     assert _adapter_dir(tmp_path) == tmp_path / "final"
 
 
-def test_a_merge_made_at_install_is_found_wherever_the_install_moved(tiny_gguf, tiny_adapter, tmp_path,
-                                                                     monkeypatch):
+def test_a_merge_made_at_install_is_found_wherever_the_install_moved(tiny_gguf, tiny_adapter, tmp_path, monkeypatch):
     """setup.sh and the package build merge once; a fresh profile then merges nothing."""
     from therapist_app.core import adapter_merge
 
     installed = tmp_path / "install"
-    made = adapter_merge.merge_lora(tiny_gguf, tiny_adapter,
-                                    installed / adapter_merge.merged_name(tiny_gguf, tiny_adapter))
+    made = adapter_merge.merge_lora(
+        tiny_gguf, tiny_adapter, installed / adapter_merge.merged_name(tiny_gguf, tiny_adapter)
+    )
     moved = tmp_path / "elsewhere"  # a package unpacked at another path: same content
     moved.mkdir()
     base, adapter = moved / tiny_gguf.name, moved / tiny_adapter.name

@@ -42,8 +42,13 @@ def test_binary_scores_of_any_risk():
 
 
 def test_majority_comes_from_rows_outside_the_evaluated_split():
-    rows = [LabelledRow("x", "a", "f", split="train"), LabelledRow("y", "a", "f", split="train"),
-            LabelledRow("z", "b", "f"), LabelledRow("w", "b", "f"), LabelledRow("v", "b", "f")]
+    rows = [
+        LabelledRow("x", "a", "f", split="train"),
+        LabelledRow("y", "a", "f", split="train"),
+        LabelledRow("z", "b", "f"),
+        LabelledRow("w", "b", "f"),
+        LabelledRow("v", "b", "f"),
+    ]
     assert majority_label(rows, "test") == "a"
     assert majority_label(rows, "all") == "b"
 
@@ -57,13 +62,21 @@ def test_read_labelled_names_the_bad_line(tmp_path):
 
 def test_esconv_reader_takes_seeker_turns(tmp_path):
     path = tmp_path / "esconv.json"
-    path.write_text(json.dumps([
-        {"emotion_type": "anxiety", "dialog": [
-            {"speaker": "seeker", "content": "I can't sleep before exams."},
-            {"speaker": "supporter", "content": "That sounds hard."},
-            {"speaker": "seeker", "content": "Every night."}]},
-        {"emotion_type": "anger", "dialog": [{"speaker": "supporter", "content": "Hi"}]},
-    ]))
+    path.write_text(
+        json.dumps(
+            [
+                {
+                    "emotion_type": "anxiety",
+                    "dialog": [
+                        {"speaker": "seeker", "content": "I can't sleep before exams."},
+                        {"speaker": "supporter", "content": "That sounds hard."},
+                        {"speaker": "seeker", "content": "Every night."},
+                    ],
+                },
+                {"emotion_type": "anger", "dialog": [{"speaker": "supporter", "content": "Hi"}]},
+            ]
+        )
+    )
     assert read_esconv(path) == [("anxiety", ["I can't sleep before exams.", "Every night."])]
     path.write_text(json.dumps([{"dialog": []}]))
     with pytest.raises(ValueError, match="emotion_type"):
@@ -73,8 +86,17 @@ def test_esconv_reader_takes_seeker_turns(tmp_path):
 def test_commands_have_help():
     parser = build_parser()
     choices = parser._subparsers._group_actions[0].choices
-    for name in ("train-emotion-head", "train-risk-head", "eval-emotion", "eval-risk", "eval-crisis",
-                 "corpus", "export-adapter", "blind-pack", "blind-score"):
+    for name in (
+        "train-emotion-head",
+        "train-risk-head",
+        "eval-emotion",
+        "eval-risk",
+        "eval-crisis",
+        "corpus",
+        "export-adapter",
+        "blind-pack",
+        "blind-score",
+    ):
         assert choices[name].description
         for action in choices[name]._actions:
             assert action.help, (name, action.dest)
@@ -88,24 +110,44 @@ def test_missing_data_file_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_eval_risk_and_emotion_print_matrices_and_result(tmp_path, capsys):
     risk = tmp_path / "risk.jsonl"
-    risk.write_text("\n".join(json.dumps(r) for r in [
-        {"text": "I want to kill myself.", "risk": "suicide_selfharm"},
-        {"text": "This commute is killing me.", "risk": "none"},
-        {"text": "My husband hits me.", "risk": "abuse"},
-    ]) + "\n")
+    risk.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "I want to kill myself.", "risk": "suicide_selfharm"},
+                {"text": "This commute is killing me.", "risk": "none"},
+                {"text": "My husband hits me.", "risk": "abuse"},
+            ]
+        )
+        + "\n"
+    )
     assert main(["eval-risk", "--data", str(risk), "--split", "all"]) == 0
     out = capsys.readouterr().out
     assert "confusion matrix" in out and "zero-shot" in out and "majority" in out
     assert out.strip().splitlines()[-1] == "RESULT recall=1.0000 precision=1.0000 f1=1.0000 macro_f1=1.0000 rows=3"
 
     emotion = tmp_path / "emotion.jsonl"
-    emotion.write_text("\n".join(json.dumps(r) for r in [
-        {"text": "My father died last week and I miss him terribly.", "emotion": "grief"},
-        {"text": "I am so angry at my landlord, he ignored the leak for months.", "emotion": "anger"},
-    ]) + "\n")
+    emotion.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"text": "My father died last week and I miss him terribly.", "emotion": "grief"},
+                {"text": "I am so angry at my landlord, he ignored the leak for months.", "emotion": "anger"},
+            ]
+        )
+        + "\n"
+    )
     esconv = tmp_path / "esconv.json"
-    esconv.write_text(json.dumps([{"emotion_type": "anger", "dialog": [
-        {"speaker": "seeker", "content": "My boss yelled at me and I am furious about it."}]}]))
+    esconv.write_text(
+        json.dumps(
+            [
+                {
+                    "emotion_type": "anger",
+                    "dialog": [{"speaker": "seeker", "content": "My boss yelled at me and I am furious about it."}],
+                }
+            ]
+        )
+    )
     assert main(["eval-emotion", "--data", str(emotion), "--split", "all", "--esconv", str(esconv)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("RESULT accuracy=") and "esconv_accuracy=" in last

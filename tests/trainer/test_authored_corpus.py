@@ -24,16 +24,21 @@ TURNS = [
 def test_each_reply_to_a_client_turn_is_an_example_with_the_turns_before_it():
     examples = conversation_examples({"conversation_id": "x-1", "batch": "x", "turns": TURNS})
     assert [(e.client_words, e.emotion, e.strategy, len(e.context)) for e in examples] == [
-        ("Work, mostly.", "stress", "question", 1), ("My boss.", "anger", "restatement", 3)]
+        ("Work, mostly.", "stress", "question", 1),
+        ("My boss.", "anger", "restatement", 3),
+    ]
     assert examples[1].context[-1].text == "What about work?" and examples[0].extra == {"batch": "x"}
 
 
-@pytest.mark.parametrize("turns, message", [
-    (TURNS[:2] + TURNS[1:], "in a row"),
-    ([{**TURNS[1], "emotion": "joy"}, TURNS[2]], "emotion"),
-    ([TURNS[1], {**TURNS[2], "strategy": "lecture"}], "strategy"),
-    ([TURNS[0]], "no therapist reply"),
-])
+@pytest.mark.parametrize(
+    "turns, message",
+    [
+        (TURNS[:2] + TURNS[1:], "in a row"),
+        ([{**TURNS[1], "emotion": "joy"}, TURNS[2]], "emotion"),
+        ([TURNS[1], {**TURNS[2], "strategy": "lecture"}], "strategy"),
+        ([TURNS[0]], "no therapist reply"),
+    ],
+)
 def test_bad_conversations_are_refused_with_the_reason(turns, message):
     with pytest.raises(ValueError, match=message):
         conversation_examples({"conversation_id": "x-1", "batch": "x", "turns": turns})
@@ -59,8 +64,12 @@ def test_the_shipped_corpus_meets_its_promises():
     emotions = {e.emotion for e in examples}
     strategies = {e.strategy for e in examples}
     assert len(emotions) == 13 and len(strategies) == 8
-    situations = {json.loads(line)["situation"] for path in sorted((asset_path("corpus") / "dialogues").glob("*.jsonl"))
-                  for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    situations = {
+        json.loads(line)["situation"]
+        for path in sorted((asset_path("corpus") / "dialogues").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
     assert len(situations) >= 60
     lengths = sorted(len(e.reply.split()) for e in examples)
     assert 15 <= lengths[len(lengths) // 2] <= 30

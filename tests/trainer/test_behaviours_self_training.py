@@ -16,16 +16,19 @@ from trainer.rewards.resources import load_risk_detector
 from trainer.self_training import SelfTrainSettings, decide, run_self_training
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("Did I get that right?", ("checking_understanding",)),
-    ("Correct me if I'm wrong, but it's the mornings.", ("checking_understanding",)),
-    ("What I'm hearing is that work and home both pull at you.", ("summarising",)),
-    ("Would it help to try one small thing this week?", ("asking_before_advising",)),
-    ("Can I offer an idea?", ("asking_before_advising",)),
-    ("So far you've told me it's lonely. Is that right?", ("checking_understanding", "summarising")),
-    ("You should go to bed earlier.", ()),
-    ("That sounds hard.", ()),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("Did I get that right?", ("checking_understanding",)),
+        ("Correct me if I'm wrong, but it's the mornings.", ("checking_understanding",)),
+        ("What I'm hearing is that work and home both pull at you.", ("summarising",)),
+        ("Would it help to try one small thing this week?", ("asking_before_advising",)),
+        ("Can I offer an idea?", ("asking_before_advising",)),
+        ("So far you've told me it's lonely. Is that right?", ("checking_understanding", "summarising")),
+        ("You should go to bed earlier.", ()),
+        ("That sounds hard.", ()),
+    ],
+)
 def test_behaviour_counter(reply, expected):
     assert behaviours_in(reply) == expected
 
@@ -44,10 +47,17 @@ def test_priming_loader_refuses_examples_without_behaviours(tmp_path):
         load_priming(path)
 
 
-EXAMPLES = [Example("I feel so alone since the move.", "It sounds lonely.", emotion="loneliness",
-                    strategy="reflection", id=f"e{i}") for i in range(5)]
-PACK = build_reward_pack(["emotion_alignment", "strategy_adherence", "safety", "format_compliance"], [1, 1, 2, 0.5],
-                         {"emotion_alignment": {"classifier": None}})
+EXAMPLES = [
+    Example(
+        "I feel so alone since the move.", "It sounds lonely.", emotion="loneliness", strategy="reflection", id=f"e{i}"
+    )
+    for i in range(5)
+]
+PACK = build_reward_pack(
+    ["emotion_alignment", "strategy_adherence", "safety", "format_compliance"],
+    [1, 1, 2, 0.5],
+    {"emotion_alignment": {"classifier": None}},
+)
 
 
 def test_self_training_keeps_only_valid_confident_replies():
@@ -69,10 +79,18 @@ def test_self_training_keeps_only_valid_confident_replies():
 def test_self_training_writes_data_and_a_text_free_record(tmp_path):
     data = tmp_path / "prompts.jsonl"
     data.write_text("\n".join(e.to_json() for e in EXAMPLES[:2]) + "\n", encoding="utf-8")
-    settings = SelfTrainSettings(data=str(data), output=str(tmp_path / "kept.jsonl"), threshold=0.8,
-                                 rewards="emotion_alignment,safety", reward_weights="1,1", emotion_classifier="none")
+    settings = SelfTrainSettings(
+        data=str(data),
+        output=str(tmp_path / "kept.jsonl"),
+        threshold=0.8,
+        rewards="emotion_alignment,safety",
+        reward_weights="1,1",
+        emotion_classifier="none",
+    )
     replies = iter(["It sounds like you feel alone since the move.", "Calm down."])
-    output, record, decisions = run_self_training(settings, generator=lambda requests: [next(replies) for _ in requests])
+    output, record, decisions = run_self_training(
+        settings, generator=lambda requests: [next(replies) for _ in requests]
+    )
     assert [e.id for e in read_jsonl(output).examples] == ["e0-self"]
     rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
     assert [r["kept"] for r in rows] == [True, False]
@@ -81,9 +99,25 @@ def test_self_training_writes_data_and_a_text_free_record(tmp_path):
 
 def test_self_train_command_on_a_tiny_model(tiny_model, tmp_path, capsys):
     out = tmp_path / "kept.jsonl"
-    code = main(["self-train", "--model", str(tiny_model), "--max-examples", "2", "--max-new-tokens", "6",
-                 "--output", str(out), "--emotion-classifier", "none", "--rewards", "safety,format_compliance",
-                 "--reward-weights", "1,1"])
+    code = main(
+        [
+            "self-train",
+            "--model",
+            str(tiny_model),
+            "--max-examples",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--output",
+            str(out),
+            "--emotion-classifier",
+            "none",
+            "--rewards",
+            "safety,format_compliance",
+            "--reward-weights",
+            "1,1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert "of 2 replies" in capsys.readouterr().out
     assert len(out.with_name("kept.decisions.jsonl").read_text(encoding="utf-8").splitlines()) == 2
@@ -91,13 +125,38 @@ def test_self_train_command_on_a_tiny_model(tiny_model, tmp_path, capsys):
 
 def test_continual_self_training_runs_rounds_on_the_model_each_round_trained(tiny_model, tmp_path, capsys):
     sft = tmp_path / "sft.toml"
-    sft.write_text('finetune = "full"\nbatch_size = 2\nmax_length = 256\nnum_threads = 2\neval_steps = 0\n'
-                   'learning_rate = 0.01\nwarmup_ratio = 0.0\n')
+    sft.write_text(
+        'finetune = "full"\nbatch_size = 2\nmax_length = 256\nnum_threads = 2\neval_steps = 0\n'
+        "learning_rate = 0.01\nwarmup_ratio = 0.0\n"
+    )
     out = tmp_path / "self" / "kept.jsonl"
-    code = main(["self-train", "--model", str(tiny_model), "--max-examples", "3", "--max-new-tokens", "12",
-                 "--output", str(out), "--emotion-classifier", "none", "--rewards", "safety,format_compliance",
-                 "--reward-weights", "1,1", "--threshold", "0", "--rounds", "2", "--sft-steps", "1",
-                 "--sft-config", str(sft)])
+    code = main(
+        [
+            "self-train",
+            "--model",
+            str(tiny_model),
+            "--max-examples",
+            "3",
+            "--max-new-tokens",
+            "12",
+            "--output",
+            str(out),
+            "--emotion-classifier",
+            "none",
+            "--rewards",
+            "safety,format_compliance",
+            "--reward-weights",
+            "1,1",
+            "--threshold",
+            "0",
+            "--rounds",
+            "2",
+            "--sft-steps",
+            "1",
+            "--sft-config",
+            str(sft),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rounds = json.loads((tmp_path / "self" / "rounds.json").read_text())["rounds"]
     # Two trained rounds and a last pass that only scores the final model.

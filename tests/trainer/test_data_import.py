@@ -24,16 +24,27 @@ from trainer.data.split import SplitFractions, conversation_key, split_examples
 
 SAMPLES = Path(__file__).resolve().parents[2] / "assets" / "sample_data"
 SEED = SAMPLES.parent / "seed_corpus.jsonl"
-TABLE_MAP = parse_mapping([
-    "conversation_id=dialogue", "context=turn_context", "client_words=client_said",
-    "reply=counsellor_said", "emotion=feeling", "strategy=technique",
-])
+TABLE_MAP = parse_mapping(
+    [
+        "conversation_id=dialogue",
+        "context=turn_context",
+        "client_words=client_said",
+        "reply=counsellor_said",
+        "emotion=feeling",
+        "strategy=technique",
+    ]
+)
 
 
 def test_esconv_turns_become_examples_with_context_and_strategies():
     examples = import_esconv(SAMPLES / "esconv.json").examples
     assert [e.strategy for e in examples] == [
-        "question", "reflection", "suggestion", "restatement", "affirmation", "other"
+        "question",
+        "reflection",
+        "suggestion",
+        "restatement",
+        "affirmation",
+        "other",
     ]
     second = examples[1]
     assert second.client_words.splitlines() == [
@@ -71,10 +82,15 @@ def test_table_csv_and_jsonl_through_a_mapping():
         Turn("client", "I forgot my friend's birthday."),
         Turn("therapist", "You sound upset with yourself about it."),
     )
-    mapping = parse_mapping([
-        "conversation_id=session", "context=prior", "client_words=message",
-        "reply=answer", "emotion=label",
-    ])
+    mapping = parse_mapping(
+        [
+            "conversation_id=session",
+            "context=prior",
+            "client_words=message",
+            "reply=answer",
+            "emotion=label",
+        ]
+    )
     jsonl = import_table(SAMPLES / "generic.jsonl", mapping, emotion_scheme="empathetic_dialogues").examples
     assert [e.emotion for e in jsonl] == ["anxiety", "fear"]
 
@@ -115,27 +131,49 @@ def test_jsonl_validation_reports_each_bad_line(tmp_path):
     good = Example("I feel flat.", "That sounds heavy.", emotion="depression", strategy="reflection")
     path = tmp_path / "data.jsonl"
     path.write_text(
-        good.to_json() + "\n"
-        + "{not json\n"
-        + json.dumps({"client_words": "x", "reply": "y", "emotion": "bored"}) + "\n"
+        good.to_json()
         + "\n"
-        + json.dumps({"reply": "y"}) + "\n",
+        + "{not json\n"
+        + json.dumps({"client_words": "x", "reply": "y", "emotion": "bored"})
+        + "\n"
+        + "\n"
+        + json.dumps({"reply": "y"})
+        + "\n",
         encoding="utf-8",
     )
     with pytest.raises(DataError) as failure:
         read_jsonl(path)
     assert [(e.line, e.message.split(" ")[0]) for e in failure.value.errors] == [
-        (2, "not"), (3, "unknown"), (5, "missing"),
+        (2, "not"),
+        (3, "unknown"),
+        (5, "missing"),
     ]
     assert read_jsonl(path, skip_invalid=True).examples == (good,)
 
 
 def test_app_export_is_validated_as_is(tmp_path):
     rows = [
-        Example("I can't sleep.", "That sounds exhausting.", emotion="stress", strategy="reflection",
-                source="app", conversation_id="c1", id="e1", decision="edited", suggestion="That's hard."),
-        Example("I'm fine.", None, strategy="question", source="app", conversation_id="c1", id="e2",
-                decision="rejected", suggestion="Why?"),
+        Example(
+            "I can't sleep.",
+            "That sounds exhausting.",
+            emotion="stress",
+            strategy="reflection",
+            source="app",
+            conversation_id="c1",
+            id="e1",
+            decision="edited",
+            suggestion="That's hard.",
+        ),
+        Example(
+            "I'm fine.",
+            None,
+            strategy="question",
+            source="app",
+            conversation_id="c1",
+            id="e2",
+            decision="rejected",
+            suggestion="Why?",
+        ),
     ]
     path = tmp_path / "export.jsonl"
     write_jsonl(rows, path)
@@ -148,10 +186,12 @@ def test_app_export_is_validated_as_is(tmp_path):
 
 def test_app_export_takes_not_chosen_drafts_and_own_replies(tmp_path):
     rows = [
-        Example("I'm fine.", None, source="app", conversation_id="c1", id="e1", decision="not_chosen",
-                suggestion="Why?"),
-        Example("I'm fine.", "Fine can mean a lot of things.", source="app", conversation_id="c1", id="e2",
-                decision="own"),
+        Example(
+            "I'm fine.", None, source="app", conversation_id="c1", id="e1", decision="not_chosen", suggestion="Why?"
+        ),
+        Example(
+            "I'm fine.", "Fine can mean a lot of things.", source="app", conversation_id="c1", id="e2", decision="own"
+        ),
     ]
     path = tmp_path / "export.jsonl"
     write_jsonl(rows, path)
@@ -188,9 +228,7 @@ def test_hub_reads_a_local_dataset_folder_through_the_mapping(tmp_path, monkeypa
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "set"
     folder.mkdir()
-    (folder / "train.jsonl").write_text(
-        (SAMPLES / "generic.jsonl").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    (folder / "train.jsonl").write_text((SAMPLES / "generic.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
     mapping = parse_mapping(["client_words=message", "reply=answer", "context=prior", "emotion=label"])
     examples = import_hub(str(folder), mapping, emotion_scheme="empathetic_dialogues").examples
     assert [e.emotion for e in examples] == ["anxiety", "fear"]
@@ -243,9 +281,16 @@ def test_seed_corpus_covers_the_taxonomy():
 
 def test_cli_import_and_split(tmp_path, capsys):
     out = tmp_path / "all.jsonl"
-    assert main(["import", "--format", "esconv", str(SAMPLES / "esconv.json"), str(SAMPLES / "esconv.json"), "-o", str(out)]) == 0
+    assert (
+        main(
+            ["import", "--format", "esconv", str(SAMPLES / "esconv.json"), str(SAMPLES / "esconv.json"), "-o", str(out)]
+        )
+        == 0
+    )
     assert "wrote 6 examples" in capsys.readouterr().out  # the second copy is all duplicates
     assert main(["import", "--format", "counselchat", str(SAMPLES / "counselchat_malformed.csv"), "-o", str(out)]) == 2
     assert "counselchat_malformed.csv:3" in capsys.readouterr().err
     assert main(["split", str(SEED), "-o", str(tmp_path / "split")]) == 0
-    assert sum(len(read_jsonl(tmp_path / "split" / f"{n}.jsonl").examples) for n in ("train", "validation", "test")) == 312
+    assert (
+        sum(len(read_jsonl(tmp_path / "split" / f"{n}.jsonl").examples) for n in ("train", "validation", "test")) == 312
+    )

@@ -17,8 +17,20 @@ from trainer.dpo import DPOSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORT = ROOT / "assets" / "app_export_sample.jsonl"
-QUICK = ["--finetune", "full", "--batch-size", "2", "--learning-rate", "0.001", "--num-threads", "1",
-         "--max-length", "256", "--emotion-classifier", "none"]
+QUICK = [
+    "--finetune",
+    "full",
+    "--batch-size",
+    "2",
+    "--learning-rate",
+    "0.001",
+    "--num-threads",
+    "1",
+    "--max-length",
+    "256",
+    "--emotion-classifier",
+    "none",
+]
 
 
 def _results(run: Path) -> dict:
@@ -26,8 +38,22 @@ def _results(run: Path) -> dict:
 
 
 def test_dpo_on_app_decisions_raises_the_preference_margin(tiny_model, tmp_path, capsys):
-    code = main(["dpo", "--model", str(tiny_model), "--app-export", str(EXPORT), "--output-dir", str(tmp_path),
-                 "--run-name", "app", "--max-steps", "4", *QUICK])
+    code = main(
+        [
+            "dpo",
+            "--model",
+            str(tiny_model),
+            "--app-export",
+            str(EXPORT),
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "app",
+            "--max-steps",
+            "4",
+            *QUICK,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     info = _results(tmp_path / "app")
     assert info["pairs"] == 4 and info["app_export"]["rounds"] == 4
@@ -40,11 +66,39 @@ def test_dpo_on_app_decisions_raises_the_preference_margin(tiny_model, tmp_path,
 
 
 def test_dpo_on_simulated_sessions(tiny_model, tiny_gguf, tmp_path, capsys):
-    code = main(["dpo", "--model", str(tiny_model), "--simulate", "--simulator-model", str(tiny_gguf),
-                 "--simulation-rounds", "1", "--groups-per-round", "2", "--trajectories", "3", "--turns", "2",
-                 "--max-new-tokens", "8", "--margin", "0", "--rewards", "emotion_alignment,reference_agreement,"
-                 "safety,format_compliance,repetition_penalty", "--reward-weights", "1,1,2,0.5,1",
-                 "--output-dir", str(tmp_path), "--run-name", "sim", "--max-steps", "2", *QUICK])
+    code = main(
+        [
+            "dpo",
+            "--model",
+            str(tiny_model),
+            "--simulate",
+            "--simulator-model",
+            str(tiny_gguf),
+            "--simulation-rounds",
+            "1",
+            "--groups-per-round",
+            "2",
+            "--trajectories",
+            "3",
+            "--turns",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--margin",
+            "0",
+            "--rewards",
+            "emotion_alignment,reference_agreement,safety,format_compliance,repetition_penalty",
+            "--reward-weights",
+            "1,1,2,0.5,1",
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "sim",
+            "--max-steps",
+            "2",
+            *QUICK,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     info = _results(tmp_path / "sim")
     assert len(info["simulation"]) == 2 and all(len(r["scores"]) == 3 for r in info["simulation"])
@@ -53,11 +107,41 @@ def test_dpo_on_simulated_sessions(tiny_model, tiny_gguf, tmp_path, capsys):
 
 
 def test_paprika_rounds_simulate_with_the_policy_the_round_before_trained(tiny_model, tiny_gguf, tmp_path, capsys):
-    code = main(["dpo", "--model", str(tiny_model), "--simulate", "--simulator-model", str(tiny_gguf), "--rounds", "2",
-                 "--simulation-rounds", "1", "--groups-per-round", "2", "--trajectories", "2", "--turns", "1",
-                 "--max-new-tokens", "6", "--margin", "0", "--rewards", "emotion_alignment,format_compliance",
-                 "--reward-weights", "1,1", "--output-dir", str(tmp_path), "--run-name", "paprika", "--max-steps", "1",
-                 *QUICK])
+    code = main(
+        [
+            "dpo",
+            "--model",
+            str(tiny_model),
+            "--simulate",
+            "--simulator-model",
+            str(tiny_gguf),
+            "--rounds",
+            "2",
+            "--simulation-rounds",
+            "1",
+            "--groups-per-round",
+            "2",
+            "--trajectories",
+            "2",
+            "--turns",
+            "1",
+            "--max-new-tokens",
+            "6",
+            "--margin",
+            "0",
+            "--rewards",
+            "emotion_alignment,format_compliance",
+            "--reward-weights",
+            "1,1",
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "paprika",
+            "--max-steps",
+            "1",
+            *QUICK,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rounds = json.loads((tmp_path / "paprika" / "rounds.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]

@@ -20,8 +20,8 @@ from therapist_app.core.dialogue_format import EmotionReading, SuggestionRequest
 from therapist_app.core.engine import EngineConfig, SuggestionEngine  # noqa: E402
 from therapist_app.core.llama_runtime import Model  # noqa: E402
 from therapist_app.core.model_manifest import ManifestError, verify_model  # noqa: E402
-from trainer.export import model as export_module  # noqa: E402
 from trainer.cli import main  # noqa: E402
+from trainer.export import model as export_module  # noqa: E402
 from trainer.export.model import (  # noqa: E402
     ExportError,
     ExportSettings,
@@ -41,11 +41,23 @@ QUANTS = ("f16", "q8_0", "q4_k_m")
 def lora_run(tiny_hf_model, tmp_path_factory) -> Path:
     """Two LoRA updates on the seed corpus through the trainer's own SFT."""
     out = tmp_path_factory.mktemp("runs")
-    run_sft(SFTSettings(
-        model=str(tiny_hf_model), output_dir=str(out), run_name="lora-run", max_steps=2, batch_size=2,
-        max_length=192, eval_steps=0, save_steps=100, logging_steps=1, num_threads=2, merge_lora=False,
-        learning_rate=2e-2, warmup_ratio=0.0,
-    ))
+    run_sft(
+        SFTSettings(
+            model=str(tiny_hf_model),
+            output_dir=str(out),
+            run_name="lora-run",
+            max_steps=2,
+            batch_size=2,
+            max_length=192,
+            eval_steps=0,
+            save_steps=100,
+            logging_steps=1,
+            num_threads=2,
+            merge_lora=False,
+            learning_rate=2e-2,
+            warmup_ratio=0.0,
+        )
+    )
     return out / "lora-run"
 
 
@@ -131,7 +143,8 @@ def test_the_app_loads_the_export_and_suggests(exported, quant):
         assert engine.info.template_matches is True
         assert engine.info.model_name == "lora-run"
         result = engine.complete(
-            SuggestionRequest("I keep replaying the argument.", emotion=EmotionReading("anxiety", 0.7)), n=2)
+            SuggestionRequest("I keep replaying the argument.", emotion=EmotionReading("anxiety", 0.7)), n=2
+        )
     assert len(result.suggestions) == 2
     assert all(s.finish_reason in ("stop", "length") for s in result.suggestions)
     assert result.stats.generated_tokens >= 1
@@ -154,7 +167,8 @@ def test_a_corrupted_export_is_refused(exported, tmp_path):
 def test_checks_catch_a_wrong_template_and_stop_token(exported, tmp_path):
     """The failure these checks exist for: a GGUF whose template or end token is off."""
     spec = {
-        "input": str(exported / "lora-run.f16.gguf"), "output": str(tmp_path / "off.gguf"),
+        "input": str(exported / "lora-run.f16.gguf"),
+        "output": str(tmp_path / "off.gguf"),
         "chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}",
         "special_tokens": {"eos": "<|endoftext|>"},
     }
@@ -167,8 +181,12 @@ def test_checks_catch_a_wrong_template_and_stop_token(exported, tmp_path):
     from trainer.llama_cpp_source import source_dir
 
     env = {**os.environ, "PYTHONPATH": str(source_dir() / "gguf-py")}
-    subprocess.run([sys.executable, "-P", str(Path(export_module.__file__).with_name("stamp.py")), str(spec_path)],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-P", str(Path(export_module.__file__).with_name("stamp.py")), str(spec_path)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     with Model(str(tmp_path / "off.gguf"), 0) as model:
         assert not template_matches(model)
         assert not stop_token_is_eog(model)

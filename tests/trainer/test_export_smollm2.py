@@ -18,15 +18,31 @@ from trainer.sft import SFTSettings, run_sft  # noqa: E402
 
 @pytest.mark.slow
 def test_smollm2_trains_exports_and_suggests(smollm2, tmp_path):
-    run_sft(SFTSettings(
-        model=str(smollm2), output_dir=str(tmp_path / "runs"), run_name="smol", max_steps=1, batch_size=1,
-        max_length=256, eval_steps=0, save_steps=100, logging_steps=1, num_threads=2, merge_lora=False,
-        learning_rate=1e-5, warmup_ratio=0.0,
-    ))
-    result = export_model(ExportSettings(
-        source=tmp_path / "runs" / "smol", output_dir=tmp_path / "out", license="apache-2.0",
-        quantisations=("f16", "q8_0"),
-    ))
+    run_sft(
+        SFTSettings(
+            model=str(smollm2),
+            output_dir=str(tmp_path / "runs"),
+            run_name="smol",
+            max_steps=1,
+            batch_size=1,
+            max_length=256,
+            eval_steps=0,
+            save_steps=100,
+            logging_steps=1,
+            num_threads=2,
+            merge_lora=False,
+            learning_rate=1e-5,
+            warmup_ratio=0.0,
+        )
+    )
+    result = export_model(
+        ExportSettings(
+            source=tmp_path / "runs" / "smol",
+            output_dir=tmp_path / "out",
+            license="apache-2.0",
+            quantisations=("f16", "q8_0"),
+        )
+    )
     f16 = result.file("f16").manifest.verification
     assert f16.passed and f16.top1_agreement >= 0.99 and f16.generation_stopped
     q8 = result.file("q8_0").manifest.verification
@@ -38,7 +54,10 @@ def test_smollm2_trains_exports_and_suggests(smollm2, tmp_path):
     with SuggestionEngine(config) as engine:
         assert engine.info.template_matches is True
         suggestions = engine.complete(
-            SuggestionRequest("I can't stop worrying about my exams next week.",
-                              emotion=EmotionReading("anxiety", 0.8)), n=3).suggestions
+            SuggestionRequest(
+                "I can't stop worrying about my exams next week.", emotion=EmotionReading("anxiety", 0.8)
+            ),
+            n=3,
+        ).suggestions
     assert all(s.text for s in suggestions)
     assert any(s.finish_reason == "stop" for s in suggestions)

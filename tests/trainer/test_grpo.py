@@ -34,18 +34,34 @@ def build_small_vocab_model(folder: Path, words: int = 40) -> Path:
     from trainer.models import CHATML_TEMPLATE
     from trainer.rewards.text import words as split
 
-    counts = Counter(w for line in SEED.read_text(encoding="utf-8").splitlines() for w in split(json.loads(line)["reply"]))
+    counts = Counter(
+        w for line in SEED.read_text(encoding="utf-8").splitlines() for w in split(json.loads(line)["reply"])
+    )
     tokens = ["<unk>", "<|im_start|>", "<|im_end|>", "."] + [w for w, _ in counts.most_common(words)]
     backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(tokens)}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", eos_token="<|im_end|>",
-                                        pad_token="<|im_end|>", bos_token="<|im_start|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        bos_token="<|im_start|>",
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=1024,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -69,15 +85,50 @@ def sampled_reward(model_dir: Path, count: int = 16, samples: int = 8) -> float:
     return sum(scores) / len(scores)
 
 
-QUICK = ["--data", str(SEED), "--finetune", "full", "--batch-size", "2", "--num-generations", "8",
-         "--max-completion-length", "6", "--max-length", "384", "--beta", "0", "--num-threads", "1",
-         "--emotion-classifier", "none", "--learning-rate", "0.02"]
+QUICK = [
+    "--data",
+    str(SEED),
+    "--finetune",
+    "full",
+    "--batch-size",
+    "2",
+    "--num-generations",
+    "8",
+    "--max-completion-length",
+    "6",
+    "--max-length",
+    "384",
+    "--beta",
+    "0",
+    "--num-threads",
+    "1",
+    "--emotion-classifier",
+    "none",
+    "--learning-rate",
+    "0.02",
+]
 
 
 def test_grpo_raises_the_targeted_reward(small_model, tmp_path, capsys):
     before = sampled_reward(small_model)
-    code = main(["grpo", "--model", str(small_model), "--output-dir", str(tmp_path), "--run-name", "r",
-                 "--rewards", "reference_agreement", "--reward-weights", "1", "--max-steps", "30", *QUICK])
+    code = main(
+        [
+            "grpo",
+            "--model",
+            str(small_model),
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "r",
+            "--rewards",
+            "reference_agreement",
+            "--reward-weights",
+            "1",
+            "--max-steps",
+            "30",
+            *QUICK,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     run = tmp_path / "r"
     after = sampled_reward(run / "final")
@@ -91,9 +142,28 @@ def test_grpo_raises_the_targeted_reward(small_model, tmp_path, capsys):
 
 def test_grpo_trajectory_cache_and_every_component_logged(small_model, tmp_path, capsys):
     rewards = "strategy_adherence,reference_agreement,safety,format_compliance,bilateral_length,repetition_penalty"
-    code = main(["grpo", "--model", str(small_model), "--output-dir", str(tmp_path), "--run-name", "c",
-                 "--rewards", rewards, "--reward-weights", "1,1,2,0.5,0.25,1", "--max-steps", "3",
-                 "--trajectory-cache", "2", "--finetune", "lora", *QUICK[4:]])
+    code = main(
+        [
+            "grpo",
+            "--model",
+            str(small_model),
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "c",
+            "--rewards",
+            rewards,
+            "--reward-weights",
+            "1,1,2,0.5,0.25,1",
+            "--max-steps",
+            "3",
+            "--trajectory-cache",
+            "2",
+            "--finetune",
+            "lora",
+            *QUICK[4:],
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()]
     logged = {k for r in rows for k in r}
@@ -116,7 +186,11 @@ def test_prompt_rows_carry_the_reward_columns():
     (row,) = prompt_rows([example], lambda text: len(text.split()), 10_000)
     assert row["prompt"].endswith("<|im_start|>assistant\n")
     assert (row["client_words"], row["reference"], row["emotion"], row["strategy"]) == (
-        example.client_words, example.reply, example.emotion, example.strategy)
+        example.client_words,
+        example.reply,
+        example.emotion,
+        example.strategy,
+    )
     assert prompt_rows([example], lambda text: len(text.split()), 5) == []
 
 
@@ -151,8 +225,9 @@ def test_trajectory_cache_trainer_gives_each_process_its_slice(monkeypatch):
     from trl import GRPOTrainer
 
     cls = trainer_class(2)
-    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions",
-                        lambda self, inputs: {"advantages": torch.zeros(2)})
+    monkeypatch.setattr(
+        GRPOTrainer, "_generate_and_score_completions", lambda self, inputs: {"advantages": torch.zeros(2)}
+    )
     trainer = cls.__new__(cls)  # the override's state, without building a model
     trainer._reward_cache, trainer._last_rewards_per_func = deque(maxlen=2), torch.tensor([[0.0], [1.0], [2.0], [3.0]])
     trainer.reward_weights, trainer.model = torch.tensor([1.0]), SimpleNamespace(training=True)

@@ -16,7 +16,9 @@ from trainer.metrics import bleu, distinct, emotion_accuracy, meteor, rouge, wor
 
 def test_bleu_by_hand():
     # Every n-gram matches; brevity penalty exp(1 - 7/6).
-    assert bleu(["the cat sat on the mat"], ["the cat sat on the mat today"]) == pytest.approx(math.exp(1 - 7 / 6), abs=1e-6)
+    assert bleu(["the cat sat on the mat"], ["the cat sat on the mat today"]) == pytest.approx(
+        math.exp(1 - 7 / 6), abs=1e-6
+    )
     # Precisions 5/6, 3/5, 2/4, 1/3, same length: (1/12) ** 0.25.
     assert bleu(["the cat sat on a mat"], ["the cat sat on the mat"]) == pytest.approx((1 / 12) ** 0.25, abs=1e-6)
 
@@ -31,8 +33,10 @@ def test_rouge_by_hand():
 
 def test_meteor_by_hand_without_synonyms():
     # One chunk of n matches, P = R = 1: 1 - 0.5 * (1/n) ** 3. "cats" meets "cat" by stem.
-    result = meteor(["the cat sat on the mat", "the cats sat", "nothing alike here"],
-                    ["the cat sat on the mat", "the cat sat", "completely different words"])
+    result = meteor(
+        ["the cat sat on the mat", "the cats sat", "nothing alike here"],
+        ["the cat sat on the mat", "the cat sat", "completely different words"],
+    )
     assert result.score == pytest.approx((1 - 0.5 / 216 + 1 - 0.5 / 27 + 0) / 3)
 
 
@@ -52,7 +56,13 @@ def test_metrics_refuse_mismatched_input():
 
 
 FIXTURE = [
-    Example("I keep checking my phone.", "It sounds like the waiting is hard.", emotion="anxiety", strategy="reflection", id="a"),
+    Example(
+        "I keep checking my phone.",
+        "It sounds like the waiting is hard.",
+        emotion="anxiety",
+        strategy="reflection",
+        id="a",
+    ),
     Example("My sister never calls.", "That sounds lonely.", emotion="loneliness", strategy="reflection", id="b"),
 ]
 
@@ -62,7 +72,9 @@ def test_score_replies_on_a_tiny_fixture():
         return [{"anxiety": 0.8, "neutral": 0.2} if "waiting" in t else {"neutral": 1.0} for t in texts]
 
     settings = EvalSettings(rewards="reference_agreement,format_compliance", reward_weights="1,1")
-    result = score_replies(FIXTURE, ["It sounds like the waiting is hard.<|im_end|>", "Okay then"], settings, classifier)
+    result = score_replies(
+        FIXTURE, ["It sounds like the waiting is hard.<|im_end|>", "Okay then"], settings, classifier
+    )
     assert result.examples == 2
     assert result.emotion_acc == 0.5  # the first reply reads as anxiety, the second as neutral (not loneliness)
     assert result.rewards["reference_agreement"] == pytest.approx(0.5)  # 1.0 and 0.0
@@ -84,19 +96,47 @@ def _fixture_file(tmp_path: Path) -> Path:
     return path
 
 
-FAST = ["--split", "all", "--max-new-tokens", "6", "--emotion-classifier", "none", "--num-threads", "1",
-        "--rewards", "reference_agreement,safety,format_compliance,repetition_penalty", "--reward-weights", "1,2,0.5,1"]
+FAST = [
+    "--split",
+    "all",
+    "--max-new-tokens",
+    "6",
+    "--emotion-classifier",
+    "none",
+    "--num-threads",
+    "1",
+    "--rewards",
+    "reference_agreement,safety,format_compliance,repetition_penalty",
+    "--reward-weights",
+    "1,2,0.5,1",
+]
 
 
 def test_eval_command_on_a_tiny_hf_model(tiny_model, tmp_path, capsys):
     run = tmp_path / "grpo-run"
     run.mkdir()
     (run / "metrics.jsonl").write_text(
-        json.dumps({"step": 1, "reward": 0.1, "rewards/safety/mean": 1.0}) + "\n"
-        + json.dumps({"step": 2, "reward": 0.3, "rewards/safety/mean": 0.8}) + "\n", encoding="utf-8")
+        json.dumps({"step": 1, "reward": 0.1, "rewards/safety/mean": 1.0})
+        + "\n"
+        + json.dumps({"step": 2, "reward": 0.3, "rewards/safety/mean": 0.8})
+        + "\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "eval"
-    code = main(["eval", "--model", str(tiny_model), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out),
-                 "--runs", str(run), *FAST])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(_fixture_file(tmp_path)),
+            "--output-dir",
+            str(out),
+            "--runs",
+            str(run),
+            *FAST,
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out.strip().splitlines()
     keys = [pair.split("=")[0] for pair in printed[-1].split()[1:]]
@@ -113,7 +153,9 @@ def test_eval_command_on_a_tiny_hf_model(tiny_model, tmp_path, capsys):
 
 def test_eval_command_on_a_gguf(tiny_gguf, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = main(["eval", "--model", str(tiny_gguf), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out), *FAST])
+    code = main(
+        ["eval", "--model", str(tiny_gguf), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out), *FAST]
+    )
     assert code == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT bleu=")
 
@@ -121,16 +163,41 @@ def test_eval_command_on_a_gguf(tiny_gguf, tmp_path, capsys):
 def test_eval_command_reports_bad_input(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "missing"), "--data", str(_fixture_file(tmp_path)), *FAST]) == 2
     assert "error:" in capsys.readouterr().err
-    assert main(["eval", "--model", "x", "--data", str(_fixture_file(tmp_path)), "--rewards", "safety",
-                 "--reward-weights", "1,2"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "x",
+                "--data",
+                str(_fixture_file(tmp_path)),
+                "--rewards",
+                "safety",
+                "--reward-weights",
+                "1,2",
+            ]
+        )
+        == 2
+    )
     assert "1 names but reward_weights 2" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("decoding, shown_per_round", [(["--drafts", "3"], 3), (["--best-of", "4"], 3)])
 def test_eval_runs_the_apps_rounds_and_counts_shown_drafts(tiny_gguf, tmp_path, decoding, shown_per_round):
     out = tmp_path / "eval"
-    code = main(["eval", "--model", str(tiny_gguf), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out),
-                 *FAST, *decoding])
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(tiny_gguf),
+            "--data",
+            str(_fixture_file(tmp_path)),
+            "--output-dir",
+            str(out),
+            *FAST,
+            *decoding,
+        ]
+    )
     assert code == 0
     result = json.loads((out / "results.json").read_text(encoding="utf-8"))["result"]
     assert 0 < result["shown_drafts"] <= shown_per_round * result["examples"]

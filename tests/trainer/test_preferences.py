@@ -40,12 +40,14 @@ def _decision(decision, suggestion, reply=None, conversation="c", words="I feel 
 
 
 def test_pair_rules():
-    pairs, stats = pairs_from_decisions([
-        _decision("accepted", "That sounds hard.", "That sounds hard."),
-        _decision("rejected", "that  sounds HARD."),  # the same text as the kept one: no pair
-        _decision("rejected", "Cheer up."),
-        _decision("rejected", "Cheer up.", conversation="other"),  # another round: nothing kept there
-    ])
+    pairs, stats = pairs_from_decisions(
+        [
+            _decision("accepted", "That sounds hard.", "That sounds hard."),
+            _decision("rejected", "that  sounds HARD."),  # the same text as the kept one: no pair
+            _decision("rejected", "Cheer up."),
+            _decision("rejected", "Cheer up.", conversation="other"),  # another round: nothing kept there
+        ]
+    )
     assert [(p.chosen, p.rejected) for p in pairs] == [("That sounds hard.", "Cheer up.")]
     assert stats.identical_skipped == 1 and stats.rounds_without_kept == 1
     unchanged_edit, _ = pairs_from_decisions([_decision("edited", "Tell me more.", "Tell me more.")])
@@ -57,22 +59,24 @@ def test_pair_rules():
 def test_pairs_from_all_five_decisions():
     """Per round: what answered the client (accepted, edited final text, own reply) over what
     was turned down (rejected, not chosen, the original of a changing edit)."""
-    pairs, stats = pairs_from_decisions([
-        # Round 1: one draft rejected, one accepted, the third left unchosen by the acceptance.
-        _decision("rejected", "Cheer up."),
-        _decision("accepted", "That sounds hard.", "That sounds hard."),
-        _decision("not_chosen", "Have you tried yoga?"),
-        # Round 2 (new words): an edit that changed its draft; the other draft went unchosen.
-        _decision("edited", "Why now?", "What made today the day?", words="I quit."),
-        _decision("not_chosen", "Good for you.", words="I quit."),
-        # Round 3: the therapist typed their own words; every draft went unchosen, one of them
-        # the same text as the own reply (no pair).
-        _decision("not_chosen", "You sound tired.", words="Long week."),
-        _decision("not_chosen", "you sound  TIRED.", words="Long week."),
-        Example("Long week.", "You sound tired.", conversation_id="c", decision="own", source="app"),
-        # Round 4: only rejections, nothing answered yet.
-        _decision("rejected", "Calm down.", words="Ugh."),
-    ])
+    pairs, stats = pairs_from_decisions(
+        [
+            # Round 1: one draft rejected, one accepted, the third left unchosen by the acceptance.
+            _decision("rejected", "Cheer up."),
+            _decision("accepted", "That sounds hard.", "That sounds hard."),
+            _decision("not_chosen", "Have you tried yoga?"),
+            # Round 2 (new words): an edit that changed its draft; the other draft went unchosen.
+            _decision("edited", "Why now?", "What made today the day?", words="I quit."),
+            _decision("not_chosen", "Good for you.", words="I quit."),
+            # Round 3: the therapist typed their own words; every draft went unchosen, one of them
+            # the same text as the own reply (no pair).
+            _decision("not_chosen", "You sound tired.", words="Long week."),
+            _decision("not_chosen", "you sound  TIRED.", words="Long week."),
+            Example("Long week.", "You sound tired.", conversation_id="c", decision="own", source="app"),
+            # Round 4: only rejections, nothing answered yet.
+            _decision("rejected", "Calm down.", words="Ugh."),
+        ]
+    )
     assert {(p.request.client_words, p.chosen, p.rejected) for p in pairs} == {
         ("I feel stuck.", "That sounds hard.", "Cheer up."),
         ("I feel stuck.", "That sounds hard.", "Have you tried yoga?"),
@@ -80,16 +84,25 @@ def test_pairs_from_all_five_decisions():
         ("I quit.", "What made today the day?", "Good for you."),
     }
     assert len(pairs) == 4 and all(p.source == "app" for p in pairs)
-    assert (stats.rounds, stats.pairs, stats.rounds_without_kept, stats.rounds_without_turned_down,
-            stats.identical_skipped) == (4, 4, 1, 0, 2)
+    assert (
+        stats.rounds,
+        stats.pairs,
+        stats.rounds_without_kept,
+        stats.rounds_without_turned_down,
+        stats.identical_skipped,
+    ) == (4, 4, 1, 0, 2)
     assert stats.decisions == {"accepted": 1, "edited": 1, "not_chosen": 4, "own": 1, "rejected": 2}
-    own_pairs, _ = pairs_from_decisions([
-        Example("Long week.", "That is a lot to carry.", conversation_id="c", decision="own", source="app"),
-        _decision("not_chosen", "You sound tired.", words="Long week."),
-        _decision("rejected", "Sleep more.", words="Long week."),
-    ])
+    own_pairs, _ = pairs_from_decisions(
+        [
+            Example("Long week.", "That is a lot to carry.", conversation_id="c", decision="own", source="app"),
+            _decision("not_chosen", "You sound tired.", words="Long week."),
+            _decision("rejected", "Sleep more.", words="Long week."),
+        ]
+    )
     assert [(p.chosen, p.rejected) for p in own_pairs] == [
-        ("That is a lot to carry.", "You sound tired."), ("That is a lot to carry.", "Sleep more.")]
+        ("That is a lot to carry.", "You sound tired."),
+        ("That is a lot to carry.", "Sleep more."),
+    ]
     row = own_pairs[0].to_dpo_row()
     assert row["chosen"] == "That is a lot to carry." + IM_END and row["prompt"].endswith("assistant\n")
 
@@ -139,7 +152,9 @@ def test_simulated_sessions_pair_the_best_and_worst_trajectory():
     assert trajectories[1].requests[1].client_words == "I suppose. It's been weeks."
     assert client_turns[0][-1] == {"role": "user", "content": "It sounds like you feel anxious about it."}
     pair = best_worst_pair(trajectories, margin=0.5)
-    assert pair.chosen == "It sounds like you feel anxious about it." and pair.rejected == "You have an anxiety disorder."
+    assert (
+        pair.chosen == "It sounds like you feel anxious about it." and pair.rejected == "You have an anxiety disorder."
+    )
     # 1.0 + 1.0 against 0.6 (names the feeling, no reflective frame) - 1.0 (diagnosis)
     assert pair.margin == pytest.approx(2.4) and pair.source == "simulated"
     assert best_worst_pair(trajectories, margin=2.5) is None  # gap below the margin
@@ -149,8 +164,17 @@ def test_simulate_pairs_runs_curriculum_rounds():
     replies = itertools.cycle(["It sounds like you feel anxious.", "Calm down."])
     scenarios = [SCENARIO, Scenario("s2", "grief", "grief", "loss", "Ruth.", "My dog died.")]
     pack = build_reward_pack(["emotion_alignment"], [1.0], {"emotion_alignment": {"classifier": None}})
-    pairs, log = simulate_pairs(scenarios, lambda reqs: [next(replies) for _ in reqs], lambda m: "Yes.", pack,
-                                rounds=2, groups_per_round=2, trajectories=2, turns=1, margin=0.0)
+    pairs, log = simulate_pairs(
+        scenarios,
+        lambda reqs: [next(replies) for _ in reqs],
+        lambda m: "Yes.",
+        pack,
+        rounds=2,
+        groups_per_round=2,
+        trajectories=2,
+        turns=1,
+        margin=0.0,
+    )
     assert len(log.rounds) == 4 and {r["group"] for r in log.rounds[:2]} == {"anxiety", "grief"}
     assert all(isinstance(s, float) for r in log.rounds for s in r["scores"])
     assert len(pairs) == sum(r["paired"] for r in log.rounds) >= 1

@@ -9,10 +9,24 @@ import importlib
 import pytest
 
 MODULES = [
-    "trainer.rewards", "trainer.rewards.text", "trainer.rewards.lexical", "trainer.rewards.emotion",
-    "trainer.rewards.strategy", "trainer.rewards.relevance", "trainer.rewards.safety", "trainer.rewards.length",
-    "trainer.metrics", "trainer.behaviours", "trainer.curriculum", "trainer.simulator", "trainer.judge",
-    "trainer.analysis_eval", "trainer.risk_head", "trainer.blind_rating", "trainer.config", "trainer.grpo",
+    "trainer.rewards",
+    "trainer.rewards.text",
+    "trainer.rewards.lexical",
+    "trainer.rewards.emotion",
+    "trainer.rewards.strategy",
+    "trainer.rewards.relevance",
+    "trainer.rewards.safety",
+    "trainer.rewards.length",
+    "trainer.metrics",
+    "trainer.behaviours",
+    "trainer.curriculum",
+    "trainer.simulator",
+    "trainer.judge",
+    "trainer.analysis_eval",
+    "trainer.risk_head",
+    "trainer.blind_rating",
+    "trainer.config",
+    "trainer.grpo",
 ]
 
 

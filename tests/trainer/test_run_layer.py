@@ -53,7 +53,8 @@ TRAINER_MODULES = {_module_name(p): p for p in TRAINER.rglob("*.py")}
 
 def test_only_the_sft_command_imports_the_sft_module():
     offenders = sorted(
-        name for name, path in TRAINER_MODULES.items()
+        name
+        for name, path in TRAINER_MODULES.items()
         if name not in SFT_USERS | {"trainer.sft"}
         for module, names in _imports(path)
         if module == "trainer.sft" or (module == "trainer" and "sft" in names)
@@ -79,15 +80,18 @@ def test_the_import_check_sees_imports_inside_functions(tmp_path):
     assert _imports(sample) == [("trainer.sft", ("load_splits",)), ("trainer.config", ("_f",))]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"lora_r": 0}, "lora_r must be at least 1, not 0"),
-    ({"learning_rate": 1.0}, r"learning_rate must be within \(0, 1\), not 1.0"),
-    ({"lora_dropout": -0.1}, r"lora_dropout must be within \[0, 1\), not -0.1"),
-    ({"finetune": "qlora"}, "finetune must be one of lora, full, not 'qlora'"),
-    ({"max_steps": 0}, "max_steps must be -1"),
-    ({"max_steps": -1, "epochs": 0.0}, "epochs must be above 0"),
-    ({"num_threads": -1}, "num_threads must be at least 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"lora_r": 0}, "lora_r must be at least 1, not 0"),
+        ({"learning_rate": 1.0}, r"learning_rate must be within \(0, 1\), not 1.0"),
+        ({"lora_dropout": -0.1}, r"lora_dropout must be within \[0, 1\), not -0.1"),
+        ({"finetune": "qlora"}, "finetune must be one of lora, full, not 'qlora'"),
+        ({"max_steps": 0}, "max_steps must be -1"),
+        ({"max_steps": -1, "epochs": 0.0}, "epochs must be above 0"),
+        ({"num_threads": -1}, "num_threads must be at least 0"),
+    ],
+)
 def test_train_settings_are_checked_against_their_declared_bounds(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainSettings(**kwargs)
@@ -106,7 +110,10 @@ def test_every_command_shares_the_declared_fields_and_changes_only_defaults():
         assert {name: own[name] for name in shared} == shared, cls.__name__
     assert GRPOSettings().lora_target_modules == DPOSettings(app_export="x").lora_target_modules == "all-linear"
     assert (SFTSettings().output_dir, GRPOSettings().output_dir, DPOSettings(app_export="x").output_dir) == (
-        "runs/sft", "runs/grpo", "runs/dpo")
+        "runs/sft",
+        "runs/grpo",
+        "runs/dpo",
+    )
 
 
 def test_help_shows_the_bounds():
@@ -147,7 +154,10 @@ def test_a_split_folder_gives_each_split_its_file(tmp_path):
     for name in ("train", "validation"):
         write_jsonl([Example(f"{name} words", "A reply.", conversation_id=name, id=name)], tmp_path / f"{name}.jsonl")
     splits, files = DataSettings(data=str(tmp_path)).read_splits(("train", "validation"), 0)
-    assert [e.id for e in splits["train"]] == ["train"] and [f.name for f in files] == ["train.jsonl", "validation.jsonl"]
+    assert [e.id for e in splits["train"]] == ["train"] and [f.name for f in files] == [
+        "train.jsonl",
+        "validation.jsonl",
+    ]
     every, _ = DataSettings(data=str(tmp_path)).read_splits(("all",), 0)
     assert [e.id for e in every["all"]] == ["train", "validation"]
     from trainer.data.records import DataError
@@ -165,8 +175,12 @@ def test_metrics_callback_measures_tokens_between_training_logs_without_validati
     callback = MetricsCallback(RunFolder(tmp_path))
     state = SimpleNamespace(global_step=0, epoch=0.0)
     callback.on_train_begin(None, state, None)
-    for step, logs in ((1, {"loss": 2.0, "num_tokens": 100.0}), (2, {"loss": 1.5, "num_tokens": 300.0}),
-                       (2, {"eval_loss": 1.7}), (3, {"loss": 1.0, "num_tokens": 700.0, "rewards/x/mean": float("nan")})):
+    for step, logs in (
+        (1, {"loss": 2.0, "num_tokens": 100.0}),
+        (2, {"loss": 1.5, "num_tokens": 300.0}),
+        (2, {"eval_loss": 1.7}),
+        (3, {"loss": 1.0, "num_tokens": 700.0, "rewards/x/mean": float("nan")}),
+    ):
         state.global_step = step
         callback.on_log(None, state, None, logs=logs)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -207,11 +221,24 @@ def test_progress_bars_show_only_on_a_terminal(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command_line", [
-    ["grpo", "--num-generations", "2", "--max-completion-length", "4", "--rewards",
-     "reference_agreement,format_compliance", "--reward-weights", "1,1"],
-    ["dpo", "--app-export", str(ROOT / "assets" / "app_export_sample.jsonl")],
-], ids=["grpo", "dpo"])
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        [
+            "grpo",
+            "--num-generations",
+            "2",
+            "--max-completion-length",
+            "4",
+            "--rewards",
+            "reference_agreement,format_compliance",
+            "--reward-weights",
+            "1,1",
+        ],
+        ["dpo", "--app-export", str(ROOT / "assets" / "app_export_sample.jsonl")],
+    ],
+    ids=["grpo", "dpo"],
+)
 def test_two_processes_under_accelerate_launch_write_one_run_folder(command_line, tiny_model, tmp_path):
     """Two CPU processes over gloo, the second starting 1.5 s after the first: a run
     folder named by each rank's own clock would be two folders.
@@ -229,12 +256,42 @@ def test_two_processes_under_accelerate_launch_write_one_run_folder(command_line
         pytest.skip("this check is for CPU-only machines")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", str(Path(__file__).with_name("launch_staggered.py")),
-         *command_line, "--model", str(tiny_model), "--output-dir", str(tmp_path), "--max-steps", "2",
-         "--batch-size", "1", "--max-length", "256", "--num-threads", "1", "--emotion-classifier", "none",
-         "--save-steps", "100"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(Path(__file__).with_name("launch_staggered.py")),
+            *command_line,
+            "--model",
+            str(tiny_model),
+            "--output-dir",
+            str(tmp_path),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "1",
+            "--max-length",
+            "256",
+            "--num-threads",
+            "1",
+            "--emotion-classifier",
+            "none",
+            "--save-steps",
+            "100",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (run,) = tmp_path.iterdir()

@@ -39,7 +39,7 @@ def test_long_prompts_lose_old_context_not_the_reply():
     row = rows[0]
     assert len(row["input_ids"]) <= 220 and row["length"] == len(row["input_ids"])
     reply_ids = _words("That sounds hard.<|im_end|>\n")
-    assert row["input_ids"][-len(reply_ids):] == reply_ids
+    assert row["input_ids"][-len(reply_ids) :] == reply_ids
     assert row["completion_mask"] == [0] * (len(row["input_ids"]) - len(reply_ids)) + [1] * len(reply_ids)
     full, _ = tokenize_examples([example], _words, max_length=10_000)
     assert len(full[0]["input_ids"]) > len(row["input_ids"])  # context really was dropped
@@ -72,18 +72,36 @@ def test_example_configs_load():
     assert sft_configs
     for path in sft_configs:
         assert load_config(SFTSettings, path).model
-    kinds = {load_config_from_file(str(p)).distributed_type.value for p in (ROOT / "configs" / "accelerate").glob("*.yaml")}
+    kinds = {
+        load_config_from_file(str(p)).distributed_type.value for p in (ROOT / "configs" / "accelerate").glob("*.yaml")
+    }
     assert kinds == {"MULTI_GPU", "FSDP", "DEEPSPEED"}
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_model, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    code = main([
-        "sft", "--model", str(tiny_model), "--output-dir", str(out), "--run-name", "r",
-        "--max-steps", "4", "--save-steps", "2", "--eval-steps", "0", "--eval-on-start",
-        "--learning-rate", "3e-3", *QUICK,
-    ])
+    code = main(
+        [
+            "sft",
+            "--model",
+            str(tiny_model),
+            "--output-dir",
+            str(out),
+            "--run-name",
+            "r",
+            "--max-steps",
+            "4",
+            "--save-steps",
+            "2",
+            "--eval-steps",
+            "0",
+            "--eval-on-start",
+            "--learning-rate",
+            "3e-3",
+            *QUICK,
+        ]
+    )
     assert code == 0
     return out / "r"
 
@@ -107,9 +125,16 @@ def test_tiny_run_writes_a_complete_run_folder(tiny_run):
 
 
 def test_resume_continues_from_the_saved_step(tiny_run, tiny_model):
-    settings = load_config(SFTSettings, tiny_run / "config.toml", {
-        "output_dir": str(tiny_run.parent), "max_steps": 6, "resume": "latest", "eval_on_start": False,
-    })
+    settings = load_config(
+        SFTSettings,
+        tiny_run / "config.toml",
+        {
+            "output_dir": str(tiny_run.parent),
+            "max_steps": 6,
+            "resume": "latest",
+            "eval_on_start": False,
+        },
+    )
     result = run_sft(settings)
     assert result.global_step == 6
     rows = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
@@ -120,10 +145,26 @@ def test_resume_continues_from_the_saved_step(tiny_run, tiny_model):
 
 
 def test_full_fine_tuning_saves_the_whole_model(tiny_model, tmp_path):
-    code = main([
-        "sft", "--model", str(tiny_model), "--output-dir", str(tmp_path), "--run-name", "full",
-        "--finetune", "full", "--max-steps", "2", "--eval-steps", "0", "--learning-rate", "1e-4", *QUICK,
-    ])
+    code = main(
+        [
+            "sft",
+            "--model",
+            str(tiny_model),
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "full",
+            "--finetune",
+            "full",
+            "--max-steps",
+            "2",
+            "--eval-steps",
+            "0",
+            "--learning-rate",
+            "1e-4",
+            *QUICK,
+        ]
+    )
     assert code == 0
     assert (tmp_path / "full" / "final" / "model.safetensors").is_file()
     assert not (tmp_path / "full" / "merged").exists()
@@ -157,7 +198,9 @@ def test_out_of_memory_names_the_settings_to_lower(tiny_model, tmp_path, monkeyp
 
     monkeypatch.setattr(SFTTrainer, "train", exhausted)
     settings = SFTSettings(model=str(tiny_model), output_dir=str(tmp_path), max_length=256, batch_size=8)
-    with pytest.raises(TrainError, match=r"out of memory.*--batch-size 4 --grad-accum 2.*--max-length 128.*--gradient-checkpointing"):
+    with pytest.raises(
+        TrainError, match=r"out of memory.*--batch-size 4 --grad-accum 2.*--max-length 128.*--gradient-checkpointing"
+    ):
         run_sft(settings)
     assert "--finetune lora" in oom_advice(SFTSettings(finetune="full"))
 
@@ -178,11 +221,39 @@ def test_two_cpu_processes_under_accelerate_launch(tiny_model, tmp_path):
         pytest.skip("this check is for CPU-only machines")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "trainer.cli", "sft",
-         "--model", str(tiny_model), "--output-dir", str(tmp_path), "--run-name", "ddp",
-         "--max-steps", "2", "--eval-steps", "0", "--merge-lora", *QUICK],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "trainer.cli",
+            "sft",
+            "--model",
+            str(tiny_model),
+            "--output-dir",
+            str(tmp_path),
+            "--run-name",
+            "ddp",
+            "--max-steps",
+            "2",
+            "--eval-steps",
+            "0",
+            "--merge-lora",
+            *QUICK,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads((tmp_path / "ddp" / "run.json").read_text())["runs"][0]
@@ -211,9 +282,21 @@ def test_imported_smollm2_is_a_chatml_model(smollm2):
 def test_smollm2_lora_lowers_validation_loss_on_the_seed_corpus(smollm2, tmp_path):
     # Sized for a shared 2-core CPU, where one step of this 135M model takes ~20 s.
     settings = SFTSettings(
-        model=str(smollm2), output_dir=str(tmp_path), run_name="smol", max_steps=6, batch_size=2,
-        max_length=192, learning_rate=1e-3, warmup_ratio=0.0, eval_steps=0, eval_on_start=True,
-        merge_lora=False, logging_steps=2, save_steps=1000, validation_fraction=0.05, test_fraction=0.05,
+        model=str(smollm2),
+        output_dir=str(tmp_path),
+        run_name="smol",
+        max_steps=6,
+        batch_size=2,
+        max_length=192,
+        learning_rate=1e-3,
+        warmup_ratio=0.0,
+        eval_steps=0,
+        eval_on_start=True,
+        merge_lora=False,
+        logging_steps=2,
+        save_steps=1000,
+        validation_fraction=0.05,
+        test_fraction=0.05,
     )
     result = run_sft(settings)
     assert result.global_step == 6

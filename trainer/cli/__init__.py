@@ -14,9 +14,18 @@ import importlib
 import logging
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "trainer.cli.data", "trainer.cli.sft", "trainer.cli.eval", "trainer.cli.export", "trainer.cli.rl",
-    "trainer.cli.loop", "trainer.emotion_head", "trainer.analysis_eval", "trainer.risk_head", "trainer.export.adapter",
-    "trainer.crisis_eval", "trainer.blind_rating",
+    "trainer.cli.data",
+    "trainer.cli.sft",
+    "trainer.cli.eval",
+    "trainer.cli.export",
+    "trainer.cli.rl",
+    "trainer.cli.loop",
+    "trainer.emotion_head",
+    "trainer.analysis_eval",
+    "trainer.risk_head",
+    "trainer.export.adapter",
+    "trainer.crisis_eval",
+    "trainer.blind_rating",
 )
 
 

@@ -34,19 +34,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--format", required=True, choices=FORMATS, help="the inputs' format")
     imp.add_argument("-o", "--output", required=True, type=Path, help="the JSONL file to write")
     imp.add_argument(
-        "--map", action="append", default=[], metavar="FIELD=COLUMN",
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
         help="for table and hub: the column holding a field (client_words, reply, context, "
         "emotion, strategy, conversation_id, id); repeat per field",
     )
     imp.add_argument(
-        "--emotion-labels", choices=EMOTION_SCHEMES, default="ours",
+        "--emotion-labels",
+        choices=EMOTION_SCHEMES,
+        default="ours",
         help="for table and hub: which label set the emotion column uses",
     )
     imp.add_argument("--source", help="for table: the source name recorded on each example")
     imp.add_argument("--split", default="train", help="for hub: the dataset split to read")
     imp.add_argument("--subset", help="for hub: the dataset configuration name")
-    imp.add_argument("--max-context-turns", type=int, default=8, help="for esconv and empathetic: earlier turns kept as context")
-    imp.add_argument("--skip-invalid", action="store_true", help="import the valid rows and report the bad ones instead of failing")
+    imp.add_argument(
+        "--max-context-turns", type=int, default=8, help="for esconv and empathetic: earlier turns kept as context"
+    )
+    imp.add_argument(
+        "--skip-invalid", action="store_true", help="import the valid rows and report the bad ones instead of failing"
+    )
     imp.add_argument("--keep-duplicates", action="store_true", help="do not drop repeated exchanges")
     imp.set_defaults(func=run_import)
 
@@ -85,7 +94,9 @@ def _read(fmt: str, path: str, args: argparse.Namespace):
     if fmt == "table":
         return import_table(path, parse_mapping(args.map), args.source, args.emotion_labels, args.skip_invalid)
     if fmt == "hub":
-        return import_hub(path, parse_mapping(args.map), args.split, args.subset, args.emotion_labels, args.skip_invalid)
+        return import_hub(
+            path, parse_mapping(args.map), args.split, args.subset, args.emotion_labels, args.skip_invalid
+        )
     if fmt == "app-export":
         return import_app_export(path, args.skip_invalid)
     return read_jsonl(path, args.skip_invalid)

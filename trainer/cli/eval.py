@@ -13,7 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from trainer.evaluate import EvalSettings
 
     add_settings_command(
-        subparsers, "eval", EvalSettings, run_eval_command,
+        subparsers,
+        "eval",
+        EvalSettings,
+        run_eval_command,
         help="score a model's replies (BLEU, ROUGE, METEOR, distinct-n, emotion accuracy, rewards) and write a report",
         description="Generate replies for held-out examples with a Hugging Face folder or a GGUF, compare them "
         "with the reference replies, and write report.md (ending with a RESULT line), results.json and plots.",

@@ -20,28 +20,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "template, stop tokens and provenance, quantise with llama.cpp, check each file against "
         "the Hugging Face model, and write a manifest next to each GGUF.",
     )
-    parser.add_argument("source", type=Path,
-                        help="a training run folder, a LoRA adapter folder or a full Hugging Face model folder")
-    parser.add_argument("-o", "--output-dir", type=Path, required=True,
-                        help="folder for the GGUF files and their manifests")
-    parser.add_argument("--license", required=True,
-                        help="licence of the weights, written into the GGUF and manifest (e.g. apache-2.0)")
-    parser.add_argument("--quantisations", default=DEFAULT_QUANTISATIONS,
-                        help="comma-separated output types from f32, f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 "
-                        "(default: %(default)s)")
-    parser.add_argument("--name", default="",
-                        help="model and file name (default: the run id or the source folder's name)")
-    parser.add_argument("--base-model", default="",
-                        help="base model folder of a LoRA adapter (default: the adapter's own reference)")
+    parser.add_argument(
+        "source", type=Path, help="a training run folder, a LoRA adapter folder or a full Hugging Face model folder"
+    )
+    parser.add_argument(
+        "-o", "--output-dir", type=Path, required=True, help="folder for the GGUF files and their manifests"
+    )
+    parser.add_argument(
+        "--license", required=True, help="licence of the weights, written into the GGUF and manifest (e.g. apache-2.0)"
+    )
+    parser.add_argument(
+        "--quantisations",
+        default=DEFAULT_QUANTISATIONS,
+        help="comma-separated output types from f32, f16, q8_0, q6_k, q5_k_m, q4_k_m, q4_0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--name", default="", help="model and file name (default: the run id or the source folder's name)"
+    )
+    parser.add_argument(
+        "--base-model", default="", help="base model folder of a LoRA adapter (default: the adapter's own reference)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: %(default)s)")
-    parser.add_argument("--no-verify", action="store_true",
-                        help="skip the parity and stop checks (the app then refuses the files)")
-    parser.add_argument("--min-top1", type=float, default=0.99,
-                        help="least next-token top-1 agreement of f32/f16 files with the Hugging Face "
-                        "model (default: %(default)s)")
-    parser.add_argument("--allow-no-stop", action="store_true",
-                        help="do not fail when no short sampled reply reaches <|im_end|> (for untrained "
-                        "test models; the stop-token metadata and run-on checks still apply)")
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the parity and stop checks (the app then refuses the files)"
+    )
+    parser.add_argument(
+        "--min-top1",
+        type=float,
+        default=0.99,
+        help="least next-token top-1 agreement of f32/f16 files with the Hugging Face model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-no-stop",
+        action="store_true",
+        help="do not fail when no short sampled reply reaches <|im_end|> (for untrained "
+        "test models; the stop-token metadata and run-on checks still apply)",
+    )
     parser.set_defaults(func=run_export)
 
 

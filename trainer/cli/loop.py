@@ -14,7 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from trainer.loop import LoopSettings
 
     add_settings_command(
-        subparsers, "loop", LoopSettings, run_loop_command,
+        subparsers,
+        "loop",
+        LoopSettings,
+        run_loop_command,
         help="export the store's decisions, pair them, train DPO (+NLL), export GGUF and register it",
         description="The closed loop in one command: the store's de-identified training export, preference pairs "
         "per suggestion round (used replies over turned-down drafts), DPO plus an NLL term from --model, a verified "
@@ -51,6 +54,6 @@ def describe(stages: dict) -> list[str]:
         f"-> {dpo.get('run_dir')}",
         f"gguf: top-1 agreement {gguf.get('top1_agreement')} over {gguf.get('positions_compared')} positions, "
         f"sha256 {str(gguf.get('sha256'))[:16]}... -> {gguf.get('file')}",
-        "register: " + (registered.get("skipped")
-                        or f"model {registered.get('model_id')} in {registered.get('store')}"),
+        "register: "
+        + (registered.get("skipped") or f"model {registered.get('model_id')} in {registered.get('store')}"),
     ]

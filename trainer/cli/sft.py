@@ -21,7 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gguf.set_defaults(func=run_import_gguf)
 
     add_settings_command(
-        subparsers, "sft", SFTSettings, run_sft_command,
+        subparsers,
+        "sft",
+        SFTSettings,
+        run_sft_command,
         help="supervised fine-tuning (LoRA by default) on normalised JSONL data",
         description="Fine-tune a base model on reply tokens only. Settings come from defaults, "
         "then --config FILE, then flags. Runs unchanged under `accelerate launch`.",

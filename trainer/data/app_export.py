@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from therapist_app.core.dialogue_format import Example
-
 from trainer.data.records import ImportResult, RowCollector, example_from_line, open_text
 
 

@@ -18,7 +18,6 @@ from typing import Iterable, Sequence
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import Example, Turn
 from therapist_app.core.taxonomy import check_emotion, strategies
-
 from trainer.data.records import DataError, ImportResult, RowCollector, open_text
 
 SOURCE = "authored"
@@ -58,11 +57,19 @@ def conversation_examples(record: dict) -> list[Example]:
                 raise ValueError(f"turn {position} has unknown strategy {turn['strategy']!r}")
             if context and context[-1].speaker == "client":
                 client = turns[position - 1]
-                examples.append(Example(
-                    client_words=client["text"], reply=text, context=tuple(context[:-1]),
-                    emotion=client["emotion"], strategy=turn["strategy"], source=SOURCE,
-                    conversation_id=conversation, id=f"{conversation}-{len(examples) + 1}",
-                    extra={"batch": batch}))
+                examples.append(
+                    Example(
+                        client_words=client["text"],
+                        reply=text,
+                        context=tuple(context[:-1]),
+                        emotion=client["emotion"],
+                        strategy=turn["strategy"],
+                        source=SOURCE,
+                        conversation_id=conversation,
+                        id=f"{conversation}-{len(examples) + 1}",
+                        extra={"batch": batch},
+                    )
+                )
         else:
             raise ValueError(f"turn {position} has unknown speaker {speaker!r}")
         context.append(Turn(speaker, text))

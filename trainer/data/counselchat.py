@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from therapist_app.core.dialogue_format import Example
-
 from trainer.data.emotion_labels import map_emotion
 from trainer.data.records import DataError, ImportResult, RowCollector
 from trainer.data.tables import csv_rows
@@ -24,8 +23,7 @@ def import_counselchat(path: str | Path, skip_invalid: bool = False) -> ImportRe
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise DataError(
-            f"{path}:1: not a CounselChat CSV: missing column(s) {', '.join(missing)}"
-            f" (found {', '.join(header)})"
+            f"{path}:1: not a CounselChat CSV: missing column(s) {', '.join(missing)} (found {', '.join(header)})"
         )
     collector = RowCollector(path)
     for number, row in rows:
@@ -44,9 +42,7 @@ def _example(row: dict, line: int) -> Example:
     if not question_id:
         raise ValueError("questionID is empty")
     topics = [t.strip() for t in (row.get("topic") or "").split(",") if t.strip()]
-    emotion = next(
-        (e for e in (map_emotion(SOURCE, t, strict=False) for t in topics) if e), None
-    )
+    emotion = next((e for e in (map_emotion(SOURCE, t, strict=False) for t in topics) if e), None)
     return Example(
         client_words=question,
         reply=answer,

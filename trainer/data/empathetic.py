@@ -14,7 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 
 from therapist_app.core.dialogue_format import Example, Turn
-
 from trainer.data.emotion_labels import map_emotion
 from trainer.data.records import DataError, ImportResult, RowCollector, open_text
 
@@ -22,9 +21,7 @@ SOURCE = "empathetic_dialogues"
 REQUIRED = ("conv_id", "utterance_idx", "context", "speaker_idx", "utterance")
 
 
-def import_empathetic(
-    path: str | Path, max_context_turns: int = 8, skip_invalid: bool = False
-) -> ImportResult:
+def import_empathetic(path: str | Path, max_context_turns: int = 8, skip_invalid: bool = False) -> ImportResult:
     path = Path(path)
     collector = RowCollector(path)
     conversations: dict[str, list[tuple[int, int, dict]]] = defaultdict(list)

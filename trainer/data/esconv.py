@@ -16,7 +16,6 @@ from pathlib import Path
 
 from therapist_app.core.dialogue_format import Example, Turn
 from therapist_app.core.taxonomy import strategy_from_name
-
 from trainer.data.emotion_labels import map_emotion
 from trainer.data.records import DataError, ImportResult, RowCollector, open_text
 
@@ -24,9 +23,7 @@ SOURCE = "esconv"
 _SPEAKERS = {"seeker": "client", "usr": "client", "supporter": "therapist", "sys": "therapist"}
 
 
-def import_esconv(
-    path: str | Path, max_context_turns: int = 8, skip_invalid: bool = False
-) -> ImportResult:
+def import_esconv(path: str | Path, max_context_turns: int = 8, skip_invalid: bool = False) -> ImportResult:
     """Examples from an ESConv JSON file; errors are numbered by conversation (1-based)."""
     path = Path(path)
     with open_text(path) as f:
@@ -45,9 +42,7 @@ def import_esconv(
     return collector.result(skip_invalid)
 
 
-def conversation_examples(
-    conversation: dict, conversation_id: str, max_context_turns: int = 8
-) -> list[Example]:
+def conversation_examples(conversation: dict, conversation_id: str, max_context_turns: int = 8) -> list[Example]:
     if not isinstance(conversation, dict) or not isinstance(conversation.get("dialog"), list):
         raise ValueError("a conversation needs a `dialog` list")
     emotion = map_emotion("esconv", conversation.get("emotion_type"))

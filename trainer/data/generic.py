@@ -15,7 +15,6 @@ from typing import Iterable, Mapping
 
 from therapist_app.core.dialogue_format import Example, Turn
 from therapist_app.core.taxonomy import strategy_from_name
-
 from trainer.data.emotion_labels import SCHEMES, map_emotion
 from trainer.data.records import DataError, ImportResult, RowCollector
 from trainer.data.tables import csv_rows, jsonl_rows
@@ -56,9 +55,7 @@ def check_columns(mapping: Mapping[str, str], columns: Iterable[str], where: str
         )
 
 
-def example_from_row(
-    row: Mapping, mapping: Mapping[str, str], source: str, emotion_scheme: str = "ours"
-) -> Example:
+def example_from_row(row: Mapping, mapping: Mapping[str, str], source: str, emotion_scheme: str = "ours") -> Example:
     def cell(name: str):
         value = row.get(mapping[name])
         return None if value is None or (isinstance(value, str) and not value.strip()) else value
@@ -74,8 +71,7 @@ def example_from_row(
         client_words=str(client_words),
         reply=str(reply),
         context=_context(cell("context")),
-        emotion=map_emotion(emotion_scheme, cell("emotion")) if emotion_scheme != "ours"
-        else cell("emotion"),
+        emotion=map_emotion(emotion_scheme, cell("emotion")) if emotion_scheme != "ours" else cell("emotion"),
         strategy=strategy_from_name(str(strategy)) if strategy is not None else None,
         source=source,
         conversation_id=None if conversation_id is None else str(conversation_id),

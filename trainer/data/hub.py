@@ -48,8 +48,7 @@ def import_hub(
         rows = datasets.load_dataset(name, subset, split=split)
     except (ConnectionError, TimeoutError, OSError) as failure:
         raise DataError(
-            f"could not fetch dataset {name!r} ({type(failure).__name__}); "
-            f"if this machine is offline, {OFFLINE_HINT}"
+            f"could not fetch dataset {name!r} ({type(failure).__name__}); if this machine is offline, {OFFLINE_HINT}"
         ) from None
     except (ValueError, FileNotFoundError) as failure:
         raise DataError(f"dataset {name!r} split {split!r} could not be loaded: {failure}") from None

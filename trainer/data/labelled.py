@@ -22,7 +22,9 @@ class LabelledRow:
     """For one-file evaluation sets: which part a row belongs to (absent means test)."""
 
 
-def read_rows(path: Path, field: str, batch: str | None = None, allowed: Iterable[str] | None = None) -> list[LabelledRow]:
+def read_rows(
+    path: Path, field: str, batch: str | None = None, allowed: Iterable[str] | None = None
+) -> list[LabelledRow]:
     """One file's rows; `batch` overrides the rows' batch id (default: the row's own,
     else the file's name)."""
     allowed = set(allowed) if allowed is not None else None
@@ -33,8 +35,13 @@ def read_rows(path: Path, field: str, batch: str | None = None, allowed: Iterabl
                 continue
             try:
                 record = json.loads(line)
-                row = LabelledRow(record["text"], record[field], batch or record.get("batch") or Path(path).stem,
-                                  record.get("kind", ""), record.get("split", "test"))
+                row = LabelledRow(
+                    record["text"],
+                    record[field],
+                    batch or record.get("batch") or Path(path).stem,
+                    record.get("kind", ""),
+                    record.get("split", "test"),
+                )
             except (json.JSONDecodeError, KeyError, TypeError) as problem:
                 errors.append(f"{path}:{number}: expected a JSON object with text, {field} and batch ({problem})")
                 continue

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterable
 
 from therapist_app.core.dialogue_format import Example
-
 from trainer.progress import progress
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from therapist_app.core.dialogue_format import Example
-
 from trainer.data.dedup import exchange_key
 
 SPLITS = ("train", "validation", "test")

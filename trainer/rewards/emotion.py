@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from therapist_app.core.scoring.quality import FEELING_WORDS, reflection_of_feeling
-
 from trainer.rewards.resources import LazyReward
 from trainer.rewards.text import column, replies
 

@@ -4,7 +4,6 @@ and repeated 4-grams."""
 from __future__ import annotations
 
 from therapist_app.core.scoring.quality import format_score, repetition
-
 from trainer.rewards.text import column, raw_text, replies, rouge_l_f, token_f1
 
 

@@ -71,8 +71,10 @@ def load_emotion_classifier(optional: bool = False):
         classifier = module.default_classifier()
     except (ImportError, AttributeError, RuntimeError, OSError) as missing:
         if optional:
-            log.warning("emotion classifier unavailable (%s); emotion rewards use the authored check only",
-                        type(missing).__name__)
+            log.warning(
+                "emotion classifier unavailable (%s); emotion rewards use the authored check only",
+                type(missing).__name__,
+            )
             return None
         raise RewardUnavailable(f"the emotion classifier is not available: {missing}") from None
 

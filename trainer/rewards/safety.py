@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from therapist_app.core.risk import CATEGORIES
 from therapist_app.core.scoring.safety import SafetyCheck, check_reply
-
 from trainer.rewards.resources import LazyReward, load_risk_detector
 from trainer.rewards.text import column, replies
 
@@ -61,8 +60,9 @@ class Safety(LazyReward):
         n = len(texts)
         detector = self.resource("detector")
         scores = []
-        rows = zip(texts, column({"c": client_words}, "c", n), column({"r": risk}, "r", n),
-                   column({"e": emotion}, "e", n))
+        rows = zip(
+            texts, column({"c": client_words}, "c", n), column({"r": risk}, "r", n), column({"e": emotion}, "e", n)
+        )
         for text, client, flag, feeling in rows:
             categories = risk_categories(flag)
             if categories is None:

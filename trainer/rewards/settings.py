@@ -21,17 +21,25 @@ class RewardSettings(Settings):
     rewards: str = setting(DEFAULT_REWARDS, f"comma-separated reward names, from: {DEFAULT_REWARDS}")
     reward_weights: str = setting(DEFAULT_WEIGHTS, "comma-separated weights, one per reward, same order")
     emotion_classifier: str = setting(
-        "auto", "emotion alignment's classifier: auto (the app's, if installed) or none (authored check only)",
+        "auto",
+        "emotion alignment's classifier: auto (the app's, if installed) or none (authored check only)",
         ("auto", "none"),
     )
     emotion_classifier_weight: float = setting(
-        0.5, "share of emotion alignment given to the classifier (the rest: the authored check)", at_least=0, at_most=1)
+        0.5, "share of emotion alignment given to the classifier (the rest: the authored check)", at_least=0, at_most=1
+    )
     relevance_client_weight: float = setting(
-        0.5, "share of relevance given to similarity with the client's words (the rest: the reference reply)",
-        at_least=0, at_most=1)
-    length_quality: str = setting("reference_agreement", "the reward whose running mean the bilateral length term must beat")
-    length_cache_batches: int = setting(4, "recent batches whose mean length and quality the bilateral term compares with",
-                                        at_least=1)
+        0.5,
+        "share of relevance given to similarity with the client's words (the rest: the reference reply)",
+        at_least=0,
+        at_most=1,
+    )
+    length_quality: str = setting(
+        "reference_agreement", "the reward whose running mean the bilateral length term must beat"
+    )
+    length_cache_batches: int = setting(
+        4, "recent batches whose mean length and quality the bilateral term compares with", at_least=1
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -8,7 +8,6 @@ phrase, a reflective frame...), which is what a therapist scanning a suggestion 
 from __future__ import annotations
 
 from therapist_app.core.scoring.quality import adherence
-
 from trainer.rewards.text import column, replies
 
 __all__ = ["adherence", "strategy_adherence"]
@@ -22,5 +21,7 @@ def strategy_adherence(completions, strategy=None, client_words=None, emotion=No
     """
     texts = replies(completions)
     n = len(texts)
-    rows = zip(texts, column({"s": strategy}, "s", n), column({"c": client_words}, "c", n), column({"e": emotion}, "e", n))
+    rows = zip(
+        texts, column({"s": strategy}, "s", n), column({"c": client_words}, "c", n), column({"e": emotion}, "e", n)
+    )
     return [None if s is None else adherence(t, s, c, e) for t, s, c, e in rows]

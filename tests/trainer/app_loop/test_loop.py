@@ -47,19 +47,54 @@ def _fill_store(qtbot, make_window) -> Path:
 
 
 def _args(store: Path, tmp_path: Path, fd: str, model: Path, *more: str) -> list[str]:
-    return ["loop", "--store", str(store), "--passphrase-fd", fd, "--model", str(model),
-            "--system-policy", str(tmp_path / "no-system-policy.toml"),
-            "--user-policy", str(tmp_path / "no-user-policy.toml"), "--output-dir", str(tmp_path / "loops"),
-            "--emotion-classifier", "none", *more]
+    return [
+        "loop",
+        "--store",
+        str(store),
+        "--passphrase-fd",
+        fd,
+        "--model",
+        str(model),
+        "--system-policy",
+        str(tmp_path / "no-system-policy.toml"),
+        "--user-policy",
+        str(tmp_path / "no-user-policy.toml"),
+        "--output-dir",
+        str(tmp_path / "loops"),
+        "--emotion-classifier",
+        "none",
+        *more,
+    ]
 
 
 @pytest.mark.slow  # about 30 s on 2 cores: DPO, GGUF conversion and verification
 def test_the_loop_turns_decisions_made_in_the_app_into_a_registered_model(
-        qtbot, make_window, tiny_hf_model, tmp_path, fd, capsys):
+    qtbot, make_window, tiny_hf_model, tmp_path, fd, capsys
+):
     store = _fill_store(qtbot, make_window)
-    code = main(_args(store, tmp_path, fd(PASSPHRASE), tiny_hf_model, "--run-name", "week1", "--max-steps", "3",
-                      "--batch-size", "4", "--learning-rate", "0.01", "--num-threads", "2", "--max-length", "256",
-                      "--quantisation", "f16", "--allow-no-stop"))
+    code = main(
+        _args(
+            store,
+            tmp_path,
+            fd(PASSPHRASE),
+            tiny_hf_model,
+            "--run-name",
+            "week1",
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--learning-rate",
+            "0.01",
+            "--num-threads",
+            "2",
+            "--max-length",
+            "256",
+            "--quantisation",
+            "f16",
+            "--allow-no-stop",
+        )
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     folder = tmp_path / "loops" / "week1"
@@ -70,8 +105,14 @@ def test_the_loop_turns_decisions_made_in_the_app_into_a_registered_model(
     # Export: ten rows, one per decision and one for the own reply, none naming the client.
     assert stages["export"]["rows"] == 10
     rows = [json.loads(line) for line in (folder / "export.jsonl").read_text().splitlines()]
-    assert sorted(r["decision"] for r in rows) == ["accepted", "edited", *["not_chosen"] * 5, "own", "rejected",
-                                                   "rejected"]
+    assert sorted(r["decision"] for r in rows) == [
+        "accepted",
+        "edited",
+        *["not_chosen"] * 5,
+        "own",
+        "rejected",
+        "rejected",
+    ]
     assert "C-017" not in (folder / "export.jsonl").read_text()
 
     # Pairs per round: accepted over rejected and not chosen (2); the edit over its original and
@@ -100,7 +141,8 @@ def test_the_loop_turns_decisions_made_in_the_app_into_a_registered_model(
     with Store.open(store, PASSPHRASE) as opened:
         models = opened.models()
     assert [(m.id, Path(m.path), m.sha256) for m in models] == [
-        (stages["register"]["model_id"], gguf.resolve(), verified.manifest.sha256)]
+        (stages["register"]["model_id"], gguf.resolve(), verified.manifest.sha256)
+    ]
     for stage in ("export:", "pairs: 8 from 3 rounds", "dpo: 3 steps on 8 app", "gguf:", "register: model"):
         assert stage in out
 
@@ -129,10 +171,33 @@ def test_a_round_with_nothing_turned_down_gives_no_pair_and_stops_the_loop(tiny_
     from trainer.data.records import write_jsonl
 
     export = tmp_path / "export.jsonl"
-    write_jsonl([Example("I'm tired.", "That sounds draining.", conversation_id="c", decision="accepted",
-                         suggestion="That sounds draining.", source="app")], export)
-    code = main(["loop", "--app-export", str(export), "--no-register", "--model", str(tiny_hf_model),
-                 "--output-dir", str(tmp_path / "loops"), "--run-name", "nothing"])
+    write_jsonl(
+        [
+            Example(
+                "I'm tired.",
+                "That sounds draining.",
+                conversation_id="c",
+                decision="accepted",
+                suggestion="That sounds draining.",
+                source="app",
+            )
+        ],
+        export,
+    )
+    code = main(
+        [
+            "loop",
+            "--app-export",
+            str(export),
+            "--no-register",
+            "--model",
+            str(tiny_hf_model),
+            "--output-dir",
+            str(tmp_path / "loops"),
+            "--run-name",
+            "nothing",
+        ]
+    )
     assert code == 2
     assert "error: the pairs stage failed: 1 decisions in 1 rounds give no pair" in capsys.readouterr().err
     record = json.loads((tmp_path / "loops" / "nothing" / "loop.json").read_text())

@@ -63,19 +63,18 @@ def _examples(store: "Store") -> Iterator[Example]:
         yield from _session_examples(conn, session_id, ordinal)
 
 
-def _session_examples(conn: sqlite3.Connection, session_id: int,
-                      ordinal: dict[str, int]) -> Iterator[Example]:
+def _session_examples(conn: sqlite3.Connection, session_id: int, ordinal: dict[str, int]) -> Iterator[Example]:
     """One session's decisions and own replies, its texts de-identified together, each
     once. An own reply (typed by the therapist instead of a draft) answers the client
     utterance before it, and is exported as decision "own" with no suggestion."""
-    conversation_id = conn.execute("SELECT conversation_id FROM sessions WHERE id = ?",
-                                   (session_id,)).fetchone()[0]
+    conversation_id = conn.execute("SELECT conversation_id FROM sessions WHERE id = ?", (session_id,)).fetchone()[0]
     utterances = conn.execute(
         "SELECT id, speaker, text, coalesce(emotion_corrected, emotion_detected), origin "
-        "FROM utterances WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
+        "FROM utterances WHERE session_id = ? ORDER BY id",
+        (session_id,),
+    ).fetchall()
     decisions = conn.execute(_DECISIONS, (session_id,)).fetchall()
-    known = [_as_text(name) for name in conn.execute(_CLIENT_NAMES, (session_id,)).fetchone()
-             if name]
+    known = [_as_text(name) for name in conn.execute(_CLIENT_NAMES, (session_id,)).fetchone() if name]
     texts = [_as_text(text) for _, _, text, _, _ in utterances]
     for _, final_text, suggestion, _, _ in decisions:
         texts += [_as_text(suggestion), _as_text(final_text)]
@@ -85,16 +84,26 @@ def _session_examples(conn: sqlite3.Connection, session_id: int,
 
     def example(position: int, reply: str | None, **fields) -> Example:
         ordinal[conversation_id] = ordinal.get(conversation_id, 0) + 1
-        return Example(client_words=turns[position].text, reply=reply,
-                       context=tuple(turns[:position]), emotion=utterances[position][3],
-                       source="app", conversation_id=conversation_id,
-                       id=f"{conversation_id}-{ordinal[conversation_id]}", **fields)
+        return Example(
+            client_words=turns[position].text,
+            reply=reply,
+            context=tuple(turns[:position]),
+            emotion=utterances[position][3],
+            source="app",
+            conversation_id=conversation_id,
+            id=f"{conversation_id}-{ordinal[conversation_id]}",
+            **fields,
+        )
 
     for decision, final_text, _, strategy, utterance_id in decisions:
         suggestion, reply = next(clean), next(clean)
-        yield example(bisect.bisect_left(ids, utterance_id),
-                      None if final_text is None else reply,
-                      strategy=strategy, decision=decision, suggestion=suggestion)
+        yield example(
+            bisect.bisect_left(ids, utterance_id),
+            None if final_text is None else reply,
+            strategy=strategy,
+            decision=decision,
+            suggestion=suggestion,
+        )
     client_at = None
     for position, (_, speaker, _, _, origin) in enumerate(utterances):
         if speaker == "client":
@@ -106,8 +115,7 @@ def _session_examples(conn: sqlite3.Connection, session_id: int,
 def export_training(store: "Store", destination: str | os.PathLike, policy: Policy) -> int:
     """Write every decision as one de-identified JSONL line; returns the line count."""
     if not policy.export_allowed:
-        raise ExportRefused("clinic policy does not allow exporting training data "
-                            "(export_allowed = false)")
+        raise ExportRefused("clinic policy does not allow exporting training data (export_allowed = false)")
     destination = Path(destination)
     count = 0
     try:
