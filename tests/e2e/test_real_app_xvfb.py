@@ -40,7 +40,7 @@ def test_one_suggestion_cycle_on_the_bundled_model(tmp_path, bundled_model):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["platform"] == "xcb"
-    assert report["stored_decisions"] == ["accepted"]
+    assert report["stored_decisions"] == ["accepted", "not_chosen", "not_chosen"]
     assert [s["finish"] in ("stop", "length") for s in report["suggestions"]] == [True] * 3
     assert report["crisis_banner"] is True
     # The GUI kept painting while llama.cpp decoded on its worker thread.
