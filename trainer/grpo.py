@@ -29,6 +29,22 @@ from trainer.run import DataSettings, RLSettings, TrainError, prepare_run, save_
 
 log = logging.getLogger(__name__)
 
+_UNSCORED = "All reward functions returned None"
+
+
+class _WithholdCompletionText(logging.Filter):
+    """TRL's GRPO logs the prompt and completion of a row no reward could score. Those
+    are client words and the model's reply to them, which never go into a log
+    (SECURITY.md): the record keeps its fact and loses the text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(_UNSCORED):
+            record.msg, record.args = f"{_UNSCORED} for one completion (its text is withheld from the log)", ()
+        return True
+
+
+logging.getLogger("trl.trainer.grpo_trainer").addFilter(_WithholdCompletionText())
+
 
 @dataclass(frozen=True)
 class GRPOSettings(RewardSettings, DataSettings, RLSettings):

@@ -237,3 +237,19 @@ def test_trajectory_cache_trainer_gives_each_process_its_slice(monkeypatch):
     assert output["advantages"].tolist() == pytest.approx([0.4471736, 1.3415208], rel=1e-5)
     assert trainer._metrics["train"]["trajectory_cache/mean"] == [1.5]
     assert trainer_class(0) is GRPOTrainer
+
+
+def test_trl_never_logs_the_text_of_an_unscored_completion(caplog):
+    import logging
+
+    import trainer.grpo  # noqa: F401  (installs the filter)
+
+    trl_log = logging.getLogger("trl.trainer.grpo_trainer")
+    with caplog.at_level(logging.WARNING, logger="trl.trainer.grpo_trainer"):
+        trl_log.warning(
+            "All reward functions returned None for the following kwargs:\n"
+            "{'prompt': 'I keep thinking about ending it', 'completion': 'That sounds hard.'}\n"
+            "Please ensure that at least one reward function returns a valid reward."
+        )
+    assert "returned None for one completion" in caplog.text
+    assert "ending it" not in caplog.text and "sounds hard" not in caplog.text
