@@ -494,7 +494,9 @@ def _salvage_wal(path: Path) -> Path | None:
     report = wal.inspect(wal_path)
     if report is None or not report.loses_commits:
         return None
-    kept = wal.salvage(wal_path, report, _stamp())
+    kept = side_path(path, f"-wal.damaged-{_stamp()}")
+    _private_copy(wal_path, kept)  # byte for byte, fsynced, before the log is cut
+    wal.cut_before_damage(wal_path, report)
     log.warning(
         "salvaged the log of %s before frame %s; the damaged log is kept as %s", path.name, report.damaged_at, kept.name
     )

@@ -130,22 +130,12 @@ def inspect(wal_path: Path) -> WalReport | None:
     return WalReport(count, sum(commit), first_bad, lost)
 
 
-def salvage(wal_path: Path, report: WalReport, stamp: str) -> Path:
-    """Keep the damaged log byte for byte as `<wal>.damaged-<stamp>` (fsynced), then cut
-    the live log before the damaged frame, so SQLite replays the commits before it and
-    nothing of what follows. Returns the kept copy."""
-    kept = wal_path.with_name(f"{wal_path.name}.damaged-{stamp}")
-    data = wal_path.read_bytes()
-    fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def cut_before_damage(wal_path: Path, report: WalReport) -> None:
+    """Cut the live log before the damaged frame, so SQLite replays the commits before
+    it and nothing of what follows (the caller has kept a copy of the whole log)."""
     if report.header_damaged:
         wal_path.unlink()  # SQLite ignores the whole log: nothing to replay
-    else:
-        with wal_path.open("r+b") as f:
-            f.truncate(HEADER_BYTES + report.damaged_at * (FRAME_HEADER_BYTES + PAGE_SIZE))
-            os.fsync(f.fileno())
-    return kept
+        return
+    with wal_path.open("r+b") as f:
+        f.truncate(HEADER_BYTES + report.damaged_at * (FRAME_HEADER_BYTES + PAGE_SIZE))
+        os.fsync(f.fileno())
