@@ -18,7 +18,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from therapist_app.cli.store import PassphraseSource, default_db_path
+from therapist_app.cli.store import PassphraseSource, add_policy_options, default_db_path
 from therapist_app.core.model_discovery import (
     FoundModel,
     Places,
@@ -197,15 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             sub.add_argument(
                 "model", type=Path, nargs="?" if found else None, help="the exported .gguf file or its .manifest.json"
             )
-            sub.add_argument(
-                "--system-policy",
-                type=Path,
-                default=None,
-                help="system policy file (default: the platform's site config)",
-            )
-            sub.add_argument(
-                "--user-policy", type=Path, default=None, help="user policy file (default: the platform's user config)"
-            )
+            add_policy_options(sub)
         if store:
             sub.add_argument("--db", type=Path, default=default_db_path(), help="store file (default: %(default)s)")
             sub.add_argument(

@@ -164,7 +164,7 @@ def _run(handler):
     return run
 
 
-def _add_policy_options(parser: argparse.ArgumentParser) -> None:
+def add_policy_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--system-policy", type=Path, default=None, help="system policy file (default: the platform's site config)"
     )
@@ -211,7 +211,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument(
         "--kdf-parallelism", type=int, default=defaults.parallelism, help="Argon2id lanes (default: %(default)s)"
     )
-    _add_policy_options(init)
+    add_policy_options(init)
 
     add("check", cmd_check, "authenticate every page and check the structure")
 
@@ -231,7 +231,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export-training", cmd_export_training, "export decisions as de-identified training JSONL (if policy allows)"
     )
     export.add_argument("output", type=Path, help="JSONL file to create (must not exist)")
-    _add_policy_options(export)
+    add_policy_options(export)
 
     erase = add("erase-client", cmd_erase_client, "erase a client and every record about them, then compact the files")
     erase.add_argument("code", help="the client's pseudonymous code")
