@@ -34,6 +34,8 @@ from therapist_app.core.store.domain import StoreRecords
 from therapist_app.core.store.errors import (
     DatabaseCorrupt,
     KeychainUnavailable,
+    KeyFileDamaged,
+    KeyFileMissing,
     StorageFailure,
     StorageFull,
     StoreError,
@@ -471,8 +473,10 @@ def _settle_and_tidy(path: Path) -> None:
     The caller holds the store's lock."""
     publish.settle(path)
     publish.remove_leftovers(path)
-    key_file = keys.key_file_path(path)
-    pending = key_file.exists() and '"pending": {}' not in key_file.read_text("utf-8", "replace")
+    try:
+        pending = bool(keys.read_key_file(path).pending)
+    except (KeyFileMissing, KeyFileDamaged):
+        pending = False  # no key can open a staged rekey copy then: it is only a leftover
     if not pending:  # a rekey staged its copy but never reached the key file
         for side in publish.BESIDE_STAGED:
             side_path(path, ".rekey" + side).unlink(missing_ok=True)
