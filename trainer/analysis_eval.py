@@ -225,7 +225,7 @@ def evaluate_emotion(data: Path, split: str, esconv: Path | None) -> tuple[str, 
 
 def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str]:
     from therapist_app.core.assets import asset_path
-    from therapist_app.core.embedder import default_embedder
+    from therapist_app.core.embedder import LayerMemo, default_embedder
     from therapist_app.core.risk import RISK_LABELS, RiskDetector, primary_label
 
     rows = read_rows(data, "risk")
@@ -233,7 +233,7 @@ def evaluate_risk(data: Path, split: str, patterns_only: bool) -> tuple[str, str
     texts, gold = [r.text for r in evaluated], [r.label for r in evaluated]
     embedder = default_embedder()
     embed = embedder.embed
-    detector = RiskDetector() if patterns_only else RiskDetector.load(embedder.embed_layers)
+    detector = RiskDetector() if patterns_only else RiskDetector.load(LayerMemo.of(embedder))
     predicted = [primary_label(detector.assess(t)) for t in texts]
     with asset_path("risk_descriptions.toml").open("rb") as f:
         table = tomllib.load(f)["category"]

@@ -23,10 +23,52 @@ def _key(text: str) -> str:
 def layer_features(texts: Sequence[str], cache_dir: Path | None = DEFAULT_CACHE, embed_layers=None) -> np.ndarray:
     """[texts, layers, 384] from `embed_layers` (default: the bundled MiniLM), reading
     and extending a cache file named for the embedding model."""
-    from therapist_app.core.embedder import default_embedder, model_version
+    from therapist_app.core.embedder import default_embedder
 
     embed_layers = embed_layers or default_embedder().embed_layers
-    keys = [_key(t) for t in texts]
+
+    def compute(missing: list[str]) -> dict[str, np.ndarray]:
+        log.info("embedding %d texts (%d cached)", len(missing), len(texts) - len(missing))
+        return {_key(text): vector for text, vector in zip(missing, embed_layers(missing))}
+
+    if not texts:
+        return np.zeros((0, 6, 384), dtype=np.float32)
+    known = _cached({_key(t): t for t in texts}, compute, cache_dir)
+    return np.stack([known[_key(t)] for t in texts]).astype(np.float32)
+
+
+def unit_features(texts: Sequence[str], cache_dir: Path | None = DEFAULT_CACHE) -> list[np.ndarray]:
+    """Per text, the rows the risk detector's learned channel reads of it: [units, layers,
+    384], the turn and then each of its sentences pooled from the turn's own pass, as
+    `RiskDetector` computes them (an empty array when idioms are all it says)."""
+    from therapist_app.core.embedder import default_embedder
+    from therapist_app.core.risk import learned_reading
+
+    readings = {t: learned_reading(t) for t in texts}
+
+    def unit_keys(text: str) -> list[str]:
+        masked, spans = readings[text]
+        return [_key(f"span {a}:{b}\0{masked}") for a, b in spans]
+
+    def compute(missing: list[str]) -> dict[str, np.ndarray]:
+        log.info("embedding %d turns with their sentences", len(missing))
+        embedder, found = default_embedder(), {}
+        for text in missing:
+            masked, spans = readings[text]
+            found.update(zip(unit_keys(text), embedder.embed_spans(masked, spans[1:])))
+        return found
+
+    wanted = {k: t for t in readings for k in unit_keys(t)}
+    known = _cached(wanted, compute, cache_dir)
+    return [np.stack([known[k] for k in unit_keys(t)]) if unit_keys(t) else np.zeros((0, 6, 384)) for t in texts]
+
+
+def _cached(wanted: dict[str, str], compute, cache_dir: Path | None) -> dict[str, np.ndarray]:
+    """Rows by key: those in the cache file named for the embedding model, and `compute`
+    (the distinct texts behind the missing keys -> rows by key) for the rest, which are
+    added to the file."""
+    from therapist_app.core.embedder import model_version
+
     known: dict[str, np.ndarray] = {}
     path = None
     if cache_dir is not None:
@@ -34,16 +76,12 @@ def layer_features(texts: Sequence[str], cache_dir: Path | None = DEFAULT_CACHE,
         if path.is_file():
             with np.load(path) as stored:
                 known = dict(zip(stored["keys"].tolist(), stored["features"]))
-    missing = list(dict.fromkeys(t for t, k in zip(texts, keys) if k not in known))
+    missing = list(dict.fromkeys(text for key, text in wanted.items() if key not in known))
     if missing:
-        log.info("embedding %d texts (%d cached)", len(missing), len(texts) - len(missing))
-        for text, vector in zip(missing, embed_layers(missing)):
-            known[_key(text)] = vector
+        known.update(compute(missing))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, keys=np.array(list(known)), features=np.stack(list(known.values())))
             tmp.replace(path)
-    if not texts:
-        return np.zeros((0, 6, 384), dtype=np.float32)
-    return np.stack([known[k] for k in keys]).astype(np.float32)
+    return known

@@ -42,7 +42,7 @@ class Analyzer:
         """MiniLM, the risk head and the emotion head; degrades to patterns-only risk
         and no emotion when the model or a head is missing."""
         try:
-            memo = LayerMemo(default_embedder().embed_layers)  # shared by both heads
+            memo = LayerMemo.of(default_embedder())  # shared by both heads
         except EmbedderUnavailable as missing:
             log.warning("embedding model unavailable (%s): risk runs on patterns only, no emotion", missing)
             return cls(RiskDetector(), None)

@@ -24,6 +24,7 @@ import numpy as np
 
 from therapist_app.core.assets import asset_path
 from therapist_app.core.dialogue_format import clean_text
+from therapist_app.core.embedder import LayerMemo
 from therapist_app.core.risk_patterns import (
     ADDRESSED_TO_ME,
     CATEGORIES,
@@ -81,6 +82,7 @@ __all__ = [
     "RiskAssessment",
     "RiskDetector",
     "Trigger",
+    "learned_reading",
     "learned_units",
     "primary_label",
 ]
@@ -133,6 +135,13 @@ def learned_units(masked: str) -> list[tuple[int, int]]:
     spans = [(a, b) for a, b in _sentence_spans(masked) if masked[a:b].strip()]
     whole = [(0, len(masked))] if masked.strip() else []
     return whole + (spans if len(spans) > 1 else [])
+
+
+def learned_reading(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """A turn as the learned channel reads it: its cleaned words with idioms blanked, and
+    `learned_units` of them (the trainer scores its heads on exactly this)."""
+    masked = _mask_hyperbole(clean_text(text))
+    return masked, learned_units(masked)
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -238,6 +247,8 @@ class RiskDetector:
             raise ValueError("the learned channel needs both the embedder and the head")
         if head is not None and tuple(head.labels) != RISK_LABELS:
             raise HeadError(f"risk head labels {head.labels} are not {RISK_LABELS}")
+        if embed_layers is not None and not isinstance(embed_layers, LayerMemo):
+            embed_layers = LayerMemo(embed_layers)
         self._embed = embed_layers
         self._head = head
         self.threshold = (
@@ -264,7 +275,8 @@ class RiskDetector:
         masked = _mask_hyperbole(text)
         active, suppressed = self._pattern_triggers(text, masked)
         if self._head is not None:
-            active += self._learned_triggers(text, masked, [clean_text(t) for t in recent[-WINDOW + 1 :] if t.strip()])
+            earlier = [_mask_hyperbole(clean_text(t)) for t in recent[-WINDOW + 1 :]]
+            active += self._learned_triggers(text, masked, [t for t in earlier if t.strip()])
         return _summarise(active, suppressed, self._head is not None)
 
     def _pattern_triggers(self, text: str, masked: str) -> tuple[list[Trigger], list[Trigger]]:
@@ -343,28 +355,31 @@ class RiskDetector:
                 start, end = quote.start() + threat.start(), quote.start() + threat.end()
                 active.append(Trigger("abuse", text[start:end], start, end, "pattern", "moderate"))
 
-    def risk_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """[texts, labels]: the learned channel's calibrated probabilities."""
-        assert self._head is not None and self._embed is not None
-        return self._head.probabilities(np.asarray(self._embed(list(texts))))
-
     def _learned_triggers(self, text: str, masked: str, earlier: list[str]) -> list[Trigger]:
         """The turn, each of its sentences when it has several, and the turn read with the
         client's previous turns: a unit whose risk probability (1 - P(none)) reaches the
         threshold flags its most likely category. The window counts only when no earlier
         turn reaches the threshold alone (that one was flagged when it was said)."""
         spans = learned_units(masked)
-        units = [masked[a:b].strip() for a, b in spans]
-        window = " ".join(earlier + [masked]) if earlier else None
-        probabilities = self.risk_probabilities(units + ([window] + earlier if window else []))
+        if not spans:
+            return []
+        # One MiniLM pass reads the turn and its sentences (pooled from the same pass).
+        rows = self._embed.spans(masked, spans[1:])
+        if earlier:
+            # The window is pooled from the turns' remembered rows, not a pass of its own
+            # over their joined words: the analysis budget (20 ms) has room for one pass.
+            before = self._embed(earlier)
+            rows = np.concatenate([rows, _pooled(np.concatenate([before, rows[:1]]), earlier + [masked])[None], before])
+        probabilities = self._head.probabilities(rows)
         risk = 1.0 - probabilities[:, RISK_LABELS.index(NONE)]
         found = []
-        best = int(np.argmax(risk[: len(units)]))
+        units = len(spans)
+        best = int(np.argmax(risk[:units]))
         if risk[best] >= self.threshold:
             a, b = spans[best]
             found.append(self._learned(text, a, b, probabilities[best], risk[best]))
-        elif window and risk[len(units)] >= self.threshold and all(r < self.threshold for r in risk[len(units) + 1 :]):
-            found.append(self._learned(text, 0, len(text), probabilities[len(units)], risk[len(units)]))
+        elif earlier and risk[units] >= self.threshold and all(r < self.threshold for r in risk[units + 1 :]):
+            found.append(self._learned(text, 0, len(text), probabilities[units], risk[units]))
         return found
 
     @staticmethod
@@ -375,6 +390,18 @@ class RiskDetector:
         return Trigger(
             category, phrase, start, start + len(phrase), "learned", "moderate" if risk >= CONFIDENT else "low"
         )
+
+
+def _pooled(rows: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Texts read together, from their own rows [texts, layers, 384]: each layer's mean
+    weighted by the text's length (joined words pool every token alike), unit length.
+
+    >>> _pooled(np.array([[[1.0, 0.0]], [[0.0, 1.0]]]), ["abc", "abc"]).round(3).tolist()
+    [[0.707, 0.707]]
+    """
+    weights = np.array([max(1, len(t.strip())) for t in texts], dtype=np.float32)
+    mean = np.tensordot(weights / weights.sum(), rows, axes=1)
+    return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
 def _dedupe(triggers: list[Trigger]) -> list[Trigger]:
