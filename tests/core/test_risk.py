@@ -234,6 +234,16 @@ def test_risk_spread_over_turns_is_read_in_a_window_that_never_repeats_an_old_fl
     assert not detector.assess("It rained.", ["The lights are going out for me soon."]).flagged
 
 
+def test_the_window_costs_a_pass_only_when_a_turn_in_it_shows_a_trace_of_risk():
+    seen = []
+    embed = keyword_layers(KEYWORDS)
+    detector = RiskDetector(lambda texts: seen.extend(texts) or embed(texts), RISK_HEAD, 0.5)
+    detector.assess("We went out.", ["It rained."])
+    assert "It rained. We went out." not in seen  # every turn reads as everyday talk
+    assert detector.assess("Sometime tonight, after the news.", ["I counted the pills."]).flagged
+    assert "I counted the pills. Sometime tonight, after the news." in seen
+
+
 def test_the_threshold_comes_from_the_head_and_bounds_are_checked():
     head = RISK_HEAD.__class__(**{**RISK_HEAD.__dict__, "metadata": {"threshold": 0.9}})
     assert RiskDetector(keyword_layers(KEYWORDS), head).threshold == 0.9

@@ -74,6 +74,8 @@ DEFAULT_THRESHOLD = 0.5
 CONFIDENT = 0.8
 # Client turns read together (the latest and the ones before it).
 WINDOW = 3
+# The window is read when a turn in it, read alone, reaches this share of the threshold.
+WINDOW_TRACE = 0.5
 
 __all__ = [
     "CATEGORIES",
@@ -363,24 +365,27 @@ class RiskDetector:
         spans = learned_units(masked)
         if not spans:
             return []
-        # One MiniLM pass reads the turn and its sentences (pooled from the same pass).
-        rows = self._embed.spans(masked, spans[1:])
-        if earlier:
-            # The window is pooled from the turns' remembered rows, not a pass of its own
-            # over their joined words: the analysis budget (20 ms) has room for one pass.
-            before = self._embed(earlier)
-            rows = np.concatenate([rows, _pooled(np.concatenate([before, rows[:1]]), earlier + [masked])[None], before])
-        probabilities = self._head.probabilities(rows)
+        # One MiniLM pass reads the turn and its sentences (pooled from the same pass);
+        # the earlier turns' rows were remembered when they were said.
+        probabilities = self._head.probabilities(self._embed.spans(masked, spans[1:]))
         risk = 1.0 - probabilities[:, RISK_LABELS.index(NONE)]
-        found = []
-        units = len(spans)
-        best = int(np.argmax(risk[:units]))
+        best = int(np.argmax(risk))
         if risk[best] >= self.threshold:
             a, b = spans[best]
-            found.append(self._learned(text, a, b, probabilities[best], risk[best]))
-        elif earlier and risk[units] >= self.threshold and all(r < self.threshold for r in risk[units + 1 :]):
-            found.append(self._learned(text, 0, len(text), probabilities[units], risk[units]))
-        return found
+            return [self._learned(text, a, b, probabilities[best], risk[best])]
+        if not earlier:
+            return []
+        before = 1.0 - self._head.probabilities(self._embed(earlier))[:, RISK_LABELS.index(NONE)]
+        # The window is a pass of its own over the joined turns (pooling their rows
+        # loses what they say together: "I counted the pills." + "Sometime tonight"
+        # reads 0.97 joined, 0.13 pooled), so it is read only when some turn in it
+        # already carries a trace of risk: everyday talk keeps the one-pass budget.
+        if before.max() >= self.threshold or max(before.max(), risk[best]) < self.threshold * WINDOW_TRACE:
+            return []
+        window = self._head.probabilities(self._embed([" ".join(earlier + [masked])]))[0]
+        if 1.0 - window[RISK_LABELS.index(NONE)] < self.threshold:
+            return []
+        return [self._learned(text, 0, len(text), window, 1.0 - window[RISK_LABELS.index(NONE)])]
 
     @staticmethod
     def _learned(text: str, start: int, end: int, probabilities: np.ndarray, risk: float) -> Trigger:
@@ -390,18 +395,6 @@ class RiskDetector:
         return Trigger(
             category, phrase, start, start + len(phrase), "learned", "moderate" if risk >= CONFIDENT else "low"
         )
-
-
-def _pooled(rows: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-    """Texts read together, from their own rows [texts, layers, 384]: each layer's mean
-    weighted by the text's length (joined words pool every token alike), unit length.
-
-    >>> _pooled(np.array([[[1.0, 0.0]], [[0.0, 1.0]]]), ["abc", "abc"]).round(3).tolist()
-    [[0.707, 0.707]]
-    """
-    weights = np.array([max(1, len(t.strip())) for t in texts], dtype=np.float32)
-    mean = np.tensordot(weights / weights.sum(), rows, axes=1)
-    return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
 def _dedupe(triggers: list[Trigger]) -> list[Trigger]:
