@@ -120,6 +120,21 @@ class OperatingPoint:
     everyday: float
 
 
+def upper_bound(rate: float, n: int, z: float = 1.645) -> float:
+    """The one-sided 95% Wilson upper bound of a rate observed on `n` turns: the
+    operating point was chosen with d12's flags at 4.4%, and two other writers' turns
+    flagged 5.9% at it.
+
+    >>> round(upper_bound(0.0, 300), 4), round(upper_bound(0.03, 300), 4)
+    (0.0089, 0.0509)
+    """
+    if n <= 0:
+        return 1.0
+    centre = rate + z * z / (2 * n)
+    spread = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return float((centre + spread) / (1 + z * z / n))
+
+
 def choose_threshold(
     risk: np.ndarray,
     flagged_by_patterns: np.ndarray,
@@ -128,11 +143,12 @@ def choose_threshold(
     everyday_patterns: np.ndarray,
 ) -> OperatingPoint:
     """The threshold with the most recall (patterns OR learned channel) whose precision
-    is at least MIN_PRECISION and which flags at most MAX_EVERYDAY of everyday turns;
-    the strictest threshold when none qualifies.
+    is at least MIN_PRECISION and which flags at most MAX_EVERYDAY of everyday turns,
+    with 95% confidence (`upper_bound`: one writer's few hundred turns estimate the rate
+    for every other writer); the strictest threshold when none qualifies.
 
     >>> choose_threshold(np.array([0.9, 0.6, 0.3, 0.1]), np.zeros(4, bool), np.array([1, 1, 0, 0], bool),
-    ...                  np.array([0.1, 0.2]), np.zeros(2, bool)).threshold
+    ...                  np.linspace(0, 0.2, 200), np.zeros(200, bool)).threshold
     0.6
     """
     points = []
@@ -142,7 +158,10 @@ def choose_threshold(
         precision = float((flag & is_risk).sum() / max(1, flag.sum()))
         everyday = float(((everyday_risk >= t) | everyday_patterns).mean())
         points.append(OperatingPoint(t, recall, precision, everyday))
-    allowed = [p for p in points if p.precision >= MIN_PRECISION and p.everyday <= MAX_EVERYDAY]
+    turns = len(everyday_risk)
+    allowed = [
+        p for p in points if p.precision >= MIN_PRECISION and upper_bound(p.everyday, turns) <= MAX_EVERYDAY
+    ]
     if not allowed:
         return points[-1]
     return max(allowed, key=lambda p: (p.recall, p.threshold))
