@@ -159,9 +159,7 @@ def choose_threshold(
         everyday = float(((everyday_risk >= t) | everyday_patterns).mean())
         points.append(OperatingPoint(t, recall, precision, everyday))
     turns = len(everyday_risk)
-    allowed = [
-        p for p in points if p.precision >= MIN_PRECISION and upper_bound(p.everyday, turns) <= MAX_EVERYDAY
-    ]
+    allowed = [p for p in points if p.precision >= MIN_PRECISION and upper_bound(p.everyday, turns) <= MAX_EVERYDAY]
     if not allowed:
         return points[-1]
     return max(allowed, key=lambda p: (p.recall, p.threshold))
