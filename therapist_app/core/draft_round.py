@@ -89,6 +89,7 @@ class DraftRound:
         # samples: the ranking can only improve on greedy decoding. A regenerated round
         # (`sample_all`) samples every draft, so it brings new ones.
         greedy = () if sample_all else [planned.index(s) for s in dict.fromkeys(planned)]
+        self._greedy = frozenset(greedy)
         self._stream = engine.stream(request, len(planned), planned, seed, greedy)
         authored = [r for r in responses_for(self.risk) if not request.strategy or r.strategy == request.strategy]
         self.drafts: list[Draft] = [Draft(i, s, "") for i, s in enumerate(planned)]
@@ -142,6 +143,7 @@ class DraftRound:
                 "model",
                 suggestion.finish_reason,
                 suggestion.likelihood,
+                suggestion.index in self._greedy,
             )
         ranking = self._scorer.rank(
             self.drafts, self.request, self.risk, self.shown, distinct_strategies=self.request.strategy is None
