@@ -4,7 +4,7 @@ likelihood of its own."""
 from __future__ import annotations
 
 from therapist_app.core.best_of_n import Draft, DraftScorer
-from therapist_app.core.dialogue_format import SuggestionRequest
+from therapist_app.core.dialogue_format import SuggestionRequest, Turn
 
 
 def test_an_authored_draft_counts_as_sure_as_the_most_confident_generated_one():
@@ -18,3 +18,17 @@ def test_an_authored_draft_counts_as_sure_as_the_most_confident_generated_one():
     assert rows[2]["asks_about_risk"] == 1.0
     plain = DraftScorer().components(drafts[2:], SuggestionRequest("I can't go on."))
     assert "likelihood" not in plain[0]
+
+
+def test_a_draft_that_repeats_what_the_therapist_already_said_is_not_shown():
+    request = SuggestionRequest(
+        "It's the quiet flat, mostly.",
+        (Turn("therapist", "What's been the hardest part of this week?"), Turn("client", "Work, I suppose.")),
+    )
+    drafts = [
+        Draft(0, "question", "What's been the hardest part of this week for you?"),
+        Draft(1, "question", "What is the quiet like when you come home?"),
+    ]
+    ranking = DraftScorer().rank(drafts, request, distinct_strategies=False)
+    assert [r.draft.index for r in ranking.shown] == [1]
+    assert ranking.others[0].dropped == "repeats an earlier reply"

@@ -101,7 +101,8 @@ class RankedDraft:
     unsafe: tuple[str, ...] = ()
     """The safety rules the draft breaks (never shown when any)."""
     dropped: str | None = None
-    """Why it is not shown: 'empty', 'unsafe', 'repeats draft N' or 'ranked lower'."""
+    """Why it is not shown: 'empty', 'unsafe', 'repeats draft N', 'repeats an earlier reply'
+    or 'ranked lower'."""
     rank: int | None = None
     """1-based position among the shown drafts."""
 
@@ -220,7 +221,8 @@ class DraftScorer:
         for draft, components in zip(drafts, self.components(drafts, request, risk)):
             unsafe = check_reply(draft.text, risk, emotion).reasons if draft.text else ()
             scored.append(RankedDraft(draft, components, self.total(components), unsafe))
-        return choose(scored, risk, shown, distinct_strategies)
+        said = [t.text for t in request.context if t.speaker == "therapist"]
+        return choose(scored, risk, shown, distinct_strategies, said)
 
 
 def default_scorer(weights: RankingWeights = RankingWeights()) -> DraftScorer:
@@ -240,11 +242,16 @@ def default_scorer(weights: RankingWeights = RankingWeights()) -> DraftScorer:
 
 
 def choose(
-    scored: Sequence[RankedDraft], risk: Sequence[str] = (), shown: int = 3, distinct_strategies: bool = True
+    scored: Sequence[RankedDraft],
+    risk: Sequence[str] = (),
+    shown: int = 3,
+    distinct_strategies: bool = True,
+    said: Sequence[str] = (),
 ) -> Ranking:
     """The shown drafts: best total first, never unsafe or empty, never a near-duplicate
-    of a better draft, one per strategy while the pool allows; on a crisis turn at least
-    one that asks about the risk.
+    of a better draft or of what the therapist has already said this session (`said`:
+    a greedy draft tends to offer the same question turn after turn), one per strategy
+    while the pool allows; on a crisis turn at least one that asks about the risk.
 
     >>> d = lambda i, s, t, total: RankedDraft(Draft(i, s, t), {}, total)
     >>> ranking = choose([d(0, "question", "How was it?", 1.0), d(1, "question", "How was it?", 0.9),
@@ -260,6 +267,8 @@ def choose(
             reasons[id(ranked)] = "empty"
         elif ranked.unsafe:
             reasons[id(ranked)] = "unsafe"
+        elif any(near_duplicate(ranked.draft.text, earlier) for earlier in said):
+            reasons[id(ranked)] = "repeats an earlier reply"
         else:
             twin = next((e for e in eligible if near_duplicate(ranked.draft.text, e.draft.text)), None)
             if twin is not None:
