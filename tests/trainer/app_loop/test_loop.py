@@ -35,6 +35,12 @@ def _fill_store(qtbot, make_window) -> Path:
     say(qtbot, window, "Work has been overwhelming.")
     controller.reject(0)
     controller.accept(1)
+    # New drafts from here on: a draft repeating what the therapist already said is not shown.
+    h.script.replies = (
+        "It sounds like the worry has kept you on edge all week.",
+        "What does your manager expect of you at night?",
+        "You kept going through all of that, which took real strength.",
+    )
     say(qtbot, window, "Mostly my manager.")
     controller.edit(0, EDITED)
     say(qtbot, window, "He emails me at night too.")
