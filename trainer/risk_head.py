@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 # The app's own forward pass, so the channel is scored as the app will compute it.
+from therapist_app.core.risk import risk_of
 from therapist_app.core.text_head import mlp_logits, softmax
 from trainer.data.labelled import LabelledRow, read_batches, read_rows
 from trainer.text_heads import MLPSettings, fit_mlp, fit_temperature
@@ -103,7 +104,7 @@ class UnitScorer:
         """(max risk per text, the probabilities of each text's riskiest unit); a text
         with nothing to read (idioms only) scores -1."""
         probs = predict(self.features)
-        risk = 1.0 - probs[:, -1]
+        risk = risk_of(probs)
         best = np.full(self.texts, -1.0)
         chosen = np.zeros((self.texts, probs.shape[1]))
         for k, (i, r) in enumerate(zip(self.owner, risk)):
@@ -224,7 +225,7 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
         fold_risk, _ = scorer.scores(predict)
         risk_oof[sub_batches == fold] = fold_risk[sub_batches == fold]
         turn_logits[~train] = mlp_logits(params, turn_features[~train])
-        turn_risk_oof[sub_batches == fold] = 1.0 - softmax(turn_logits[scored & ~train])[:, -1]
+        turn_risk_oof[sub_batches == fold] = risk_of(softmax(turn_logits[scored & ~train]))
         dev_by_fold[fold] = dev_scorer.scores(predict)[0]
         test_by_fold[fold] = test_scorer.scores(predict)[0]
         log.info("risk head: fold %s scored", fold)

@@ -87,6 +87,7 @@ __all__ = [
     "learned_reading",
     "learned_units",
     "primary_label",
+    "risk_of",
 ]
 
 
@@ -137,6 +138,15 @@ def learned_units(masked: str) -> list[tuple[int, int]]:
     spans = [(a, b) for a, b in _sentence_spans(masked) if masked[a:b].strip()]
     whole = [(0, len(masked))] if masked.strip() else []
     return whole + (spans if len(spans) > 1 else [])
+
+
+def risk_of(probabilities: np.ndarray) -> np.ndarray:
+    """The risk probability of each row of the head's label probabilities: 1 - P(none).
+
+    >>> risk_of(np.array([[0.1, 0.1, 0.0, 0.0, 0.8]])).round(3).tolist()
+    [0.2]
+    """
+    return 1.0 - probabilities[..., RISK_LABELS.index(NONE)]
 
 
 def learned_reading(text: str) -> tuple[str, list[tuple[int, int]]]:
@@ -368,14 +378,14 @@ class RiskDetector:
         # One MiniLM pass reads the turn and its sentences (pooled from the same pass);
         # the earlier turns' rows were remembered when they were said.
         probabilities = self._head.probabilities(self._embed.spans(masked, spans[1:]))
-        risk = 1.0 - probabilities[:, RISK_LABELS.index(NONE)]
+        risk = risk_of(probabilities)
         best = int(np.argmax(risk))
         if risk[best] >= self.threshold:
             a, b = spans[best]
             return [self._learned(text, a, b, probabilities[best], risk[best])]
         if not earlier:
             return []
-        before = 1.0 - self._head.probabilities(self._embed(earlier))[:, RISK_LABELS.index(NONE)]
+        before = risk_of(self._head.probabilities(self._embed(earlier)))
         # The window is a pass of its own over the joined turns (pooling their rows
         # loses what they say together: "I counted the pills." + "Sometime tonight"
         # reads 0.97 joined, 0.13 pooled), so it is read only when some turn in it
@@ -383,9 +393,10 @@ class RiskDetector:
         if before.max() >= self.threshold or max(before.max(), risk[best]) < self.threshold * WINDOW_TRACE:
             return []
         window = self._head.probabilities(self._embed([" ".join(earlier + [masked])]))[0]
-        if 1.0 - window[RISK_LABELS.index(NONE)] < self.threshold:
+        window_risk = float(risk_of(window))
+        if window_risk < self.threshold:
             return []
-        return [self._learned(text, 0, len(text), window, 1.0 - window[RISK_LABELS.index(NONE)])]
+        return [self._learned(text, 0, len(text), window, window_risk)]
 
     @staticmethod
     def _learned(text: str, start: int, end: int, probabilities: np.ndarray, risk: float) -> Trigger:
