@@ -14,6 +14,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path("runs") / "features"
+_LOADED: dict[Path, dict[str, np.ndarray]] = {}
 
 
 def _key(text: str) -> str:
@@ -72,10 +73,13 @@ def _cached(wanted: dict[str, str], compute, cache_dir: Path | None) -> dict[str
     known: dict[str, np.ndarray] = {}
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"minilm-layers-{_key(model_version())}.npz"
-        if path.is_file():
+        path = Path(cache_dir).resolve() / f"minilm-layers-{_key(model_version())}.npz"
+        # Read once per process: training a head asks for features five times, and the
+        # file holds every row ever embedded (half a gigabyte).
+        known = _LOADED.setdefault(path, {})
+        if not known and path.is_file():
             with np.load(path) as stored:
-                known = dict(zip(stored["keys"].tolist(), stored["features"]))
+                known.update(zip(stored["keys"].tolist(), stored["features"]))
     missing = list(dict.fromkeys(text for key, text in wanted.items() if key not in known))
     if missing:
         known.update(compute(missing))
