@@ -157,6 +157,18 @@ def test_a_crisis_round_leads_with_an_authored_screening_question_and_shows_one(
     assert all(check_reply(r.draft.text, ["suicide_selfharm"], "depression").safe for r in shown)
 
 
+def test_a_crisis_round_asks_about_the_risk_even_when_another_strategy_was_asked_for():
+    # Every generated draft offers the requested strategy and ignores the risk, and no
+    # authored response has that strategy: the screening question must still be shown.
+    drafts = ["Maybe try a short walk before bed.", "Perhaps write down your week."] * 3
+    request = CRISIS.with_strategy("suggestion")
+    result = DraftRound(ScriptedEngine(drafts), request, DraftScorer(), ["suicide_selfharm"]).complete()
+    shown = result.ranking.shown
+    assert shown and not result.ranking.none_passed
+    assert any(r.draft.source == "authored" and asks_about_risk(r.draft.text, ["suicide_selfharm"]) for r in shown)
+    assert all(check_reply(r.draft.text, ["suicide_selfharm"], "depression").safe for r in shown)
+
+
 def test_choose_swaps_in_a_draft_that_asks_about_the_risk():
     def ranked(i, strategy, text, total, asks):
         return RankedDraft(Draft(i, strategy, text), {"asks_about_risk": float(asks)}, total)

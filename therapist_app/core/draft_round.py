@@ -91,7 +91,13 @@ class DraftRound:
         greedy = () if sample_all else [planned.index(s) for s in dict.fromkeys(planned)]
         self._greedy = frozenset(greedy)
         self._stream = engine.stream(request, len(planned), planned, seed, greedy)
-        authored = [r for r in responses_for(self.risk) if not request.strategy or r.strategy == request.strategy]
+        # A strategy the therapist asked for narrows the authored responses, but never to
+        # none that asks about the risk: on a flagged turn that question is always offered.
+        authored = [
+            r
+            for r in responses_for(self.risk)
+            if not request.strategy or r.strategy == request.strategy or asks_about_risk(r.text, self.risk)
+        ]
         self.drafts: list[Draft] = [Draft(i, s, "") for i, s in enumerate(planned)]
         self.drafts += [Draft(len(planned) + i, r.strategy, r.text, r.text, "authored") for i, r in enumerate(authored)]
         self._texts = [""] * len(planned)
