@@ -112,6 +112,9 @@ class EvalResult:
     """Shown drafts breaking a safety rule (the app's rules, the client's risk and emotion), per 100."""
     repeated_rounds: float = 0.0
     """Share of rounds that show two identical or near-identical drafts."""
+    reward_totals: tuple[float, ...] = field(default=(), repr=False)
+    """Each example's weighted reward total, in example order: written to replies.jsonl (not
+    results.json), so two runs on the same examples can be compared pair by pair."""
 
     def result_line(self) -> str:
         values = asdict(self)
@@ -199,6 +202,7 @@ def score_replies(
         emotion_classifier=classifier is not None,
         rewards=means,
         reward_total=sum(totals) / len(totals),
+        reward_totals=tuple(totals),
         behaviours=count_behaviours(replies),
         judge=judged.means if judged else {},
         judge_unparsed=judged.unparsed if judged else 0,
@@ -402,14 +406,14 @@ def run_eval(settings: EvalSettings, generator=None, classifier="auto", detector
     out = Path(settings.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     plots = plot_rewards(result, runs, out)
+    figures = {k: v for k, v in asdict(result).items() if k != "reward_totals"}
     (out / "results.json").write_text(
-        json.dumps({"settings": asdict(settings), "result": asdict(result)}, indent=2, sort_keys=True) + "\n",
+        json.dumps({"settings": asdict(settings), "result": figures}, indent=2, sort_keys=True) + "\n",
         encoding="utf-8",
     )
     if settings.save_replies:
         with (out / "replies.jsonl").open("w", encoding="utf-8") as f:
-            for example, completion in zip(examples, completions):
-                f.write(
-                    json.dumps({"id": example.id, "reply": parse_reply(completion).text}, ensure_ascii=False) + "\n"
-                )
+            for example, completion, total in zip(examples, completions, result.reward_totals):
+                row = {"id": example.id, "reply": parse_reply(completion).text, "reward_total": round(total, 6)}
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return result, write_report(result, settings, out, plots)

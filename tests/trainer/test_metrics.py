@@ -80,6 +80,7 @@ def test_score_replies_on_a_tiny_fixture():
     assert result.rewards["reference_agreement"] == pytest.approx(0.5)  # 1.0 and 0.0
     assert result.rewards["format_compliance"] == pytest.approx((1.0 + 0.75) / 2)  # "Okay then" lacks an end
     assert result.reward_total == pytest.approx((2.0 + 0.75) / 2)
+    assert result.reward_totals == pytest.approx((2.0, 0.75))  # per example, for paired comparisons
     assert result.rouge1 == pytest.approx(0.5)
     assert "emotion_acc=0.5000" in result.result_line()
     always_lonely = lambda texts: [{"loneliness": 1.0} for _ in texts]  # noqa: E731
@@ -153,11 +154,17 @@ def test_eval_command_on_a_tiny_hf_model(tiny_model, tmp_path, capsys):
 
 def test_eval_command_on_a_gguf(tiny_gguf, tmp_path, capsys):
     out = tmp_path / "eval"
+    data = _fixture_file(tmp_path)
     code = main(
-        ["eval", "--model", str(tiny_gguf), "--data", str(_fixture_file(tmp_path)), "--output-dir", str(out), *FAST]
+        ["eval", "--model", str(tiny_gguf), "--data", str(data), "--output-dir", str(out), "--save-replies", *FAST]
     )
     assert code == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("RESULT bleu=")
+    # Each reply with its own reward total, whose mean is the reported one; results.json keeps the means only.
+    replies = [json.loads(line) for line in (out / "replies.jsonl").read_text(encoding="utf-8").splitlines()]
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))["result"]
+    assert [r["id"] for r in replies] == ["a", "b"] and "reward_totals" not in results
+    assert sum(r["reward_total"] for r in replies) / 2 == pytest.approx(results["reward_total"], abs=1e-5)
 
 
 def test_eval_command_reports_bad_input(tmp_path, capsys):
