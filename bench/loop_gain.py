@@ -118,22 +118,19 @@ def decide(store, session_id: int, client_id: int, ids, shown, example, embedder
     if similarity[best] < EDIT:
         same_move = [i for i, d in enumerate(shown) if d.strategy == example.strategy]
         best = max(same_move, key=lambda i: similarity[i]) if same_move else None
-    for i, suggestion_id in enumerate(ids):
-        if i != best and (best is None or similarity[i] < REJECT):
-            store.decide(suggestion_id, "rejected")
-            counts["rejected"] += 1
+    rejected = [i for i in range(len(ids)) if i != best and (best is None or similarity[i] < REJECT)]
+    for i in rejected:
+        store.decide(ids[i], "rejected")
+    counts["rejected"] += len(rejected)
     if best is None:
         store.own_reply(session_id, reference)
         counts["own"] += 1
         return reference
     decision = "accepted" if similarity[best] >= ACCEPT else "edited"
-    final = shown[best].text if decision == "accepted" else reference
-    with store.atomic():  # as the session controller: decision, the therapist's turn, the round closed
-        store.decide(ids[best], decision, final if decision == "edited" else None)
-        store.append_utterance(session_id, "therapist", final, origin="suggestion")
-        counts["not_chosen"] += store.close_round(client_id)
+    turn = store.use_suggestion(ids[best], decision, reference if decision == "edited" else None)
+    counts["not_chosen"] += len(ids) - 1 - len(rejected)  # left open, closed by the used draft
     counts[decision] += 1
-    return final
+    return turn.text
 
 
 def run_loop(store: Path, model: Path, out: Path, args: argparse.Namespace) -> dict:

@@ -492,12 +492,10 @@ class SessionController(QObject):
         store = self._require_store()
         assert self.session is not None and slot.record_id is not None
         try:
-            with store.atomic():
-                store.decide(slot.record_id, decision, final_text if decision == "edited" else None)
-                if final_text is not None:
-                    turn = store.append_utterance(self.session.id, "therapist", final_text, origin="suggestion")
-                    # The reply is given: the drafts still open were not chosen.
-                    store.close_round(self.target.id)
+            if final_text is None:
+                store.decide(slot.record_id, decision)
+            else:  # the reply is given: the drafts still open were not chosen
+                turn = store.use_suggestion(slot.record_id, decision, final_text if decision == "edited" else None)
         except CrisisNotAcknowledged as refused:
             raise SessionError(str(refused)) from None
         slot.decision = decision

@@ -258,12 +258,14 @@ def test_the_fate_of_every_draft_is_kept(store):
     said = store.append_utterance(session.id, "client", "I can't sleep")
     drafts = [store.add_suggestion(said.id, "m", None, f"draft {n}", 1.0) for n in range(3)]
     store.decide(drafts[0].id, "rejected")
-    store.decide(drafts[1].id, "edited", "It sounds exhausting.")
-    store.append_utterance(session.id, "therapist", "It sounds exhausting.", origin="suggestion")
-    assert store.close_round(said.id) == 1  # draft 2 was open: another draft was used
+    turn = store.use_suggestion(drafts[1].id, "edited", "It sounds exhausting.")
+    assert (turn.speaker, turn.text, turn.origin) == ("therapist", "It sounds exhausting.", "suggestion")
     fates = dict(store._require().execute("SELECT suggestion_id, decision FROM decisions"))
+    # Draft 2 was open: another draft was used, so it was not chosen.
     assert [fates[d.id] for d in drafts] == ["rejected", "edited", "not_chosen"]
     assert store.close_round(said.id) == 0
+    with pytest.raises(ValueError, match="accepted or edited"):
+        store.use_suggestion(drafts[2].id, "rejected")
 
 
 def test_an_own_reply_is_the_therapist_turn_and_leaves_the_drafts_not_chosen(store):

@@ -419,12 +419,7 @@ class StoreRecords:
         `not_chosen` (see `close_round`)."""
         final_text = _text(final_text, "the edited reply", optional=True)
         with self.atomic():
-            suggestion_text, session_id, utterance_id = self._one(
-                "SELECT s.text, u.session_id, u.id FROM suggestions s "
-                "JOIN utterances u ON u.id = s.utterance_id WHERE s.id = ?",
-                (suggestion_id,),
-                "suggestion",
-            )
+            suggestion_text, session_id, utterance_id = self._suggestion(suggestion_id)
             if decision not in UNUSED:
                 self._require_acknowledged(utterance_id)
             if decision == "accepted":
@@ -444,6 +439,15 @@ class StoreRecords:
             self._audit("decision", session_id=session_id, object_id=cursor.lastrowid)
             return DecisionRecord(cursor.lastrowid, suggestion_id, decision, final_text, created)
 
+    def _suggestion(self, suggestion_id: int) -> tuple[str, int, int]:
+        """A suggestion's text, and the session and client utterance it answers."""
+        return self._one(
+            "SELECT s.text, u.session_id, u.id FROM suggestions s JOIN utterances u ON u.id = s.utterance_id "
+            "WHERE s.id = ?",
+            (suggestion_id,),
+            "suggestion",
+        )
+
     def close_round(self, utterance_id: int) -> int:
         """Mark every draft for this client utterance that has no decision yet as
         `not_chosen` (audited like any decision): another draft, or the therapist's own
@@ -461,6 +465,21 @@ class StoreRecords:
             for (suggestion_id,) in open_drafts:
                 self.decide(suggestion_id, "not_chosen")
             return len(open_drafts)
+
+    def use_suggestion(self, suggestion_id: int, decision: Decision, final_text: str | None = None) -> Utterance:
+        """A draft used as the therapist's turn, `accepted` as it is or `edited` into
+        `final_text`: the decision, the turn and the round's other open drafts as
+        `not_chosen`, in one transaction (as `own_reply` does for the therapist's own
+        words). Past an unacknowledged crisis warning it raises `CrisisNotAcknowledged`."""
+        if decision not in ("accepted", "edited"):
+            raise ValueError(f"a used draft is accepted or edited, not {decision!r}")
+        with self.atomic():
+            record = self.decide(suggestion_id, decision, final_text)
+            _, session_id, utterance_id = self._suggestion(suggestion_id)
+            assert record.final_text is not None  # accepted or edited always keeps a text
+            turn = self.append_utterance(session_id, "therapist", record.final_text, origin="suggestion")
+            self.close_round(utterance_id)
+            return turn
 
     def own_reply(self, session_id: int, text: str) -> Utterance:
         """The therapist's own words as their turn, typed instead of using a draft: the
