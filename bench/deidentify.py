@@ -41,7 +41,7 @@ from therapist_app.core.deidentify import KINDS, find_identifiers
 
 ROOT = Path(__file__).resolve().parents[1]
 PHI = ROOT / "assets" / "corpus" / "phi"
-DEV, HELD_OUT = ("p01", "p02", "p03"), ("p04", "p05")
+DEV, HELD_OUT = ("p01", "p02", "p03", "p04", "p05"), ("p06", "p07")
 # A method maps (text, client name or None) to the replaced character ranges.
 Method = Callable[[str, "str | None"], list[tuple[int, int]]]
 

@@ -87,6 +87,24 @@ REPLACED = [
 # Shapes added when the rules were generalised beyond the first development batch:
 # clinical note shorthand, other countries' addresses and numbers, speech-to-text.
 GENERALISED = [
+    # a capitalised word no dictionary knows is a name inside a sentence, and opening one
+    # when a bracket, a possessive or a verb follows
+    ("Ouma lives with Johan and Marlize in Paarl.", "Ouma lives with [NAME] and [NAME] in [PLACE]."),
+    ("Muthulakshmi (goes by Muthu) and her husband came.", "[NAME] (goes by [NAME]) and her husband came."),
+    # institutions in lower case, as dictation writes them, and unpunctuated ages
+    (
+        "referral from doctor nwachukwu at elm tree surgery patient is seventy six widowed lives alone",
+        "referral from doctor [NAME] at [PLACE] patient is [AGE] widowed lives alone",
+    ),
+    ("my son says move into oakfield house but i am not ready", "my son says move into [PLACE] but i am not ready"),
+    ("finding the stairs hard at seventy nine", "finding the stairs hard at [AGE]"),
+    ("Their twins, Meera and Mithran, are four.", "Their twins, [NAME] and [NAME], are [AGE]."),
+    ("kuya bong will drive her. daughter joy is 19.", "kuya [NAME] will drive her. daughter [NAME] is [AGE]."),
+    # codes of letters and digit groups after a cue, number plates, licences, extensions
+    ("her member id is wgh 4471 0928 and", "her member id is [ID] and"),
+    ("her car reg was LK09 WXP she is eighty three", "her car reg was [ID] she is [AGE]"),
+    ("the ward is on 020 7946 0381 extension 2214 ask for", "the ward is on [PHONE] ask for"),
+    ("they live at 4410 east calle ocotillo now", "they live at [ADDRESS] now"),
     # dates: a day over its month cannot be a score; spoken years; birth years
     ("the appointment moved to 23/9 at noon", "the appointment moved to [DATE] at noon"),
     ("appt is 4/6 at 3pm", "appt is [DATE] at 3pm"),
@@ -147,6 +165,12 @@ CLIENT = [  # (stored display name, text, expected): every part, any case, nickn
 ]
 
 UNCHANGED = [
+    # kinds of place, brands, scripture, languages, plural days and illnesses named after people
+    "I went to choir practice on Thursday and the pain clinic after.",
+    "I pay tax here 11 years.",
+    "Her HbA1c is high. She talks to him on WeChat and reads the Qur'an on Tuesdays.",
+    "Alzheimer's runs in her family; she speaks Amharic and Tigrinya.",
+    "phq nine came back at 14 down from 19.",
     "I feel anxious most mornings.",
     "Will I ever feel better?",
     "Grace under pressure is hard for me.",

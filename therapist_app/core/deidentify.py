@@ -58,6 +58,7 @@ from therapist_app.core.deidentify_words import (
     relation_word,
     title_case,
     token_kind,
+    unknown_proper,
 )
 
 KINDS = ("NAME", "PLACE", "DATE", "AGE", "PHONE", "EMAIL", "ADDRESS", "ID", "URL")
@@ -113,6 +114,60 @@ _INSTITUTION = (
     r"Temple|Gurdwara|Park|Station|Airport|Prison|Centre|Center|Mall|Hall|"
     r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel)"
 )
+# An institution in lower case has to be told from a kind of place ("the local
+# hospital", "the shopping centre") by a word in its name that is not generic.
+_LOWER_INSTITUTION = (
+    r"(?:hospital|infirmary|surgery|(?:group|medical|health|family|general) practice|"
+    r"(?:medical |health |community |day |carers |care )?cent(?:re|er)|(?:care|nursing|rest|retirement) home|"
+    r"lodge|court|house|hospice|church|chapel|cathedral|mosque|temple|gurdwara|synagogue|"
+    r"(?:primary |secondary |high |grammar |junior |infant )?school|academy|college|clinic|homecare|"
+    r"assisted living|manor)"
+)
+# A word of an institution's name: never grammar, so "move into oakfield house" starts at "oakfield".
+_NOT_GRAMMAR = rf"(?!(?:{'|'.join(sorted(FUNCTION_WORDS, key=len, reverse=True))})\b)"
+_LOWER_WORD = rf"(?:{_NOT_GRAMMAR}[a-z][\w'’-]*)"
+_GENERIC_PLACE_WORDS = frozenset(
+    "local general children's childrens kids community day job jobs leisure dental care nursing "
+    "mental health medical gp gp's doctor's doctors dentist dentist's dentists vet vet's vets family "
+    "psychiatric private public new old big small main village town city county district regional "
+    "teaching primary secondary high junior infant infants middle elementary senior sixth form "
+    "boys girls grammar boarding state special catholic methodist baptist anglican orthodox "
+    "evangelical pentecostal parish walk-in urgent out-of-hours eye maternity cancer heart "
+    "women's womens men's mens homeless youth sports sport drop-in respite residential sheltered "
+    "secure rehab detox treatment recovery crisis same other nearest usual right wrong whole "
+    "first second last next shopping garden visitor call contact distribution test testing "
+    "vaccination assessment resource learning training conference wellbeing wellness fitness "
+    "citizens advice detention immigration asylum reception rescue recycling summer sunday "
+    "night driving dance art arts law business film drama music language flight cooking "
+    "prep home forest beach farm guest tree dog bath boat green glass hen coffee opera "
+    "halfway safe open full council country haunted doll's dolls play wendy lake holiday "
+    "empty own tennis basketball food crown magistrates magistrates' juvenile claims ski "
+    "hunting fishing masonic gate dementia rape bingo bookies betting nail hair beauty tattoo "
+    "funeral court guest student students staff nurses teachers parents parent's "
+    "little nice lovely nearby different another every each choir band football rugby "
+    "netball cricket hockey swimming hardware memory pain sleep fertility sexual gender "
+    "eating disorder diabetes diabetic weight physio physiotherapy counseling counselling "
+    "reporting outpatient outpatients inpatient fracture blood chest skin hearing stroke "
+    "addiction methadone needle exchange pharmacy chemist bus train coach police fire "
+    "ambulance sorting warehouse call-centre".split()
+)
+
+
+def _named_institution(text: str) -> bool:
+    """'elm tree surgery', 'st clement's court': a word of the name is not a generic one
+    and none is grammar ("my", "his", "that")."""
+    words = [fold(w) for w in re.findall(rf"{WORD}", text)]
+    head = len(re.findall(rf"{WORD}", re.search(_LOWER_INSTITUTION + r"$", text).group()))
+    modifiers = [w for w in words[:-head] if w not in ("and", "of", "on")]
+    if not modifiers or any(w in FUNCTION_WORDS for w in modifiers):
+        return False
+    for k, w in enumerate(modifiers):
+        stem = w.rstrip("'’s") if w.endswith(("'s", "’s", "s'")) else None
+        if stem and not (k and modifiers[k - 1] in ("st", "saint")) and lexicon().is_common(stem):
+            return False  # "the dentist's surgery", "my son's school"
+    return any(w not in _GENERIC_PLACE_WORDS and not w.isdigit() for w in modifiers)
+
+
 _RELATION_NOUN = (
     r"(?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|son|daughter|"
     r"kid|child|baby|mum|mom|mam|mother|dad|da|father|brother|sister|"
@@ -130,7 +185,7 @@ _RELATION_NOUN = (
 # a possessor: "my", "her", and in notes "pt's", "client's", "Anna's"
 _RELATION = (
     rf"(?i:\b(?:my|our|his|her|their|your|pt['’]?s|patient['’]?s|client['’]?s)"
-    rf"\s+(?:ex[- ]|late\s+|older\s+|younger\s+|little\s+|big\s+)?{_RELATION_NOUN}"
+    rf"\s+(?:ex[- ]|late\s+|older\s+|younger\s+|little\s+|big\s+|twin\s+|great[- ](?:great[- ])?)?{_RELATION_NOUN}"
     rf"(?:-in-law)?)"
 )
 # Spoken digits, as speech-to-text writes a phone or card number.
@@ -167,7 +222,8 @@ _PET = (
 _TITLE = (
     r"(?:Mrs|Mr|Ms|Miss|Mx|Dr|Prof|Professor|Doctor|Auntie|Aunty|Aunt|Uncle|Nurse|"
     r"PC|DC|DS|DI|Sgt|Sergeant|Officer|Inspector|Detective|Father|Fr|Sister|"
-    r"Rev|Reverend|Judge|Coach|Sir|Dame|Cousin|Nanny|Granny|Grandma|Grandad)\.?"
+    r"Rev|Reverend|Judge|Coach|Sir|Dame|Cousin|Nanny|Granny|Grandma|Grandad|Adv|Advocate|"
+    r"Pastor|Imam|Ustaz|Ustazah|Rabbi|Elder|Chief)\.?"
 )
 
 
@@ -214,6 +270,9 @@ def _id_like(text: str) -> bool:
     digits = sum(c.isdigit() for c in text)
     if re.fullmatch(r"(?:19|20)\d\d", text):
         return False  # a year: "the 2019 file" is not "file 2019"
+    letters = re.match(r"([A-Za-z]+)\s", text)
+    if letters and digits and lexicon().is_common(fold(letters.group(1))):
+        return False  # "tax here 11 years"
     return (digits >= 2 and sum(c.isalnum() for c in text) >= 4) or (digits == 0 and _spoken_digits(text) >= 4)
 
 
@@ -266,6 +325,17 @@ def _rules() -> tuple[_Rule, ...]:
     number = rf"(?:\d+|{_NUMBER_WORD})"
     house = r"(?:\d{1,4}[A-Za-z]?/)?\d{1,5}[A-Za-z]?"  # "9/22": flat 9 at number 22
     return (
+        _Rule(
+            "PLACE",
+            re.compile(  # first, or its words go one by one: "at elm tree surgery": "at elm tree surgery", "at the willows nursing home"
+                rf"(?i:\b(?:at|from|to|into|in|near|outside|called|visit(?:ed|ing)?)\s+(?:the\s+)?)"
+                rf"((?:{_LOWER_WORD}\s+(?:(?:and|of|on)\s+)?){{1,4}}{_LOWER_INSTITUTION})\b"
+                r"(?!\s+(?:runs?|trips?|holidays?|uniforms?|bus|fees|gates?|friends?|work|years?|days?|"
+                r"terms?|reports?|meetings?|grounds?|staff|party|parties|doors?|kitchen|rooms?))"
+            ),
+            group=1,
+            check=_named_institution,
+        ),
         _Rule("EMAIL", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
         _Rule(
             "EMAIL",
@@ -307,12 +377,16 @@ def _rules() -> tuple[_Rule, ...]:
         ),
         _Rule("ID", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
         _Rule("ID", re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")),  # UK NI
+        _Rule("ID", re.compile(r"\b[A-Z9]{5}\s?\d{6}\s?[A-Z9]{2}\d[A-Z]{2}\b")),  # UK driving licence
+        _Rule("ID", re.compile(r"\b[A-Z]{2}\d{2}\s[A-Z]{3}\b")),  # UK number plate: "LK09 WXP"
         _Rule(
             "ID",
             re.compile(
                 rf"(?i:\b(?:{_ID_CUE})(?:\s+(?:id|no\.?|nos?|number|num|#|code))?"
                 rf"(?:\s*[:#]\s*|\s+is\s+|['’]s\s+|,?\s+(?:it['’]?s\s+)?))"
-                rf"((?=[A-Za-z-/.]*\d)[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)+"
+                rf"((?!(?i:on|in|at|is|no|of|to|by|for|was|and|the|dated|from)\b)"  # "wgh 4471 0928"
+                rf"[A-Za-z]{{1,5}}(?:\s\d{{2,6}}){{1,3}}(?:\s(?=[A-Za-z]*\d)[A-Za-z0-9]{{2,6}})?(?![/.:-]?\w)"
+                rf"|(?=[A-Za-z-/.]*\d)[A-Za-z0-9]+(?:[-/.][A-Za-z0-9]+)+"
                 rf"|\d[\d -]{{2,}}\d[A-Za-z]?|[A-Za-z]*\d[A-Za-z0-9]{{2,}}|{_SPOKEN_DIGITS})\b"
             ),
             group=1,
@@ -351,6 +425,15 @@ def _rules() -> tuple[_Rule, ...]:
                 rf"van|von)\s+)*{_CAPWORD}(?:[\s-]{_CAPWORD}){{0,2}}(?:,?\s+\d{{1,5}}[A-Za-z]?\b)?"
                 rf"|(?i:\b(?:via|viale|piazza|avenida|calle|rua|rue)\s+)(?:{_CAPWORD}\s+){{1,3}}"
                 rf"\d{{1,5}}[A-Za-z]?\b"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # as dictation writes it, after a house number: "4410 east calle ocotillo", "9 heol y nant"
+                rf"(?i:\b{house},?\s+(?:(?:north|south|east|west|n|s|e|w)\s+)?(?:calle|carrer|rue|avenida|rua|"
+                rf"jalan|jln|chemin|paseo|strada|ulica|heol|ffordd|stryd|lôn|lon|via|viale|piazza)\s+"
+                rf"(?:(?:de|del|la|le|les|du|des|da|do|dos|di|della|van|von|y|yr)\s+)*{_NOT_GRAMMAR}{L}+"
+                rf"(?:[\s-]{_NOT_GRAMMAR}{L}+)?)"
             ),
         ),
         _Rule(
@@ -462,7 +545,7 @@ def _rules() -> tuple[_Rule, ...]:
             "PHONE",
             re.compile(
                 r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?"
-                r"\d[\d\s.-]{4,}\d(?!\w)"
+                r"\d[\d\s.-]{4,}\d(?:,?\s*(?i:ext\.?|extension|x)\s*\d{1,5})?(?!\w)"
             ),
             check=_phone_like,
         ),
@@ -530,6 +613,26 @@ def _rules() -> tuple[_Rule, ...]:
             ),
             group=1,
         ),
+        _Rule(
+            "AGE",
+            re.compile(  # unpunctuated dictation: "client is 79 lives in", "patient is seventy six widowed"
+                rf"(?i:\b(?:pt|patient|client|(?<![\w'’] )(?<!\bthe ){_RELATION_NOUN})\s+(?:is|was|aged|now)\s+"
+                rf"(?:only\s+|just\s+|nearly\s+|almost\s+|now\s+)?)((?i:{_AGE_NUMBER}))\b{_NOT_AGE_AFTER}"
+                rf"(?!\s+(?:past|to|mph|degrees?|stone|weeks?|o['’]clock|in\s+the))"
+            ),
+            group=1,
+        ),
+        _Rule(
+            "AGE",
+            re.compile(  # "elderly client eighty seven from", "hard at seventy nine", "both 36,"
+                rf"(?i:\b(?:pt|patient|client|at|both)\s+)"
+                rf"((?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|"
+                rf"seven|eight|nine))?|1[3-9]|[2-9]\d|10\d)\b{_NOT_AGE_AFTER}"
+                rf"(?!\s+(?:past|to|mph|degrees?|stone|weeks?|o['’]clock|in\s+the|and\s+\d|down|up|from|"
+                rf"higher|lower|which|on|point|now|last|this|today)\b)"
+            ),
+            group=1,
+        ),
         _Rule("PLACE", re.compile(rf"\b(?:{proper}\s+){{1,3}}{_INSTITUTION}\b")),
         _Rule("PLACE", re.compile(rf"\b(?:St\.?|Saint)\s+[A-Z]{L}*+(?!(?:['’]s)?\s+(?:Day|Eve|Night)\b)(?:['’]s)?")),
         _Rule(
@@ -565,6 +668,25 @@ def _rules() -> tuple[_Rule, ...]:
             ),
             group=1,
             check=cue_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # lower case, as dictation writes it: "daughter joy is 19"
+                rf"(?i:\b{_RELATION_NOUN}(?:-in-law)?)(?:,|\s+(?:named|called))?\s+([a-z]{L}*+(?:['’-]{L}+)*)"
+            ),
+            group=1,
+            check=relation_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # kinship said as a title in other languages: "kuya bong", "Tannie Marie"
+                rf"(?:\b(?i:kuya|tita|tito|lola|lolo|tia|tio|tía|tío|tante|oom|tannie|ouma|oupa|"
+                rf"aunty|auntie|baba|bibi|didi|bhaiya|abang|kakak|kak|makcik|mak cik|pakcik|"
+                rf"pak cik|encik|puan|nanay|tatay|inay|itay|mang|aling|ninong|ninang|gogo|"
+                rf"mkhulu|baba|mama|papa|bà|ông|cô|chú|anh|chị)|\bAte)\s+({word})"
+            ),
+            group=1,
+            check=relation_word,
         ),
         _Rule(
             "NAME",
@@ -684,12 +806,26 @@ def _rules() -> tuple[_Rule, ...]:
 
 # A sentence starts after a full stop, a colon or an opening quote: "states 'Faith and".
 _ARTICLE_BEFORE = re.compile(r"(?<![\w'’])(?i:an?)\s+$")
+# After a word opening a sentence, what makes it a person: a possessive, a bracket, a
+# speech verb.
+_NAMED_AFTER = re.compile(
+    r"['’]s\b|\s+\(|,?\s+(?:and|said|says|told|asked|rang|called|texted|wants|wanted|came|went|"
+    r"is|was|has|had|feels|felt|thinks|thought|reports|reported|states|stated|denies|denied|"
+    r"agreed|attended|arrived|left|lives|lived|works|worked|moved|cried|shouted|hit|keeps|"
+    r"kept|will|would|can|could|did|does|doesn['’]t|didn['’]t|isn['’]t|wasn['’]t)\b"
+)
 _OF_AFTER = re.compile(r"\s+of\s+(?:the\s+)?[A-Z]")
 _SENTENCE_END = re.compile(r"[.!?\n:]\W*$|(?:^|\s)['\"‘“]$")
 _AFTER_NAME_AGE = re.compile(
-    rf"(?:['’]s|[)'’\"”]?,?\s+(?:is|was|turns|turned|aged)|[)'’\"”]?\s*[,.]|\)|\s*\()\s*"
+    rf"(?:['’]s|[)'’\"”]?,?\s+(?:is|was|are|were|turns|turned|aged)|[)'’\"”]?\s*[,.]|\)|\s*\()\s*"
     rf"(?:only\s+|just\s+|nearly\s+|almost\s+)?"
     rf"({_AGE_NUMBER})(?=\s*(?:[,.;!?)]|$|and\b|now\b|next\b|this\b|in\b))",
+    re.I,
+)
+# Unpunctuated, as dictation writes it: "mr wiśniewski is seventy came over".
+_AFTER_NAME_IS_AGE = re.compile(
+    rf",?\s+(?:is|was|are|were|turns|turned|aged)\s+(?:only\s+|just\s+|nearly\s+|almost\s+)?"
+    rf"({_AGE_NUMBER})\b{_NOT_AGE_AFTER}(?!\s+(?:past|to|mph|degrees?|o['’]clock|in\s+the)\b)",
     re.I,
 )
 _BEFORE_NAME = re.compile(rf"(?<![\w'’-])({WORD})(?:,?\s+or|,)\s+$")
@@ -780,6 +916,8 @@ def _scan_words(spans: _Spans, tokens: list[_Token], known: Known) -> None:
                 continue
         at_start = start == 0 or bool(_SENTENCE_END.search(text, max(0, start - 4), start))
         kind = token_kind(token.text, word, at_start, known)
+        if not kind and at_start and unknown_proper(token.text) and _NAMED_AFTER.match(text, end):
+            kind = "NAME"  # opening a sentence: "Muthulakshmi (goes by Muthu)", "Tunde's brother"
         if (
             kind
             and word not in known.any_case
@@ -849,7 +987,7 @@ def _after_spans(spans: _Spans) -> None:
             if match:
                 spans.take(*match.span(1), "AGE")
         if span.kind in ("NAME", "PLACE"):
-            match = _AFTER_NAME_AGE.match(text, span.end)
+            match = _AFTER_NAME_AGE.match(text, span.end) or _AFTER_NAME_IS_AGE.match(text, span.end)
             if match:
                 spans.take(*match.span(1), "AGE")
         if span.kind == "NAME":

@@ -161,9 +161,32 @@ def cue_word(token: str, loose: bool = False, naming: bool = False) -> bool:
     )
 
 
+def unknown_proper(token: str) -> bool:
+    """Capitalised, three letters or more, and no dictionary or authored list knows it."""
+    return title_case(token) and len(token) >= 3 and not _known_word(fold(token)) and not _camel(token)
+
+
+def _camel(token: str) -> bool:
+    """A capital inside a word: a brand or a degree ("WeChat", "PhD"), not a name, unless
+    it follows a name's prefix ("McKenzie", "DeShawn", "O'Neill")."""
+    inner = [i for i, c in enumerate(token) if i and c.isupper()]
+    return bool(inner) and not re.match(r"(?:Mc|Mac|De|Di|Da|La|Le|Van|Von|Du|O['’]|D['’])[A-Z]", token)
+
+
+def _known_word(word: str) -> bool:
+    """An English or authored ordinary word, also in the plural ("Tuesdays"), or a
+    compound of them ("Grown-Ups")."""
+    lex = lexicon()
+    forms = (word, word[:-1]) if word.endswith("s") else (word,)
+    return any(
+        lex.is_english(w) or w in NOT_PROPER or _english_compound(w) or (w.endswith("'") and lex.is_english(w[:-1]))
+        for w in forms
+    )
+
+
 def _english_compound(word: str) -> bool:
     """'one-word', 'end-of-year', 'mother-in-law': every part an English word."""
-    return "-" in word and all(lexicon().is_english(p) for p in word.split("-"))
+    return "-" in word and all(lexicon().is_english(p) or p in NOT_PROPER for p in word.split("-"))
 
 
 def relation_word(token: str) -> bool:
@@ -323,6 +346,10 @@ def token_kind(token: str, word: str, at_sentence_start: bool, known: Known) -> 
             return "NAME"
         if lex.is_place(word) and not lex.is_common(word):
             return "PLACE"
+    if not at_sentence_start and unknown_proper(token):
+        # A capitalised word no dictionary knows, inside a sentence: a proper noun the
+        # lists do not hold ("Marlize", "Pretorius"); brands and medicines are ordinary.
+        return "PLACE" if lex.is_place(word) and not lex.is_given(word) else "NAME"
     if "-" in word and not lex.is_english(word):
         parts = word.split("-")
         if any(lex.is_name(p) and not lex.is_english(p) for p in parts) and all(
