@@ -74,6 +74,12 @@ _DAY = (
     r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
     r"thirtieth)"
 )
+# A year said in two words after a month or "born in": "eighty five", "twenty twenty".
+_SHORT_YEAR = (
+    r"(?:twenty[- ](?:twenty|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    r"nineteen)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|(?:fifty|sixty|seventy|eighty|ninety)"
+    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)"
+)
 _ORDINAL = r"(?:[12]?1st|2?2nd|2?3rd|(?:[12]?[4-9]|1[0-3]|[23]0)th|31st)"
 _NUMBER_WORD = (
     r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
@@ -116,6 +122,14 @@ _INSTITUTION = (
 )
 # An institution in lower case has to be told from a kind of place ("the local
 # hospital", "the shopping centre") by a word in its name that is not generic.
+# One part of an address: "flat 2/1", "Blk 512", "House 47", "plot 906", "RR 2", "PO Box 17".
+_ADDRESS_UNIT = (
+    r"(?:flat|apt|apartment|unit|suite|house|building|bldg|blk|block|blok|lot|plot|lp|rr|site|"
+    r"p\.?\s?o\.?\s+box|box|level|floor|street|st|road|lane|sector|phase|tc)\.?\s*#?\s*"
+    r"(?:\d[\w/-]*|[a-z]\b|(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|"
+    r"four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)\b)"
+)
 _LOWER_INSTITUTION = (
     r"(?:hospital|infirmary|surgery|(?:group|medical|health|family|general) practice|"
     r"(?:medical |health |community |day |carers |care )?cent(?:re|er)|(?:care|nursing|rest|retirement) home|"
@@ -150,6 +164,21 @@ _GENERIC_PLACE_WORDS = frozenset(
     "reporting outpatient outpatients inpatient fracture blood chest skin hearing stroke "
     "addiction methadone needle exchange pharmacy chemist bus train coach police fire "
     "ambulance sorting warehouse call-centre".split()
+)
+
+
+_GENERIC_STREET_WORDS = frozenset(
+    "main high back ring side front old new same busy quiet long dual slip country private dirt gravel "
+    "wrong right whole next other little big open this that a the long straight winding".split()
+)
+# Initials that name no place: services, tests, diagnoses, countries.
+_COMMON_ACRONYMS = frozenset(
+    "nhs cbt dbt emdr icu opd mri adhd ocd ptsd camhs iapt cmht crht htt picu nicu scbu amhp cpn "
+    "atm bbc cnn itv rte usa uae dwp dhs dcfs cps msf ahs hse ndis asd iep sats gcse gcses esl ell "
+    "smart covid hiv aids sti uti iud ivf obgyn ent ceo cfo mba phd lgbt lgbtq bipoc ngo pta pto "
+    "ymca ywca kfc asap fyi lol omg diy atv suv gps pin otp sms wifi usb ptsd gad phq ssri snri "
+    "maoi ect tms acbt act cpt pe sud aud epds pcl moca mmse hba dna sos ems fema cdc who nhs "
+    "wic snap tanf ssi ssdi ebt ged act sat mcat lsat".split()
 )
 
 
@@ -340,7 +369,7 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "EMAIL",
             re.compile(  # spelt out: "jo underscore p at hotmail dot co dot uk"
-                rf"(?i:\b\w+(?:\s+(?:underscore|dot|period|point|dash|hyphen)\s+\w+|\s+{number})*"
+                rf"(?i:\b(?:[a-z]\s+(?=\w+\s+at\s))?\w+(?:\s+(?:underscore|dot|period|point|dash|hyphen)\s+\w+|\s+{number})*"
                 rf"\s+(?:at|\(at\)|\[at\]|at sign|at symbol)\s+(?:[a-z]\s+)?\w+"
                 rf"(?:(?:\.|\s+(?:dot|\(dot\)|\[dot\])\s+){tlds})+\b)"
             ),
@@ -352,7 +381,7 @@ def _rules() -> tuple[_Rule, ...]:
             re.compile(  # said aloud: "dhlim dot dev slash cv"
                 rf"(?i:\b(?:www\s+dot\s+)?(?!(?:the|a|an|my|your|his|her|our|their|its|it)\b)"
                 rf"[a-z0-9-]+(?:\s+dot\s+[a-z0-9-]+)*\s+dot\s+{tlds}\b"
-                rf"(?:\s+(?:forward\s+)?slash\s+[a-z0-9-]+)*)"
+                rf"(?:\s+(?:forward\s+)?slash\s+(?:at\s+)?[a-z0-9-]+(?:\s+{_NOT_GRAMMAR}[a-z0-9]+){{0,2}})*)"
             ),
         ),
         _Rule("URL", re.compile(r"(?<![\w.@])@\w(?:[\w.]*\w)?")),  # a social media handle
@@ -379,6 +408,14 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule("ID", re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")),  # UK NI
         _Rule("ID", re.compile(r"\b[A-Z9]{5}\s?\d{6}\s?[A-Z9]{2}\d[A-Z]{2}\b")),  # UK driving licence
         _Rule("ID", re.compile(r"\b[A-Z]{2}\d{2}\s[A-Z]{3}\b")),  # UK number plate: "LK09 WXP"
+        _Rule("ID", re.compile(r"\b[A-Z]{1,2}\d{6}\([0-9A]\)")),  # Hong Kong identity card
+        _Rule(
+            "ID",
+            re.compile(  # spelt letter by letter, then digits: "k n h zero zero four five one"
+                rf"(?i:\b(?:[a-z]\s+){{2,8}}{_SPOKEN_DIGITS}(?:\s+(?:[a-z]\s+)*[a-z]\b)?(?:\s+{_SPOKEN_DIGITS})?)"
+            ),
+            check=lambda t: _spoken_digits(t) >= 4,
+        ),
         _Rule(
             "ID",
             re.compile(
@@ -395,7 +432,7 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "ADDRESS",
             re.compile(
-                rf"(?i:\b(?:flat|apt|apartment|unit|suite)\.?\s*#?\s*\w+,?\s+)?"
+                rf"(?i:\b(?:flat|apt|apartment|unit|suite)\.?\s*#?\s*[\w/-]+,?\s+)?"
                 rf"\b{house},?\s+(?:(?:{_CAPWORD}|[NSEW]\.?|\d+(?:st|nd|rd|th))\s+)"
                 rf"{{1,3}}{_STREET}\b(?:\.?\s+[NSEW]{{1,2}}\b)?"
             ),
@@ -416,6 +453,21 @@ def _rules() -> tuple[_Rule, ...]:
                 rf"\b(?:{proper}\s+){{1,2}}(?:Street|Road|Avenue|Ave|Lane|Drive|Boulevard|Blvd|"
                 rf"Crescent|Terrace|Close|Grove|Gardens|Parkway|Pkwy|Rd)\b"
             ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # parts of an address in a row: "House 47, Street 9, Block C", "RR 2, Site 4, Box 17"
+                rf"(?i:\b{_ADDRESS_UNIT}(?:,?\s+(?:{_ADDRESS_UNIT}|\d{{1,3}}/F\b))+)"
+            ),
+        ),
+        _Rule(
+            "ADDRESS",
+            re.compile(  # one part after an address cue: "Lot 22, Bamaga", "live at flat two fourteen abbeyfield road"
+                rf"(?i:\b(?:address(?:\s+is)?:?|lives?\s+at|living\s+at|resides\s+at|home:|at|send\s+it\s+to)\s+)"
+                rf"((?i:{_ADDRESS_UNIT})(?:,?\s+(?i:{number}\s+)?(?:{_NOT_GRAMMAR}[A-Za-z]+\s+){{1,3}}"
+                rf"(?i:{_STREET})\b)?)"
+            ),
+            group=1,
         ),
         _Rule(
             "ADDRESS",
@@ -499,8 +551,8 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "DATE",
             re.compile(
-                rf"(?i:\b(?:{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
-                rf"(?:,?[\s-]+(?:{_YEAR}|['’]\d\d))?\b)"
+                rf"(?i:\b(?:(?:the\s+)?{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
+                rf"(?:,?[\s-]+(?:{_YEAR}|['’]\d\d|{_SHORT_YEAR}))?\b)"
             ),
         ),
         _Rule("DATE", re.compile(rf"(?i:\b{_MONTH}\s+(?:of\s+)?(?:{_YEAR}|['’]\d\d)\b)")),
@@ -508,7 +560,7 @@ def _rules() -> tuple[_Rule, ...]:
             "DATE",
             re.compile(  # "born in 1987", "DOB: nineteen eighty-seven"
                 rf"(?i:\b(?:born(?:\s+in)?|dob|d\.o\.b\.?|date of birth|birth year)"
-                rf"(?:\s+(?:is|was))?\s*:?\s+)({_YEAR})\b"
+                rf"(?:\s+(?:is|was))?\s*:?\s+)({_YEAR}|{_SHORT_YEAR})\b"
             ),
             group=1,
         ),
@@ -566,6 +618,12 @@ def _rules() -> tuple[_Rule, ...]:
         ),
         _Rule(
             "AGE",
+            re.compile(  # the cue is part of it: "(aged 11)", "since age 16", "turning five"
+                rf"(?i:\b(?:aged?|turning)\s+(?:{_AGE_NUMBER}))\b{_NOT_AGE_AFTER}"
+            ),
+        ),
+        _Rule(
+            "AGE",
             re.compile(
                 rf"(?i:\b(?:i'?m|i am|i was|i'?ll be|i'?d be|you'?re|you are|you were|he'?s|hes|"
                 rf"he is|he was|she'?s|shes|she is|she was|they'?re|they are|they were|"
@@ -596,6 +654,7 @@ def _rules() -> tuple[_Rule, ...]:
             group=1,
         ),
         _Rule("AGE", re.compile(rf"(?i:\b{_AGE_NUMBER}(?:[- ]?(?:years?|yrs?)[- ]old|\s?(?:yo|y/o|y\.o\.))\b)")),
+        _Rule("AGE", re.compile(r"(?<![\w/.-])(?:1[01]\d|\d{1,2})[MF](?![\w/-])")),  # notes: "34F", "22M"
         _Rule(
             "AGE",
             re.compile(
@@ -634,6 +693,47 @@ def _rules() -> tuple[_Rule, ...]:
             group=1,
         ),
         _Rule("PLACE", re.compile(rf"\b(?:{proper}\s+){{1,3}}{_INSTITUTION}\b")),
+        _Rule(
+            "PLACE",
+            re.compile(  # an institution by its initials: "night shift at VGH", "referred from KPH"
+                r"(?:\b(?i:at|from|to|admitted(?:\s+to)?|referred\s+(?:from|to|by)|via|discharged\s+from)\s+)"
+                r"([A-Z]{3,5})\b(?![&'’-])"
+            ),
+            group=1,
+            check=lambda t: fold(t) not in _COMMON_ACRONYMS and fold(t) not in lexicon().ordinary,
+        ),
+        _Rule(
+            "PLACE",
+            re.compile(  # a street without its number: "on rye lane", "on nguyen van linh street"
+                rf"(?i:\b(?:on|off|along|up|down|near)\s+(?:the\s+)?)((?:{_NOT_GRAMMAR}{L}+\s+){{1,3}}"
+                rf"(?i:street|road|lane|avenue|boulevard|drive|crescent|terrace|parade|highway))\b"
+            ),
+            group=1,
+            check=lambda t: any(fold(w) not in _GENERIC_STREET_WORDS for w in t.split()[:-1]),
+        ),
+        _Rule(
+            "PLACE",
+            re.compile(  # named first, without a number: "on rue pasteur", "on ulica dluga"
+                rf"(?i:\b(?:on|in|at|off)\s+)((?i:calle|rue|ulica|avenida|rua|jalan|via|strada|heol|souq|souk)\s+"
+                rf"(?:(?i:de|del|la|le|les|du|des|da|do|dos|di|della|el|al)\s+)*{_NOT_GRAMMAR}{L}{{3,}}"
+                rf"(?:\s+{_NOT_GRAMMAR}{L}{{3,}})?)"
+            ),
+            group=1,
+        ),
+        _Rule("PLACE", re.compile(rf"(?i:\b{L}{{3,}}(?:straße|strasse|gasse|allee|platz|straat|laan|gracht))\b")),
+        _Rule(
+            "PLACE",
+            re.compile(  # "nasr city", "gwarinpa area", "barangay san roque"
+                rf"(?i:\b({_NOT_GRAMMAR}[a-z]{L}{{2,}}\s+(?:city|area|district|province|municipality|suburb|"
+                rf"township|county)))\b"
+                rf"|(?i:\b(?:in|from|to|at)\s+)((?i:district|sector|barangay|colonia)\s+(?:\d{{1,3}}|{_NUMBER_WORD}|"
+                rf"{_NOT_GRAMMAR}{L}+(?:\s+{_NOT_GRAMMAR}{L}+)?))\b"
+            ),
+            check=lambda t: (
+                not lexicon().is_english(fold(t.split()[0]))
+                or t.split()[0].lower() in ("district", "sector", "barangay", "colonia")
+            ),
+        ),
         _Rule("PLACE", re.compile(rf"\b(?:St\.?|Saint)\s+[A-Z]{L}*+(?!(?:['’]s)?\s+(?:Day|Eve|Night)\b)(?:['’]s)?")),
         _Rule(
             "KEEP",
@@ -668,6 +768,13 @@ def _rules() -> tuple[_Rule, ...]:
             ),
             group=1,
             check=cue_word,
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # "Sister-in-law 'Guddu'", "Cousin 'Precious'": a quoted word after a relation is a name
+                rf"(?i:\b{_RELATION_NOUN}(?:-in-law)?)\s+['‘\"“]({WORD})['’\"”]"
+            ),
+            group=1,
         ),
         _Rule(
             "NAME",
@@ -712,7 +819,7 @@ def _rules() -> tuple[_Rule, ...]:
             re.compile(  # who writes: "xav here", "hi its chantelle"
                 rf"(?:^|[.!?\n]\s*)(?i:(?:(?:hi|hey|hiya|hello|morning)\W+)?"
                 rf"(?:it['’]?s\s+|this is\s+)?)({word})(?=\s+here\b)"
-                rf"|(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello)\W+(?:\w+\W+)?"
+                rf"|(?:^|[.!?\n]\s*)(?i:(?:hi|hey|hiya|hello|morning|good morning|evening)\W+(?:\w+\W+)?"
                 rf"(?:it['’]?s|its|this is)\s+)({word})"
             ),
             check=naming_word,
@@ -846,11 +953,15 @@ _ADDRESS_TAIL = re.compile(
     rf"|,\s+(?!(?:{'|'.join(sorted(NOT_PROPER, key=len, reverse=True))})\b)"
     rf"[A-Z]{L}*(?:[\s-][A-Z]{L}*){{0,2}}|,?\s+{_REGION}\b|,?\s+\d{{4,5}}\b(?![/.:]\d))"
 )
+_INITIALS_AFTER = re.compile(r"(?:\s+|\s*\(\s*)((?:[A-Z][a-z]?\.){1,3}(?![\w])|(?<=\()[A-Z]{2,3}(?=\)))")
+_INITIALS_BEFORE = re.compile(r"(?<![\w.])((?:[A-Z]\.){1,3}|[A-Z]\.[A-Z][a-z]?\.)\s*$")
+_LISTED_AFTER = re.compile(rf"(?:\s+(?:and|or|&)\s+|,\s+(?:and\s+)?)(?:little\s+)?({WORD})\b(?!['’]s\b)")
+_LISTED_BEFORE = re.compile(rf"(?<![\w'’-])({WORD})(?:\s+(?:and|or|&)|,)\s+$")
 _NICKNAME_AFTER = re.compile(rf"\s*\(\s*(['\"‘“])?({WORD})['\"’”]?\s*\)|\s+(['\"‘“])({WORD})['\"’”]")
 _PLACE_BEFORE = re.compile(rf"(?<![\w'’-])([A-Z]{L}+),\s+$")
 # Between two parts of one name: a space, a hyphen, a particle ("Bríd Ó Ceallaigh").
 _NAME_GAP = re.compile(
-    r"(?:\s+|\s*-\s*)(?i:(?:ó|o|de|da|di|du|van|von|der|den|del|la|le|"
+    r"(?:\.(?:[A-Z]\.)+\s*|\s+|\s*-\s*)(?i:(?:ó|o|de|da|di|du|van|von|der|den|del|la|le|"
     r"mac|mc|ní|ni|nic|bin|ibn|al|el|ap|ua)['’]?\s+)?"
 )
 
@@ -992,6 +1103,7 @@ def _after_spans(spans: _Spans) -> None:
                 spans.take(*match.span(1), "AGE")
         if span.kind == "NAME":
             _nickname_after(spans, span)
+            _initials_around(spans, span)
         if span.kind == "ADDRESS":
             _address_tail(spans, span)
         if span.kind in ("ADDRESS", "PLACE"):
@@ -1013,6 +1125,34 @@ def _after_spans(spans: _Spans) -> None:
 
 def _year(digits: str) -> bool:
     return bool(re.fullmatch(r"(?:19|20)\d\d", digits))
+
+
+def _initials_around(spans: _Spans, span: Span) -> None:
+    """'Skye W.', 'T.M. Chan', 'D.Ll. Evans', 'Anjali Menon (A.M.)': initials beside a
+    name are part of it."""
+    for match in (
+        _INITIALS_AFTER.match(spans.text, span.end),
+        _INITIALS_BEFORE.search(spans.text, max(0, span.start - 12), span.start),
+    ):
+        if match:
+            spans.take(*match.span(1), "NAME")
+
+
+def _names_in_lists(spans: _Spans) -> None:
+    """'njoroge and kamau and mwangi', 'funke and tolu and bisi': a word joined by "and",
+    "or" or a comma to a name is a name too when it could be one (not an everyday
+    word), along the whole list."""
+    text = spans.text
+    todo = [s for s in spans.spans if s.kind == "NAME"]
+    while todo:
+        span = todo.pop()
+        for match in (
+            _LISTED_AFTER.match(text, span.end),
+            _LISTED_BEFORE.search(text, max(0, span.start - 40), span.start),
+        ):
+            if match and cue_word(match.group(1)) and not lexicon().is_common(fold(match.group(1))):
+                if spans.take(*match.span(1), "NAME"):
+                    todo.append(spans.spans[-1])
 
 
 def _nickname_after(spans: _Spans, span: Span) -> None:
@@ -1080,6 +1220,7 @@ def _find(text: str, known: Known) -> list[Span]:
     tokens = _tokens(text)
     _scan_words(spans, tokens, known)
     _after_spans(spans)
+    _names_in_lists(spans)
     _scan_known(spans, tokens, _propagate(spans, known))
     return _merge(sorted(spans.spans, key=lambda s: s.start), text)
 
