@@ -160,6 +160,8 @@ def run_loop(store: Path, model: Path, out: Path, args: argparse.Namespace) -> d
         str(args.batch_size),
         "--learning-rate",
         str(args.learning_rate),
+        "--ld-alpha",
+        str(args.ld_alpha),
         "--max-length",
         "384",
         "--seed",
@@ -213,6 +215,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument(
+        "--ld-alpha", type=float, default=1.0, help="LD-DPO weight of the longer reply's extra tokens (1: plain DPO)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-gain")
     args = parser.parse_args()

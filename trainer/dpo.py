@@ -3,7 +3,10 @@ simulated sessions, with TRL's `DPOTrainer`.
 
 The loss is DPO's sigmoid loss plus an NLL term on the chosen reply (TRL's `sft` loss
 type, weighted by `nll_weight`), which keeps the chosen replies likely in absolute
-terms, not only relative to the rejected ones (as in PAPRIKA and RPO).
+terms, not only relative to the rejected ones (as in PAPRIKA and RPO). `ld_alpha` below 1
+is LD-DPO (Liu et al., 2024): the tokens of the longer reply past the shorter one's
+length count only that much, so a therapist's replies being longer than the drafts they
+turned down does not teach length.
 
 With `rounds` N (PAPRIKA's loop), round k+1 simulates with the policy round k trained,
 and the curriculum carries over, so its choice of scenario groups follows every result
@@ -47,6 +50,13 @@ class DPOSettings(RewardSettings, RLSettings):
     margin: float = setting(0.1, "smallest score gap between best and worst trajectory that makes a pair", at_least=0)
     exploration: float = setting(1.0, "the curriculum's UCB exploration weight", at_least=0)
     nll_weight: float = setting(1.0, "weight of the NLL term on the chosen reply (0 turns it off)", at_least=0)
+    ld_alpha: float = setting(
+        1.0,
+        "LD-DPO: weight of the log-probabilities of the tokens past the shorter reply's length "
+        "(1 is plain DPO; lower stops the longer reply's extra words from deciding the pair)",
+        at_least=0,
+        at_most=1,
+    )
     rounds: int = setting(
         1,
         "PAPRIKA rounds with --simulate: simulate, train, then simulate again with the trained "
@@ -203,6 +213,7 @@ def _run_round(settings: DPOSettings, callbacks: Sequence = (), curriculum=None,
         beta=settings.beta,
         loss_type=["sigmoid", "sft"] if settings.nll_weight else ["sigmoid"],
         loss_weights=[1.0, settings.nll_weight] if settings.nll_weight else None,
+        ld_alpha=settings.ld_alpha if settings.ld_alpha < 1 else None,
         max_length=settings.max_length,
         truncation_mode="keep_end",
         **run.training_arguments(settings),

@@ -4,6 +4,7 @@ a few steps finish and raise the chosen-vs-rejected log-probability margin."""
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,14 @@ def test_dpo_on_app_decisions_raises_the_preference_margin(tiny_model, tmp_path,
             "app",
             "--max-steps",
             "4",
+            "--ld-alpha",
+            "0.5",
             *QUICK,
         ]
     )
     assert code == 0, capsys.readouterr().err
     info = _results(tmp_path / "app")
+    assert tomllib.loads((tmp_path / "app" / "config.toml").read_text(encoding="utf-8"))["ld_alpha"] == 0.5
     assert info["pairs"] == 4 and info["app_export"]["rounds"] == 4
     results = info["results"]
     assert results["global_step"] == 4
@@ -161,6 +165,8 @@ def test_dpo_settings_are_checked(tmp_path, capsys):
         DPOSettings(model="m")
     with pytest.raises(ConfigError, match="rounds above 1 need --simulate"):
         DPOSettings(model="m", app_export="x", rounds=2)
+    with pytest.raises(ConfigError, match="ld_alpha"):
+        DPOSettings(model="m", app_export="x", ld_alpha=1.5)
     with pytest.raises(ConfigError, match="trajectories"):
         DPOSettings(model="m", simulate=True, trajectories=1)
     assert main(["dpo", "--model", str(tmp_path / "none"), "--app-export", str(EXPORT)]) == 2
