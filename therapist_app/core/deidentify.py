@@ -120,8 +120,6 @@ _INSTITUTION = (
     r"Temple|Gurdwara|Park|Station|Airport|Prison|Centre|Center|Mall|Hall|"
     r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel)"
 )
-# An institution in lower case has to be told from a kind of place ("the local
-# hospital", "the shopping centre") by a word in its name that is not generic.
 # One part of an address: "flat 2/1", "Blk 512", "House 47", "plot 906", "RR 2", "PO Box 17".
 _ADDRESS_UNIT = (
     r"(?:flat|apt|apartment|unit|suite|house|building|bldg|blk|block|blok|lot|plot|lp|rr|site|"
@@ -130,6 +128,8 @@ _ADDRESS_UNIT = (
     r"four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)\b)"
 )
+# An institution in lower case has to be told from a kind of place ("the local
+# hospital", "the shopping centre") by a word in its name that is not generic.
 _LOWER_INSTITUTION = (
     r"(?:hospital|infirmary|surgery|(?:group|medical|health|family|general) practice|"
     r"(?:medical |health |community |day |carers |care )?cent(?:re|er)|(?:care|nursing|rest|retirement) home|"
@@ -140,46 +140,6 @@ _LOWER_INSTITUTION = (
 # A word of an institution's name: never grammar, so "move into oakfield house" starts at "oakfield".
 _NOT_GRAMMAR = rf"(?!(?:{'|'.join(sorted(FUNCTION_WORDS, key=len, reverse=True))})\b)"
 _LOWER_WORD = rf"(?:{_NOT_GRAMMAR}[a-z][\w'’-]*)"
-_GENERIC_PLACE_WORDS = frozenset(
-    "local general children's childrens kids community day job jobs leisure dental care nursing "
-    "mental health medical gp gp's doctor's doctors dentist dentist's dentists vet vet's vets family "
-    "psychiatric private public new old big small main village town city county district regional "
-    "teaching primary secondary high junior infant infants middle elementary senior sixth form "
-    "boys girls grammar boarding state special catholic methodist baptist anglican orthodox "
-    "evangelical pentecostal parish walk-in urgent out-of-hours eye maternity cancer heart "
-    "women's womens men's mens homeless youth sports sport drop-in respite residential sheltered "
-    "secure rehab detox treatment recovery crisis same other nearest usual right wrong whole "
-    "first second last next shopping garden visitor call contact distribution test testing "
-    "vaccination assessment resource learning training conference wellbeing wellness fitness "
-    "citizens advice detention immigration asylum reception rescue recycling summer sunday "
-    "night driving dance art arts law business film drama music language flight cooking "
-    "prep home forest beach farm guest tree dog bath boat green glass hen coffee opera "
-    "halfway safe open full council country haunted doll's dolls play wendy lake holiday "
-    "empty own tennis basketball food crown magistrates magistrates' juvenile claims ski "
-    "hunting fishing masonic gate dementia rape bingo bookies betting nail hair beauty tattoo "
-    "funeral court guest student students staff nurses teachers parents parent's "
-    "little nice lovely nearby different another every each choir band football rugby "
-    "netball cricket hockey swimming hardware memory pain sleep fertility sexual gender "
-    "eating disorder diabetes diabetic weight physio physiotherapy counseling counselling "
-    "reporting outpatient outpatients inpatient fracture blood chest skin hearing stroke "
-    "addiction methadone needle exchange pharmacy chemist bus train coach police fire "
-    "ambulance sorting warehouse call-centre".split()
-)
-
-
-_GENERIC_STREET_WORDS = frozenset(
-    "main high back ring side front old new same busy quiet long dual slip country private dirt gravel "
-    "wrong right whole next other little big open this that a the long straight winding".split()
-)
-# Initials that name no place: services, tests, diagnoses, countries.
-_COMMON_ACRONYMS = frozenset(
-    "nhs cbt dbt emdr icu opd mri adhd ocd ptsd camhs iapt cmht crht htt picu nicu scbu amhp cpn "
-    "atm bbc cnn itv rte usa uae dwp dhs dcfs cps msf ahs hse ndis asd iep sats gcse gcses esl ell "
-    "smart covid hiv aids sti uti iud ivf obgyn ent ceo cfo mba phd lgbt lgbtq bipoc ngo pta pto "
-    "ymca ywca kfc asap fyi lol omg diy atv suv gps pin otp sms wifi usb ptsd gad phq ssri snri "
-    "maoi ect tms acbt act cpt pe sud aud epds pcl moca mmse hba dna sos ems fema cdc who nhs "
-    "wic snap tanf ssi ssdi ebt ged act sat mcat lsat".split()
-)
 
 
 def _named_institution(text: str) -> bool:
@@ -194,7 +154,7 @@ def _named_institution(text: str) -> bool:
         stem = w.rstrip("'’s") if w.endswith(("'s", "’s", "s'")) else None
         if stem and not (k and modifiers[k - 1] in ("st", "saint")) and lexicon().is_common(stem):
             return False  # "the dentist's surgery", "my son's school"
-    return any(w not in _GENERIC_PLACE_WORDS and not w.isdigit() for w in modifiers)
+    return any(w not in lexicon().generic_places and not w.isdigit() for w in modifiers)
 
 
 _RELATION_NOUN = (
@@ -700,7 +660,7 @@ def _rules() -> tuple[_Rule, ...]:
                 r"([A-Z]{3,5})\b(?![&'’-])"
             ),
             group=1,
-            check=lambda t: fold(t) not in _COMMON_ACRONYMS and fold(t) not in lexicon().ordinary,
+            check=lambda t: fold(t) not in lexicon().acronyms and fold(t) not in lexicon().ordinary,
         ),
         _Rule(
             "PLACE",
@@ -709,7 +669,7 @@ def _rules() -> tuple[_Rule, ...]:
                 rf"(?i:street|road|lane|avenue|boulevard|drive|crescent|terrace|parade|highway))\b"
             ),
             group=1,
-            check=lambda t: any(fold(w) not in _GENERIC_STREET_WORDS for w in t.split()[:-1]),
+            check=lambda t: any(fold(w) not in lexicon().generic_streets for w in t.split()[:-1]),
         ),
         _Rule(
             "PLACE",

@@ -79,6 +79,9 @@ class Lexicon:
     ordinary: frozenset[str]  # authored: never a name by the lists alone
     longest_place: int  # words in the longest multi-word place
     place_starts: frozenset[str]  # first words of multi-word places
+    generic_places: frozenset[str]  # authored: words that name a kind of place ("local", "pain")
+    generic_streets: frozenset[str]  # authored: "main", "ring" in "the main road"
+    acronyms: frozenset[str]  # authored: initials that name no place ("NHS", "ICU")
 
     def is_english(self, word: str) -> bool:
         return word in self.level or word in self.ordinary
@@ -125,7 +128,16 @@ def lexicon() -> Lexicon:
         classes[word] = classes.get(word, "") + "p"
         longest = max(longest, word.count(" ") + 1)
     starts = frozenset(w.split()[0] for w, c in classes.items() if " " in w and "p" in c)
-    return Lexicon(classes, level, frozenset(fold(w) for w in table["ordinary_words"]), longest, starts)
+    return Lexicon(
+        classes,
+        level,
+        frozenset(fold(w) for w in table["ordinary_words"]),
+        longest,
+        starts,
+        frozenset(fold(w) for w in table["generic_place_words"]),
+        frozenset(fold(w) for w in table["generic_street_words"]),
+        frozenset(fold(w) for w in table["common_acronyms"]),
+    )
 
 
 def title_case(token: str) -> bool:
