@@ -12,7 +12,9 @@ without the batch it is scored on (nested: each fold's threshold comes from the 
 folds): the most recall at precision >= MIN_PRECISION that flags at most MAX_EVERYDAY
 of the validation dialogue batch's client turns. Everyday flags are reported on the
 test dialogue batches, which nothing here trains or chooses on. The shipped head is
-trained on everything, with the threshold chosen on all folds in its metadata.
+trained on everything; its threshold is the one chosen on all folds, raised if the
+shipped head itself would flag more of the validation batch's everyday turns than the
+bound allows (`everyday_threshold`), and recall and precision are also reported at it.
 """
 
 from __future__ import annotations
@@ -166,6 +168,21 @@ def choose_threshold(
     return max(allowed, key=lambda p: (p.recall, p.threshold))
 
 
+def everyday_threshold(start: float, everyday_risk: np.ndarray, everyday_patterns: np.ndarray) -> float:
+    """The lowest threshold from `start` up at which the shipped head flags at most
+    MAX_EVERYDAY of the validation batch's everyday turns with 95% confidence; the
+    strictest one when none does.
+
+    >>> everyday_threshold(0.3, np.linspace(0, 0.6, 300), np.zeros(300, bool))
+    0.6
+    """
+    for t in (t for t in THRESHOLDS if t >= start):
+        rate = float(((everyday_risk >= t) | everyday_patterns).mean())
+        if upper_bound(rate, len(everyday_risk)) <= MAX_EVERYDAY:
+            return t
+    return THRESHOLDS[-1]
+
+
 def _metrics(flag: np.ndarray, labels: np.ndarray) -> dict:
     from therapist_app.core.risk import CATEGORIES
 
@@ -265,6 +282,18 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     }
     temperature = fit_temperature(turn_logits[scored], targets[scored])
     params = fit_mlp(fit_x, fit_y, len(RISK_LABELS), settings)
+    # The head trained on every batch is not any fold's head: it can read everyday talk as
+    # riskier (after r09's clipped risk turns it flagged twice the terse test turns its
+    # folds did), so the everyday bound is checked again on its own reading of d12.
+    final = lambda x: softmax(mlp_logits(params, x))  # noqa: E731
+    threshold = everyday_threshold(shipped.threshold, dev_scorer.scores(final)[0], dev_patterns)
+    report["threshold"] = threshold
+    report["fold_threshold"] = shipped.threshold
+    report["at_threshold"] = _metrics((risk_oof >= threshold) | pattern_flags, sub_labels)
+    report["everyday_shipped"] = {
+        "validation": float(((dev_scorer.scores(final)[0] >= threshold) | dev_patterns).mean()),
+        "test": float(((test_scorer.scores(final)[0] >= threshold) | test_patterns).mean()),
+    }
     # The threshold was chosen on uncalibrated probabilities: keep the head's at T=1 and
     # record the temperature for whoever wants calibrated ones.
     head = TextHead(
@@ -272,7 +301,7 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
         *params,
         temperature=1.0,
         layers=turn_layers.shape[1],
-        metadata={"threshold": shipped.threshold, "calibration_temperature": round(temperature, 4), "rows": len(rows)},
+        metadata={"threshold": threshold, "calibration_temperature": round(temperature, 4), "rows": len(rows)},
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     head.save(out)
@@ -336,5 +365,8 @@ def run(args: argparse.Namespace) -> int:
         f"RESULT lbo_recall={lbo['recall']:.4f} lbo_precision={lbo['precision']:.4f} "
         + " ".join(f"{k}={v:.4f}" for k, v in lbo.items() if k.startswith("recall_"))
         + f" everyday_flagged={lbo['everyday']:.4f} threshold={report['threshold']:.3f}"
+        + f" recall_at_threshold={report['at_threshold']['recall']:.4f}"
+        + f" precision_at_threshold={report['at_threshold']['precision']:.4f}"
+        + f" everyday_shipped_test={report['everyday_shipped']['test']:.4f}"
     )
     return 0
