@@ -1,8 +1,8 @@
 """De-identification recall on the authored PHI set, against Presidio and philter-lite,
 and the adopted method's time on 1 MB and 10 MB of text.
 
-The set is `assets/corpus/phi/`: p01-p07 are the development batches (the rules were
-tuned on them, every miss read), p08 and p09 the held-out ones (written later by other
+The set is `assets/corpus/phi/`: p01-p09 are the development batches (the rules were
+tuned on them, every miss read), p10 and p11 the held-out ones (written later by other
 writers; only the totals below are read). Each row has the client's stored name
 and its identifiers as [KIND, exact substring]. An identifier counts as removed when none
 of its letters or digits survive (every one lies in a replaced span); a false removal is
@@ -20,7 +20,7 @@ Methods, each skipped when its library is not installed:
 
 Usage: .venv/bin/python bench/deidentify.py [--methods rules,presidio,...] [--no-timing]
 Ends with one line: RESULT recall=.. name_recall=.. false_removal_rows=.. mb10_s=.. (the
-adopted method, `rules`, on the held-out batches p08+p09, plus dev_* and timing figures).
+adopted method, `rules`, on the held-out batches p10+p11, plus dev_* and timing figures).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from therapist_app.core.deidentify import KINDS, find_identifiers
 
 ROOT = Path(__file__).resolve().parents[1]
 PHI = ROOT / "assets" / "corpus" / "phi"
-DEV, HELD_OUT = ("p01", "p02", "p03", "p04", "p05", "p06", "p07"), ("p08", "p09")
+DEV, HELD_OUT = ("p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09"), ("p10", "p11")
 # A method maps (text, client name or None) to the replaced character ranges.
 Method = Callable[[str, "str | None"], list[tuple[int, int]]]
 

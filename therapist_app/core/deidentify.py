@@ -74,6 +74,21 @@ _DAY = (
     r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
     r"thirtieth)"
 )
+_WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?"
+# Labels of transcripts and forms that name a role, not a person.
+_SPEAKER_ROLES = frozenset(
+    "mom mum dad mother father son daughter wife husband partner therapist counselor counsellor "
+    "facilitator client student teacher coach pt patient dr doctor nurse interpreter group leader all "
+    "both he she they me you we note re to from subject cc bcc date name address dob age phone email "
+    "time plan goal goals risk summary session topic question answer q a t c s p brother sister grandma "
+    "grandpa aunt uncle parent parents family child kid youth adult staff worker manager officer judge "
+    "caller host member members others everyone somebody someone speaker unknown inaudible crosstalk".split()
+)
+# Dotted letters that are not a person's initials.
+_NOT_INITIALS = frozenset(
+    "U.S. U.K. A.M. P.M. D.C. N.B. P.S. R.N. M.D. B.A. M.A. B.S. M.S. L.A. N.Y. E.U. U.N. Ph.D. Q.C. K.C. "
+    "O.K. T.V. I.T. H.R. A.D. B.C. D.O. N.P. P.A. R.I.P. A.K.A. E.T.A. I.D. U.S.A. S.A. N.Z. St.".split()
+)
 # A year said in two words after a month or "born in": "eighty five", "twenty twenty".
 _SHORT_YEAR = (
     r"(?:twenty[- ](?:twenty|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
@@ -118,7 +133,10 @@ _INSTITUTION = (
     r"(?:Hospital|Infirmary|School|Academy|College|University|Uni|Clinic|"
     r"Surgery|Practice|Primary|Nursery|Church|Chapel|Cathedral|Mosque|Synagogue|"
     r"Temple|Gurdwara|Park|Station|Airport|Prison|Centre|Center|Mall|Hall|"
-    r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel)"
+    r"Ward|Hotel|Library|Stadium|Barracks|House|Hospice|Refuge|Shelter|Hostel|Counseling|Counselling|"
+    r"Reservation|Alliance|Trust|Council|Parish|Corporation|Society|Aid|Beach|Care Center|Care Centre|"
+    r"Medical Group|Mental Health|Behavioral Health|Behavioural Health|Family Services|Indian School|"
+    r"Foundation Trust|High School|Middle School|Elementary|Plant|Mill|Mine|Depot|Institute)"
 )
 # One part of an address: "flat 2/1", "Blk 512", "House 47", "plot 906", "RR 2", "PO Box 17".
 _ADDRESS_UNIT = (
@@ -511,7 +529,7 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "DATE",
             re.compile(
-                rf"(?i:\b(?:(?:the\s+)?{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
+                rf"(?i:\b(?:{_WEEKDAY},?\s+)?(?:(?:the\s+)?{_DAY}(?:\s+|-)(?:of\s+)?{_MONTH}|{_MONTH}\s+(?:the\s+)?{_DAY}\b)"
                 rf"(?:,?[\s-]+(?:{_YEAR}|['’]\d\d|{_SHORT_YEAR}))?\b)"
             ),
         ),
@@ -618,9 +636,9 @@ def _rules() -> tuple[_Rule, ...]:
         _Rule(
             "AGE",
             re.compile(
-                r"(?i:\bin\s+(?:my|his|her|their|your)\s+(?:early\s+|mid[- ]?|late\s+)?)"
-                r"((?:\d0'?s)|(?:twenties|thirties|forties|fifties|sixties|seventies|eighties|"
-                r"nineties|teens))\b"
+                r"(?i:\bin\s+(?:my|his|her|their|your)\s+)"
+                r"((?i:early\s+|mid[- ]?|late\s+)?(?:(?:\d0'?s)|(?:twenties|thirties|forties|fifties|sixties|"
+                r"seventies|eighties|nineties|teens)))\b"
             ),
             group=1,
         ),
@@ -652,7 +670,20 @@ def _rules() -> tuple[_Rule, ...]:
             ),
             group=1,
         ),
-        _Rule("PLACE", re.compile(rf"\b(?:{proper}\s+){{1,3}}{_INSTITUTION}\b")),
+        _Rule(
+            "PLACE",
+            re.compile(  # "Bethany Christian Trust", "Children's Aid Society of Toronto"
+                rf"\b{proper}\s+(?:{_CAPWORD}\s+){{0,2}}{_INSTITUTION}\b"
+                rf"(?:\s+of\s+(?:the\s+)?{_CAPWORD}(?:\s+{_CAPWORD})?)?"
+            ),
+        ),
+        _Rule(
+            "PLACE",
+            re.compile(  # a capitalised name, then its kind in lower case: "Prestwich CAMHS clinic"
+                rf"\b{proper}(?:\s+(?:{_CAPWORD}|of|de|du|d['’]|la|le|del)){{1,4}}\s+"
+                rf"(?:clinic|parish|plant|hall|centre|center|church|school|surgery|practice|ward|unit|mosque|temple)\b"
+            ),
+        ),
         _Rule(
             "PLACE",
             re.compile(  # an institution by its initials: "night shift at VGH", "referred from KPH"
@@ -731,6 +762,22 @@ def _rules() -> tuple[_Rule, ...]:
         ),
         _Rule(
             "NAME",
+            re.compile(  # a speaker's name in a transcript: "GOLNAZ: ...", "Golnaz: ..."
+                rf"(?:^|(?<=[\n.!?)\]] )|(?<=[\n.!?)\]]  ))([A-ZÀ-Þ]{L}+(?:[-' ][A-ZÀ-Þ]{L}+)?)(?=:\s)"
+            ),
+            group=1,
+            check=lambda t: fold(t) not in _SPEAKER_ROLES and cue_word(t.title()),
+        ),
+        _Rule(
+            "NAME",
+            re.compile(  # initials standing for a person: "client R.K.", "Re: T.H.", "A.-S. L.", "A.McK."
+                r"(?<![\w.])((?:[A-Z]\.-?){1,2}(?:Mc[A-Z]|[A-Z][a-z]?)\.(?:\s?[A-Z]\.)?|(?<=Client )[A-Z]\.)(?![\w])"
+            ),
+            group=1,
+            check=lambda t: t.replace(" ", "") not in _NOT_INITIALS,
+        ),
+        _Rule(
+            "NAME",
             re.compile(  # "Sister-in-law 'Guddu'", "Cousin 'Precious'": a quoted word after a relation is a name
                 rf"(?i:\b{_RELATION_NOUN}(?:-in-law)?)\s+['‘\"“]({WORD})['’\"”]"
             ),
@@ -750,7 +797,7 @@ def _rules() -> tuple[_Rule, ...]:
                 rf"(?:\b(?i:kuya|tita|tito|lola|lolo|tia|tio|tía|tío|tante|oom|tannie|ouma|oupa|"
                 rf"aunty|auntie|baba|bibi|didi|bhaiya|abang|kakak|kak|makcik|mak cik|pakcik|"
                 rf"pak cik|encik|puan|nanay|tatay|inay|itay|mang|aling|ninong|ninang|gogo|"
-                rf"mkhulu|baba|mama|papa|bà|ông|cô|chú|anh|chị)|\bAte)\s+({word})"
+                rf"mkhulu|baba|mama|papa|bà|ông|cô|chú|anh|chị|abu|umm|um|bint)|\bAte)\s+({word})"
             ),
             group=1,
             check=relation_word,
@@ -884,7 +931,7 @@ _NAMED_AFTER = re.compile(
 _OF_AFTER = re.compile(r"\s+of\s+(?:the\s+)?[A-Z]")
 _SENTENCE_END = re.compile(r"[.!?\n:]\W*$|(?:^|\s)['\"‘“]$")
 _AFTER_NAME_AGE = re.compile(
-    rf"(?:['’]s|[)'’\"”]?,?\s+(?:is|was|are|were|turns|turned|aged)|[)'’\"”]?\s*[,.]|\)|\s*\()\s*"
+    rf"(?:['’]s|[)'’\"”]?,?\s+(?:is|was|are|were|turns|turned|aged)|,\s+now|[)'’\"”]?\s*[,.]|\)|\s*\()\s*"
     rf"(?:only\s+|just\s+|nearly\s+|almost\s+)?"
     rf"({_AGE_NUMBER})(?=\s*(?:[,.;!?)]|$|and\b|now\b|next\b|this\b|in\b))",
     re.I,
