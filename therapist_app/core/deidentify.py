@@ -74,6 +74,12 @@ _DAY = (
     r"fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|"
     r"thirtieth)"
 )
+# Numbers said in words, below a hundred: "nine", "fourteen", "seventy six".
+_UNIT_WORD = r"(?:one|two|three|four|five|six|seven|eight|nine)"
+_TENS_WORD = rf"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ]{_UNIT_WORD})?)"
+_BELOW_HUNDRED = (
+    rf"(?:{_TENS_WORD}|{_UNIT_WORD}|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
+)
 _WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?"
 # Labels of transcripts and forms that name a role, not a person.
 _SPEAKER_ROLES = frozenset(
@@ -91,17 +97,11 @@ _NOT_INITIALS = frozenset(
 )
 # A year said in two words after a month or "born in": "eighty five", "twenty twenty".
 _SHORT_YEAR = (
-    r"(?:twenty[- ](?:twenty|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|(?:fifty|sixty|seventy|eighty|ninety)"
-    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?)"
+    rf"(?:twenty[- ](?:twenty|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
+    rf"nineteen)(?:[- ]{_UNIT_WORD})?|(?:fifty|sixty|seventy|eighty|ninety)(?:[- ]{_UNIT_WORD})?)"
 )
 _ORDINAL = r"(?:[12]?1st|2?2nd|2?3rd|(?:[12]?[4-9]|1[0-3]|[23]0)th|31st)"
-_NUMBER_WORD = (
-    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
-    r"(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|one|two|three|"
-    r"four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    r"fifteen|sixteen|seventeen|eighteen|nineteen|a hundred)"
-)
+_NUMBER_WORD = rf"(?:{_BELOW_HUNDRED}|a hundred)"
 _AGE_NUMBER = rf"(?:1[01]\d|\d{{1,2}}|{_NUMBER_WORD})"
 _AGE_ORDINAL = (
     r"(?:(?:1[3-9]|[2-9]\d|10\d)(?:st|nd|rd|th)|(?:thir|four|fif|six|seven|eigh|"
@@ -140,11 +140,9 @@ _INSTITUTION = (
 )
 # One part of an address: "flat 2/1", "Blk 512", "House 47", "plot 906", "RR 2", "PO Box 17".
 _ADDRESS_UNIT = (
-    r"(?:flat|apt|apartment|unit|suite|house|building|bldg|blk|block|blok|lot|plot|lp|rr|site|"
-    r"p\.?\s?o\.?\s+box|box|level|floor|street|st|road|lane|sector|phase|tc)\.?\s*#?\s*"
-    r"(?:\d[\w/-]*|[a-z]\b|(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|"
-    r"four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)\b)"
+    rf"(?:flat|apt|apartment|unit|suite|house|building|bldg|blk|block|blok|lot|plot|lp|rr|site|"
+    rf"p\.?\s?o\.?\s+box|box|level|floor|street|st|road|lane|sector|phase|tc)\.?\s*#?\s*"
+    rf"(?:\d[\w/-]*|[a-z]\b|{_BELOW_HUNDRED}\b)"
 )
 # An institution in lower case has to be told from a kind of place ("the local
 # hospital", "the shopping centre") by a word in its name that is not generic.
@@ -208,11 +206,8 @@ _SPELLED = (
 )
 # A year as digits or spoken: "1987", "nineteen eighty-seven", "twenty twenty-three".
 _YEAR = (
-    r"(?:(?:19|20)\d\d|(?:nineteen|twenty)[- ](?:hundred[- ]and[- ]|oh[- ]|o[- ])?"
-    r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|"
-    r"three|four|five|six|seven|eight|nine))?|one|two|three|four|five|six|seven|eight|"
-    r"nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
-    r"nineteen)|two thousand(?: and)?(?: \w+)?)"
+    rf"(?:(?:19|20)\d\d|(?:nineteen|twenty)[- ](?:hundred[- ]and[- ]|oh[- ]|o[- ])?"
+    rf"{_BELOW_HUNDRED}|two thousand(?: and)?(?: \w+)?)"
 )
 # US states, Canadian provinces and Australian states, as written after a town.
 _REGION = (
@@ -663,8 +658,7 @@ def _rules() -> tuple[_Rule, ...]:
             "AGE",
             re.compile(  # "elderly client eighty seven from", "hard at seventy nine", "both 36,"
                 rf"(?i:\b(?:pt|patient|client|at|both)\s+)"
-                rf"((?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|"
-                rf"seven|eight|nine))?|1[3-9]|[2-9]\d|10\d)\b{_NOT_AGE_AFTER}"
+                rf"({_TENS_WORD}|1[3-9]|[2-9]\d|10\d)\b{_NOT_AGE_AFTER}"
                 rf"(?!\s+(?:past|to|mph|degrees?|stone|weeks?|o['’]clock|in\s+the|and\s+\d|down|up|from|"
                 rf"higher|lower|which|on|point|now|last|this|today)\b)"
             ),
