@@ -159,13 +159,19 @@ def choose_threshold(
         flag = (risk >= t) | flagged_by_patterns
         recall = float(flag[is_risk].mean())
         precision = float((flag & is_risk).sum() / max(1, flag.sum()))
-        everyday = float(((everyday_risk >= t) | everyday_patterns).mean())
+        everyday = everyday_rate(t, everyday_risk, everyday_patterns)
         points.append(OperatingPoint(t, recall, precision, everyday))
     turns = len(everyday_risk)
     allowed = [p for p in points if p.precision >= MIN_PRECISION and upper_bound(p.everyday, turns) <= MAX_EVERYDAY]
     if not allowed:
         return points[-1]
     return max(allowed, key=lambda p: (p.recall, p.threshold))
+
+
+def everyday_rate(threshold: float, everyday_risk: np.ndarray, everyday_patterns: np.ndarray) -> float:
+    """The share of everyday turns flagged at `threshold`: by the learned channel or the
+    patterns."""
+    return float(((everyday_risk >= threshold) | everyday_patterns).mean())
 
 
 def everyday_threshold(start: float, everyday_risk: np.ndarray, everyday_patterns: np.ndarray) -> float:
@@ -177,8 +183,7 @@ def everyday_threshold(start: float, everyday_risk: np.ndarray, everyday_pattern
     0.6
     """
     for t in (t for t in THRESHOLDS if t >= start):
-        rate = float(((everyday_risk >= t) | everyday_patterns).mean())
-        if upper_bound(rate, len(everyday_risk)) <= MAX_EVERYDAY:
+        if upper_bound(everyday_rate(t, everyday_risk, everyday_patterns), len(everyday_risk)) <= MAX_EVERYDAY:
             return t
     return THRESHOLDS[-1]
 
@@ -262,7 +267,7 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
         per_batch[fold] = {
             **_metrics(flags[held], sub_labels[held]),
             "threshold": point.threshold,
-            "everyday": float(((test_by_fold[fold] >= point.threshold) | test_patterns).mean()),
+            "everyday": everyday_rate(point.threshold, test_by_fold[fold], test_patterns),
         }
     shipped = choose_threshold(
         risk_oof, pattern_flags, sub_labels != "none", np.mean(list(dev_by_fold.values()), axis=0), dev_patterns
@@ -286,13 +291,14 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     # riskier (after r09's clipped risk turns it flagged twice the terse test turns its
     # folds did), so the everyday bound is checked again on its own reading of d12.
     final = lambda x: softmax(mlp_logits(params, x))  # noqa: E731
-    threshold = everyday_threshold(shipped.threshold, dev_scorer.scores(final)[0], dev_patterns)
+    final_dev = dev_scorer.scores(final)[0]
+    threshold = everyday_threshold(shipped.threshold, final_dev, dev_patterns)
     report["threshold"] = threshold
     report["fold_threshold"] = shipped.threshold
     report["at_threshold"] = _metrics((risk_oof >= threshold) | pattern_flags, sub_labels)
     report["everyday_shipped"] = {
-        "validation": float(((dev_scorer.scores(final)[0] >= threshold) | dev_patterns).mean()),
-        "test": float(((test_scorer.scores(final)[0] >= threshold) | test_patterns).mean()),
+        "validation": everyday_rate(threshold, final_dev, dev_patterns),
+        "test": everyday_rate(threshold, test_scorer.scores(final)[0], test_patterns),
     }
     # The threshold was chosen on uncalibrated probabilities: keep the head's at T=1 and
     # record the temperature for whoever wants calibrated ones.
