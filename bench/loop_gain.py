@@ -38,11 +38,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from priming import ROOT, TRAINER, trainer
+from priming import METRICS, ROOT, TRAINER, trainer
 
 ACCEPT, EDIT, REJECT = 0.60, 0.30, 0.20
 PASSPHRASE = "a long bench passphrase for the loop"
-METRICS = ("reward_total", "rougeL", "bleu", "meteor", "distinct2", "violations_per_100")
 
 
 def fill_store(store_path: Path, sessions: Path, rounds: int, seed: int) -> Counter:
