@@ -8,6 +8,13 @@ they turned down (rejected, or left `not_chosen` when another text answered) and
 original of an edit that changed it.
 Identical texts never make a pair; a round with nothing kept or nothing turned down
 gives none (counted in the stats, with how many rows had each decision).
+
+A pair's prompt asks for the strategy of the text that was kept (the draft's, for an
+accepted or edited draft; none for the therapist's own words, which carry none): every row of a round
+shares the client's words and context, but each draft was decoded under its own
+strategy's directive. Taking one row's strategy for the whole round set most kept
+texts under another strategy's directive (121 of 150 in bench/loop_gain's week), which
+teaches the model that the directive does not matter.
 """
 
 from __future__ import annotations
@@ -92,19 +99,19 @@ def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePa
     pairs: list[PreferencePair] = []
     no_kept = no_down = identical = 0
     for key, rows in rounds.items():
-        kept = [text for text in map(_kept, rows) if text]
+        kept = [(row, text) for row in rows if (text := _kept(row))]
         turned_down = [text for text in map(_turned_down, rows) if text]
         no_kept += not kept
         no_down += not turned_down
         seen = set()
-        for chosen, rejected in itertools.product(kept, turned_down):
+        for (row, chosen), rejected in itertools.product(kept, turned_down):
             if _same(chosen, rejected):
                 identical += 1
                 continue
             if (chosen, rejected) in seen:
                 continue
             seen.add((chosen, rejected))
-            pairs.append(PreferencePair(rows[0].request(), chosen, rejected, "app", rows[0].id or key[0]))
+            pairs.append(PreferencePair(row.request(), chosen, rejected, "app", rows[0].id or key[0]))
     decisions = Counter(row.decision for rows in rounds.values() for row in rows)
     return pairs, PairStats(len(rounds), len(pairs), no_kept, no_down, identical, dict(sorted(decisions.items())))
 

@@ -107,6 +107,30 @@ def test_pairs_from_all_five_decisions():
     assert row["chosen"] == "That is a lot to carry." + IM_END and row["prompt"].endswith("assistant\n")
 
 
+def test_a_pair_asks_for_the_strategy_of_the_text_that_was_kept():
+    # Each draft of a round was decoded under its own strategy's directive; the pair's
+    # prompt must be the one the kept text answered, not the round's first row's.
+    def draft(decision, strategy, suggestion, reply=None):
+        return Example("I quit.", reply, conversation_id="c", strategy=strategy, decision=decision,
+                       suggestion=suggestion, source="app")  # fmt: skip
+
+    pairs, _ = pairs_from_decisions(
+        [
+            draft("rejected", "question", "Why now?"),
+            draft("edited", "reflection", "You sound relieved.", "You sound relieved, and a bit scared."),
+            Example("I quit.", "What made today the day?", conversation_id="c", decision="own", source="app"),
+        ]
+    )
+    strategies = {(p.chosen, p.rejected): p.request.strategy for p in pairs}
+    assert strategies == {
+        ("You sound relieved, and a bit scared.", "Why now?"): "reflection",
+        ("You sound relieved, and a bit scared.", "You sound relieved."): "reflection",
+        ("What made today the day?", "Why now?"): None,
+        ("What made today the day?", "You sound relieved."): None,
+    }
+    assert "Strategy: Reflection" in pairs[0].to_dpo_row()["prompt"]
+
+
 def test_curriculum_prefers_groups_whose_scores_vary():
     curriculum = Curriculum(["calm", "mixed", "new"], exploration=0.1, seed=3)
     curriculum.record("calm", [0.5, 0.5, 0.5])
