@@ -161,6 +161,8 @@ def run_loop(store: Path, model: Path, out: Path, args: argparse.Namespace) -> d
         str(args.learning_rate),
         "--ld-alpha",
         str(args.ld_alpha),
+        "--beta",
+        str(args.beta),
         "--max-length",
         "384",
         "--seed",
@@ -216,6 +218,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument(
         "--ld-alpha", type=float, default=1.0, help="LD-DPO weight of the longer reply's extra tokens (1: plain DPO)"
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.1, help="DPO's beta: how closely the policy stays by the start model"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "loop-gain")
