@@ -9,12 +9,12 @@ original of an edit that changed it.
 Identical texts never make a pair; a round with nothing kept or nothing turned down
 gives none (counted in the stats, with how many rows had each decision).
 
-A pair's prompt asks for the strategy of the text that was kept (the draft's, for an
-accepted or edited draft; none for the therapist's own words, which carry none): every row of a round
-shares the client's words and context, but each draft was decoded under its own
-strategy's directive. Taking one row's strategy for the whole round set most kept
-texts under another strategy's directive (121 of 150 in bench/loop_gain's week), which
-teaches the model that the directive does not matter.
+A pair's prompt asks for the strategy of the row whose text was kept (the draft's, for
+an accepted or edited draft; none for the therapist's own words, which carry none):
+every row of a round shares the client's words and context, but each draft was decoded
+under its own strategy's directive. Taking one row's strategy for the whole round set
+most kept texts under another strategy's directive (121 of 150 in bench/loop_gain's
+week), which teaches the model that the directive does not matter.
 """
 
 from __future__ import annotations
