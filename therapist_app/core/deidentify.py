@@ -81,20 +81,6 @@ _BELOW_HUNDRED = (
     rf"(?:{_TENS_WORD}|{_UNIT_WORD}|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)"
 )
 _WEEKDAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|mon|tues?|wed|thu(?:rs?)?|fri|sat|sun)\.?"
-# Labels of transcripts and forms that name a role, not a person.
-_SPEAKER_ROLES = frozenset(
-    "mom mum dad mother father son daughter wife husband partner therapist counselor counsellor "
-    "facilitator client student teacher coach pt patient dr doctor nurse interpreter group leader all "
-    "both he she they me you we note re to from subject cc bcc date name address dob age phone email "
-    "time plan goal goals risk summary session topic question answer q a t c s p brother sister grandma "
-    "grandpa aunt uncle parent parents family child kid youth adult staff worker manager officer judge "
-    "caller host member members others everyone somebody someone speaker unknown inaudible crosstalk".split()
-)
-# Dotted letters that are not a person's initials.
-_NOT_INITIALS = frozenset(
-    "U.S. U.K. A.M. P.M. D.C. N.B. P.S. R.N. M.D. B.A. M.A. B.S. M.S. L.A. N.Y. E.U. U.N. Ph.D. Q.C. K.C. "
-    "O.K. T.V. I.T. H.R. A.D. B.C. D.O. N.P. P.A. R.I.P. A.K.A. E.T.A. I.D. U.S.A. S.A. N.Z. St.".split()
-)
 # A year said in two words after a month or "born in": "eighty five", "twenty twenty".
 _SHORT_YEAR = (
     rf"(?:twenty[- ](?:twenty|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|"
@@ -760,7 +746,7 @@ def _rules() -> tuple[_Rule, ...]:
                 rf"(?:^|(?<=[\n.!?)\]] )|(?<=[\n.!?)\]]  ))([A-ZÀ-Þ]{L}+(?:[-' ][A-ZÀ-Þ]{L}+)?)(?=:\s)"
             ),
             group=1,
-            check=lambda t: fold(t) not in _SPEAKER_ROLES and cue_word(t.title()),
+            check=lambda t: fold(t) not in lexicon().speaker_roles and cue_word(t.title()),
         ),
         _Rule(
             "NAME",
@@ -768,7 +754,7 @@ def _rules() -> tuple[_Rule, ...]:
                 r"(?<![\w.])((?:[A-Z]\.-?){1,2}(?:Mc[A-Z]|[A-Z][a-z]?)\.(?:\s?[A-Z]\.)?|(?<=Client )[A-Z]\.)(?![\w])"
             ),
             group=1,
-            check=lambda t: t.replace(" ", "") not in _NOT_INITIALS,
+            check=lambda t: t.replace(" ", "") not in lexicon().not_initials,
         ),
         _Rule(
             "NAME",

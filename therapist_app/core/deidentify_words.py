@@ -82,6 +82,8 @@ class Lexicon:
     generic_places: frozenset[str]  # authored: words that name a kind of place ("local", "pain")
     generic_streets: frozenset[str]  # authored: "main", "ring" in "the main road"
     acronyms: frozenset[str]  # authored: initials that name no place ("NHS", "ICU")
+    speaker_roles: frozenset[str]  # authored: "MOM" in "MOM: ...", a role, not a name
+    not_initials: frozenset[str]  # authored, exact: "U.S.", "A.M." are not a person's initials
 
     def is_english(self, word: str) -> bool:
         return word in self.level or word in self.ordinary
@@ -137,6 +139,8 @@ def lexicon() -> Lexicon:
         frozenset(fold(w) for w in table["generic_place_words"]),
         frozenset(fold(w) for w in table["generic_street_words"]),
         frozenset(fold(w) for w in table["common_acronyms"]),
+        frozenset(fold(w) for w in table["speaker_roles"]),
+        frozenset(table["not_initials"]),
     )
 
 
