@@ -287,10 +287,13 @@ def train_risk_head(out: Path, settings: MLPSettings) -> tuple[dict, dict]:
     }
     temperature = fit_temperature(turn_logits[scored], targets[scored])
     params = fit_mlp(fit_x, fit_y, len(RISK_LABELS), settings)
+
     # The head trained on every batch is not any fold's head: it can read everyday talk as
     # riskier (after r09's clipped risk turns it flagged twice the terse test turns its
     # folds did), so the everyday bound is checked again on its own reading of d12.
-    final = lambda x: softmax(mlp_logits(params, x))  # noqa: E731
+    def final(x: np.ndarray) -> np.ndarray:
+        return softmax(mlp_logits(params, x))
+
     final_dev = dev_scorer.scores(final)[0]
     threshold = everyday_threshold(shipped.threshold, final_dev, dev_patterns)
     report["threshold"] = threshold
