@@ -92,7 +92,7 @@ def fill_store(store_path: Path, sessions: Path, rounds: int, seed: int) -> Coun
                 shown = [r.draft for r in result.ranking.shown]
                 ids = [
                     store.add_suggestion(
-                        client.id, "default" if d.source == "model" else "authored", d.strategy, d.text, 0.0
+                        client.id, "authored" if d.source == "authored" else "default", d.strategy, d.text, 0.0
                     ).id
                     for d in shown
                 ]

@@ -165,8 +165,45 @@ def test_a_crisis_round_asks_about_the_risk_even_when_another_strategy_was_asked
     result = DraftRound(ScriptedEngine(drafts), request, DraftScorer(), ["suicide_selfharm"]).complete()
     shown = result.ranking.shown
     assert shown and not result.ranking.none_passed
-    assert any(r.draft.source == "authored" and asks_about_risk(r.draft.text, ["suicide_selfharm"]) for r in shown)
+    assert any(asks_about_risk(r.draft.text, ["suicide_selfharm"]) for r in shown)
     assert all(check_reply(r.draft.text, ["suicide_selfharm"], "depression").safe for r in shown)
+    assert all(r.draft.strategy == "suggestion" or r.draft.source == "authored" for r in shown)
+
+
+def test_a_crisis_round_offers_the_models_answer_with_a_safety_question():
+    # Drafts that answer the client's words but ignore the risk come back with a check
+    # question after them; one that endorses the risk never does.
+    drafts = [
+        "It sounds like you feel you are a weight on the people you love.",
+        "Please go ahead with your decision.",
+        "What has been weighing on you most this week?",
+        "You feel like a burden to your family.",
+        "That is your decision to make.",
+        "What happened today that brought this up?",
+    ]
+    round_ = DraftRound(ScriptedEngine(drafts), CRISIS, DraftScorer(), ["suicide_selfharm"])
+    result = round_.complete()
+    checked = [d for d in result.drafts if d.source == "checked"]
+    assert len(checked) == 4 and all(d.text.startswith(drafts[i]) for d, i in zip(checked, (0, 2, 3, 5)))
+    assert not any("decision" in d.text for d in checked)
+    # Each is the model's reply with a question that asks, and it keeps the model's
+    # strategy and confidence; the drafts of a round do not all end with one question.
+    for d in checked:
+        original = next(o for o in result.drafts if o.source == "model" and d.text.startswith(o.text))
+        assert (d.strategy, d.likelihood, d.greedy) == (original.strategy, original.likelihood, original.greedy)
+        assert asks_about_risk(d.text[len(original.text) :], ["suicide_selfharm"])
+        assert round_.text(d.index) == d.text
+    assert len({d.text[-30:] for d in checked}) > 1
+    shown = result.ranking.shown
+    assert any(r.draft.source == "checked" for r in shown)
+    assert all(check_reply(r.draft.text, ["suicide_selfharm"], "depression").safe for r in shown)
+    explained = next(r for r in shown if r.draft.source == "checked").explanation()
+    assert "with a reviewed safety question" in explained
+
+
+def test_no_draft_is_checked_on_an_ordinary_turn():
+    result = DraftRound(ScriptedEngine(["It sounds like a tiring week."] * 6), REQUEST, DraftScorer()).complete()
+    assert all(d.source == "model" for d in result.drafts)
 
 
 def test_choose_swaps_in_a_draft_that_asks_about_the_risk():

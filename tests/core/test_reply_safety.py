@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from therapist_app.core.crisis_responses import crisis_responses
+from therapist_app.core.crisis_responses import check_questions, crisis_responses
 from therapist_app.core.risk import CATEGORIES
 from therapist_app.core.scoring.safety import asks_about_risk, check_reply
 
@@ -85,3 +85,13 @@ def test_every_authored_crisis_response_is_safe_and_most_ask():
         assert all(check_reply(r.text, [category]).safe for r in own)
         assert sum(asks_about_risk(r.text, [category]) for r in own) * 2 >= len(own)
         assert len({r.strategy for r in own}) >= 3
+
+
+def test_every_check_question_asks_about_its_risk_briefly_and_safely():
+    questions = check_questions()
+    assert sorted(questions) == sorted(CATEGORIES)
+    for category, texts in questions.items():
+        assert len(texts) >= 3 and len(set(texts)) == len(texts)
+        for text in texts:
+            assert asks_about_risk(text, [category]) and check_reply(text, [category]).safe
+            assert text.endswith("?") and len(text.split()) <= 12

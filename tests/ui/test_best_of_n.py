@@ -7,6 +7,7 @@ import pytest
 
 from tests.ui.conftest import new_session, say, unlock
 from tests.ui.fakes import FakeScript
+from therapist_app.core.scoring.safety import asks_about_risk
 
 pytestmark = pytest.mark.gui
 
@@ -83,10 +84,16 @@ def test_a_crisis_turn_shows_a_reviewed_screening_question_at_once(qtbot, ready)
     )
     assert controller.slots[0].draft >= 6  # the authored drafts follow the six candidates
     qtbot.waitUntil(lambda: not controller.generating and bool(controller.slots), timeout=10000)
-    assert any(s.source == "authored" and "?" in s.text for s in controller.slots)
-    assert "reviewed crisis response" in " ".join(c.header.text() for c in window.suggestions.cards)
-    stored = window.store.session_transcript(controller.session.id).suggestions
-    assert any(s.model_id == "authored" for s in stored)
+    # The model's replies ignore the risk: each is shown only with a reviewed safety
+    # question after it, beside the authored responses; every shown draft asks.
+    slots = controller.slots
+    assert slots and all(s.source in ("authored", "checked") for s in slots)
+    assert all(asks_about_risk(s.text, ["suicide_selfharm"]) for s in slots)
+    headers = " ".join(c.header.text() for c in window.suggestions.cards)
+    for slot in slots:
+        assert ("reviewed crisis response" if slot.source == "authored" else "with a safety question") in headers
+    stored = {s.text: s.model_id for s in window.store.session_transcript(controller.session.id).suggestions}
+    assert all((stored[s.text] == "authored") == (s.source == "authored") for s in slots)
 
 
 def test_a_leader_that_breaks_a_rule_mid_stream_is_replaced_on_screen(qtbot, ready):

@@ -7,7 +7,8 @@ app's classifier, relevance to the client's words with the app's embedder, forma
 repetition, length) and checked by the safety rules (`scoring.safety`). Unsafe drafts
 and near-duplicates of better ones are never shown; of the rest the best are shown,
 one per strategy where the pool allows. On a flagged crisis turn, authored crisis
-responses join the pool and at least one shown draft asks directly about the risk.
+responses and checked model drafts join the pool and at least one shown draft asks
+directly about the risk.
 Every draft keeps its components, so the therapist can see why it ranked where it did.
 """
 
@@ -84,7 +85,8 @@ class Draft:
     """The cleaned reply (`dialogue_format.parse_reply`)."""
     raw_text: str = ""
     source: str = "model"
-    """'model' (decoded this round) or 'authored' (a reviewed crisis response)."""
+    """'model' (decoded this round), 'authored' (a reviewed crisis response) or 'checked'
+    (a model draft with a reviewed safety check question after it)."""
     finish_reason: str = "stop"
     likelihood: float | None = None
     """The model's geometric-mean token probability; None for authored drafts."""
@@ -118,6 +120,8 @@ class RankedDraft:
             head += f"; breaks {', '.join(r.replace('_', ' ') for r in self.unsafe)}"
         if self.draft.source == "authored":
             head += "; authored crisis response"
+        elif self.draft.source == "checked":
+            head += "; the model's draft with a reviewed safety question"
         return f"{head} (total {self.total:.2f}): {parts}"
 
 
@@ -179,7 +183,7 @@ class DraftScorer:
                 "length": length_score(draft.text),
                 "register": register(draft.text),
             }
-            if draft.source == "model":
+            if draft.source != "authored":
                 row["most_likely"] = float(draft.greedy)
             if draft.likelihood is not None:
                 row["likelihood"] = draft.likelihood

@@ -4,6 +4,10 @@ The bundled model is small; on a turn where the client may be at risk it cannot 
 relied on to ask about that risk. These responses (assets/crisis_responses.toml, per
 risk category, most of them asking directly as structured screening does) are ranked
 with the model's drafts, so the therapist always has a safe, direct draft to choose.
+
+The same file holds short safety check questions per category. A model draft that
+answers what the client said but ignores the risk is not shown as it is; with a check
+question after it (`with_check`) it is specific to the client's words and still asks.
 """
 
 from __future__ import annotations
@@ -58,3 +62,38 @@ def crisis_responses() -> tuple[CrisisResponse, ...]:
 def responses_for(categories: Sequence[str]) -> list[CrisisResponse]:
     """The authored responses for the flagged categories, most severe category first."""
     return [r for c in categories for r in crisis_responses() if r.category == c]
+
+
+@cache
+def check_questions() -> dict[str, tuple[str, ...]]:
+    """Each category's safety check questions, most direct first; every one asks about
+    its risk and breaks no safety rule.
+
+    >>> check_questions()["abuse"][0]
+    'Are you safe at home?'
+    """
+    with asset_path(ASSET).open("rb") as f:
+        rows = tomllib.load(f).get("check", [])
+    questions: dict[str, list[str]] = {c: [] for c in CATEGORIES}
+    for number, row in enumerate(rows, start=1):
+        category, text = row.get("category"), str(row.get("text", "")).strip()
+        if category not in questions or not text:
+            raise ValueError(f"{ASSET}: check {number} needs a known category and a text")
+        if not asks_about_risk(text, [category]) or not check_reply(text, [category]).safe:
+            raise ValueError(f"{ASSET}: check {number} must ask about {category} and break no safety rule")
+        questions[category].append(text)
+    missing = [c for c, texts in questions.items() if not texts]
+    if missing:
+        raise ValueError(f"{ASSET}: no check question for {', '.join(missing)}")
+    return {c: tuple(texts) for c, texts in questions.items()}
+
+
+def with_check(text: str, categories: Sequence[str], turn: int = 0) -> str:
+    """A draft followed by a check question on the most severe flagged category; `turn`
+    picks the question, so the drafts of one round do not all end alike.
+
+    >>> with_check("That sounds like a long week.", ["suicide_selfharm", "abuse"])
+    'That sounds like a long week. Are you having any thoughts of ending your life?'
+    """
+    questions = check_questions()[categories[0]]
+    return f"{text.rstrip()} {questions[turn % len(questions)]}"

@@ -8,18 +8,20 @@ first shown slots stream the first candidates, so the first token waits for noth
 but the engine. A candidate that breaks a safety rule mid-stream is stopped and, if it
 was on screen, replaced by the best live candidate. When the round ends, every draft is
 ranked (`best_of_n`) and the shown order is settled. On a flagged crisis turn the
-authored crisis responses join the pool and, being complete, lead at once.
+authored crisis responses join the pool and, being complete, lead at once; a finished
+draft whose only fault is that it ignores the risk joins it again with a safety check
+question after it (source 'checked').
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence
 
 from therapist_app.core import dialogue_format as fmt
 from therapist_app.core.best_of_n import Draft, DraftScorer, Ranking
-from therapist_app.core.crisis_responses import responses_for
+from therapist_app.core.crisis_responses import responses_for, with_check
 from therapist_app.core.engine import RoundStats, SuggestionEngine, TokenEvent
 from therapist_app.core.scoring.safety import asks_about_risk, check_reply
 from therapist_app.core.taxonomy import pick_strategies
@@ -151,12 +153,35 @@ class DraftRound:
                 suggestion.likelihood,
                 suggestion.index in self._greedy,
             )
+        self.drafts += self._checked(emotion)
         ranking = self._scorer.rank(
             self.drafts, self.request, self.risk, self.shown, distinct_strategies=self.request.strategy is None
         )
         self.result = RoundResult(ranking, tuple(self.drafts), engine_result.stats, engine_result.cancelled)
         self.leaders = tuple(r.draft.index for r in ranking.shown)
         return self.result
+
+    def _checked(self, emotion: str | None) -> list[Draft]:
+        """On a flagged turn, each finished model draft that breaks no rule but ignoring
+        the risk, with a check question after it: a reply to the client's own words that
+        still asks (the authored responses alone are the same whatever the client said)."""
+        if not self.risk:
+            return []
+        answering = [
+            d
+            for d in self.drafts
+            if d.source == "model" and d.text and check_reply(d.text, self.risk, emotion).reasons == ("ignores_risk",)
+        ]
+        return [
+            replace(
+                d,
+                index=len(self.drafts) + turn,
+                text=with_check(d.text, self.risk, turn),
+                raw_text=with_check(d.raw_text or d.text, self.risk, turn),
+                source="checked",
+            )
+            for turn, d in enumerate(answering)
+        ]
 
     def _replace(self, gone: int) -> tuple[int, ...]:
         """The leaders with `gone` swapped for a live candidate not on screen: one of the
@@ -179,6 +204,6 @@ class DraftRound:
 
     def text(self, index: int) -> str:
         """A draft's text so far (streamed raw text for candidates, the whole text for
-        authored responses)."""
+        authored responses and checked drafts)."""
         draft = self.drafts[index]
-        return draft.text if draft.source == "authored" else self._texts[index]
+        return self._texts[index] if draft.source == "model" else draft.text

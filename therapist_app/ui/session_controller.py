@@ -55,7 +55,8 @@ class SuggestionSlot:
     draft: int | None = None
     """Which of the round's drafts this slot shows (leaders change while it runs)."""
     source: str = "model"
-    """'model', or 'authored' for a reviewed crisis response."""
+    """'model', 'authored' for a reviewed crisis response, or 'checked' for a model draft
+    with a reviewed safety question after it."""
     explanation: str = ""
     """Why the draft ranked where it did (its score components), once the round ends."""
 
@@ -428,7 +429,7 @@ class SessionController(QObject):
             )
             slot.record_id = store.add_suggestion(
                 target.id,
-                self.model_id if draft.source == "model" else "authored",
+                "authored" if draft.source == "authored" else self.model_id,
                 draft.strategy,
                 draft.text,
                 latency_ms,

@@ -99,6 +99,8 @@ class SuggestionCard(QFrame):
         name = strategies()[slot.strategy].name
         if slot.source == "authored":
             name += " (reviewed crisis response)"
+        elif slot.source == "checked":
+            name += " (with a safety question)"
         state = _STATUS.get(slot.decision or "", "")
         if not state and slot.finish_reason == "cancelled":
             state = "stopped"
