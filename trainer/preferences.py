@@ -14,7 +14,12 @@ an accepted or edited draft; none for the therapist's own words, which carry non
 every row of a round shares the client's words and context, but each draft was decoded
 under its own strategy's directive. Taking one row's strategy for the whole round set
 most kept texts under another strategy's directive (121 of 150 in bench/loop_gain's
-week), which teaches the model that the directive does not matter.
+week), which teaches the model that the directive does not matter. An edit can also change the
+move (a reflection edited into a question): the pair keeps the draft's strategy only
+when the kept text still carries it out (the reward pack's adherence score of at least
+`FOLLOWS`), and otherwise asks for none. In bench/loop_gain's week, 37 of the 80 edits
+whose author's strategy is known changed it; every one of them scores under 0.7 on the
+draft's strategy, while 23 of the 43 that kept it score 0.8 or more.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from therapist_app.core.dialogue_format import (
     render_prompt,
     training_example,
 )
+from therapist_app.core.scoring.quality import adherence
+
+# The adherence score at which a kept text counts as carrying out its draft's strategy.
+FOLLOWS = 0.7
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,20 @@ def _turned_down(row: Example) -> str | None:
     return None
 
 
+def pair_request(row: Example, kept: str) -> SuggestionRequest:
+    """The prompt a kept text is trained under: its row's, asking for the row's strategy
+    only when the text carries it out.
+
+    >>> row = Example(client_words="I can't sleep.", reply="", strategy="question", decision="edited")
+    >>> pair_request(row, "What keeps you awake?").strategy, pair_request(row, "That sounds exhausting.").strategy
+    ('question', None)
+    """
+    request = row.request()
+    if request.strategy and adherence(kept, request.strategy, row.client_words, row.emotion) < FOLLOWS:
+        return request.with_strategy(None)
+    return request
+
+
 def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePair], PairStats]:
     rounds: dict[tuple, list[Example]] = {}
     for example in examples:
@@ -111,7 +134,7 @@ def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePa
             if (chosen, rejected) in seen:
                 continue
             seen.add((chosen, rejected))
-            pairs.append(PreferencePair(row.request(), chosen, rejected, "app", rows[0].id or key[0]))
+            pairs.append(PreferencePair(pair_request(row, chosen), chosen, rejected, "app", rows[0].id or key[0]))
     decisions = Counter(row.decision for rows in rounds.values() for row in rows)
     return pairs, PairStats(len(rounds), len(pairs), no_kept, no_down, identical, dict(sorted(decisions.items())))
 

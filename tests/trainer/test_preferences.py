@@ -117,18 +117,35 @@ def test_a_pair_asks_for_the_strategy_of_the_text_that_was_kept():
     pairs, _ = pairs_from_decisions(
         [
             draft("rejected", "question", "Why now?"),
-            draft("edited", "reflection", "You sound relieved.", "You sound relieved, and a bit scared."),
+            draft(
+                "edited", "reflection", "You sound relieved.", "It sounds like you feel relieved, and a bit scared too."
+            ),
             Example("I quit.", "What made today the day?", conversation_id="c", decision="own", source="app"),
         ]
     )
     strategies = {(p.chosen, p.rejected): p.request.strategy for p in pairs}
     assert strategies == {
-        ("You sound relieved, and a bit scared.", "Why now?"): "reflection",
-        ("You sound relieved, and a bit scared.", "You sound relieved."): "reflection",
+        ("It sounds like you feel relieved, and a bit scared too.", "Why now?"): "reflection",
+        ("It sounds like you feel relieved, and a bit scared too.", "You sound relieved."): "reflection",
         ("What made today the day?", "Why now?"): None,
         ("What made today the day?", "You sound relieved."): None,
     }
     assert "Strategy: Reflection" in pairs[0].to_dpo_row()["prompt"]
+
+
+def test_an_edit_that_changes_the_move_asks_for_no_strategy():
+    # A reflection edited into a question no longer carries out the reflection's
+    # directive: training it under that directive would teach the model to ignore it.
+    rows = [
+        Example("I quit.", None, conversation_id="c", strategy="question", decision="rejected",
+                suggestion="Why now?", source="app"),
+        Example("I quit.", "What scares you most about it?", conversation_id="c", strategy="reflection",
+                decision="edited", suggestion="You sound relieved.", source="app"),
+    ]  # fmt: skip
+    pairs, _ = pairs_from_decisions(rows)
+    assert {p.chosen for p in pairs} == {"What scares you most about it?"}
+    assert {p.request.strategy for p in pairs} == {None}
+    assert "Strategy:" not in pairs[0].to_dpo_row()["prompt"]
 
 
 def test_curriculum_prefers_groups_whose_scores_vary():

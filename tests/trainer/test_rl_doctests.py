@@ -20,6 +20,7 @@ MODULES = [
     "trainer.metrics",
     "trainer.behaviours",
     "trainer.curriculum",
+    "trainer.preferences",
     "trainer.simulator",
     "trainer.judge",
     "trainer.analysis_eval",
