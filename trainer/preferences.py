@@ -9,17 +9,16 @@ original of an edit that changed it.
 Identical texts never make a pair; a round with nothing kept or nothing turned down
 gives none (counted in the stats, with how many rows had each decision).
 
-A pair's prompt asks for the strategy of the row whose text was kept (the draft's, for
-an accepted or edited draft; none for the therapist's own words, which carry none):
-every row of a round shares the client's words and context, but each draft was decoded
-under its own strategy's directive. Taking one row's strategy for the whole round set
-most kept texts under another strategy's directive (121 of 150 in bench/loop_gain's
-week), which teaches the model that the directive does not matter. An edit can also change the
-move (a reflection edited into a question): the pair keeps the draft's strategy only
-when the kept text still carries it out (the reward pack's adherence score of at least
-`FOLLOWS`), and otherwise asks for none. In bench/loop_gain's week, 37 of the 80 edits
-whose author's strategy is known changed it; every one of them scores under 0.7 on the
-draft's strategy, while 23 of the 43 that kept it score 0.8 or more.
+A pair's prompt is the one the turned-down draft was decoded under: its strategy's
+directive, with the round's client words and context. Each draft of a round was decoded
+under its own strategy, so a kept text is preferred over a draft only when it carries out
+that draft's strategy (the reward pack's adherence score of at least `FOLLOWS`): both
+texts then answer the same instruction, and the pair says which answer was better. A
+kept text that does another move makes no pair with that draft (counted as
+`off_directive`). Pairing it anyway taught the model to push down replies that follow
+their directive: in bench/loop_gain's week, DPO on such pairs cut the held-out strategy
+adherence from 0.684 to 0.627 under the kept text's directive, and to 0.649 with the
+pairs whose kept text followed no drafted strategy asking for none (docs/rl.md).
 """
 
 from __future__ import annotations
@@ -71,6 +70,9 @@ class PairStats:
     rounds_without_kept: int
     rounds_without_turned_down: int
     identical_skipped: int
+    off_directive: int
+    """Kept and turned-down texts not paired: the kept text does not carry out the
+    strategy the other was decoded under."""
     decisions: dict[str, int] = field(default_factory=dict)
     """Rows per decision (accepted, edited, rejected, not_chosen, own)."""
 
@@ -99,18 +101,15 @@ def _turned_down(row: Example) -> str | None:
     return None
 
 
-def pair_request(row: Example, kept: str) -> SuggestionRequest:
-    """The prompt a kept text is trained under: its row's, asking for the row's strategy
-    only when the text carries it out.
+def follows(text: str, draft: Example) -> bool:
+    """Whether `text` carries out the strategy `draft` was decoded under (any text does,
+    for a draft without one).
 
-    >>> row = Example(client_words="I can't sleep.", reply="", strategy="question", decision="edited")
-    >>> pair_request(row, "What keeps you awake?").strategy, pair_request(row, "That sounds exhausting.").strategy
-    ('question', None)
+    >>> draft = Example("I can't sleep.", None, suggestion="Why?", strategy="question", decision="rejected")
+    >>> follows("What keeps you awake?", draft), follows("That sounds exhausting.", draft)
+    (True, False)
     """
-    request = row.request()
-    if request.strategy and adherence(kept, request.strategy, row.client_words, row.emotion) < FOLLOWS:
-        return request.with_strategy(None)
-    return request
+    return not draft.strategy or adherence(text, draft.strategy, draft.client_words, draft.emotion) >= FOLLOWS
 
 
 def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePair], PairStats]:
@@ -120,23 +119,26 @@ def pairs_from_decisions(examples: Iterable[Example]) -> tuple[list[PreferencePa
             raise ValueError(f"example {example.id!r} is not an app decision (no `decision`)")
         rounds.setdefault(_round_key(example), []).append(example)
     pairs: list[PreferencePair] = []
-    no_kept = no_down = identical = 0
+    no_kept = no_down = identical = off_directive = 0
     for key, rows in rounds.items():
-        kept = [(row, text) for row in rows if (text := _kept(row))]
-        turned_down = [text for text in map(_turned_down, rows) if text]
+        kept = [text for text in map(_kept, rows) if text]
+        turned_down = [(row, text) for row in rows if (text := _turned_down(row))]
         no_kept += not kept
         no_down += not turned_down
         seen = set()
-        for (row, chosen), rejected in itertools.product(kept, turned_down):
+        for chosen, (row, rejected) in itertools.product(kept, turned_down):
             if _same(chosen, rejected):
                 identical += 1
-                continue
-            if (chosen, rejected) in seen:
-                continue
-            seen.add((chosen, rejected))
-            pairs.append(PreferencePair(pair_request(row, chosen), chosen, rejected, "app", rows[0].id or key[0]))
+            elif not follows(chosen, row):
+                off_directive += 1
+            elif (chosen, rejected) not in seen:
+                seen.add((chosen, rejected))
+                pairs.append(PreferencePair(row.request(), chosen, rejected, "app", rows[0].id or key[0]))
     decisions = Counter(row.decision for rows in rounds.values() for row in rows)
-    return pairs, PairStats(len(rounds), len(pairs), no_kept, no_down, identical, dict(sorted(decisions.items())))
+    stats = PairStats(
+        len(rounds), len(pairs), no_kept, no_down, identical, off_directive, dict(sorted(decisions.items()))
+    )
+    return pairs, stats
 
 
 def pairs_from_app_export(path: str | Path) -> tuple[list[PreferencePair], PairStats]:

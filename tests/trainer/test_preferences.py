@@ -19,14 +19,12 @@ EXPORT = ROOT / "assets" / "app_export_sample.jsonl"
 
 def test_pairs_from_the_authored_app_export():
     pairs, stats = pairs_from_app_export(EXPORT)
-    assert (stats.rounds, stats.pairs, stats.rounds_without_kept, stats.rounds_without_turned_down) == (4, 4, 1, 1)
-    got = {(p.group, p.chosen[:30], p.rejected[:30]) for p in pairs}
-    assert got == {
-        ("app-demo-1-1", "It sounds like the move and wo", "You should take sleeping pills"),
-        ("app-demo-1-1", "It sounds like the move and wo", "Everything will be fine once y"),
-        ("app-demo-1-4", "When you lie awake like that, ", "What do you think about?"),
-        ("app-demo-1-4", "When you lie awake like that, ", "Have you tried counting sheep?"),
-    }
+    assert (stats.rounds, stats.pairs, stats.rounds_without_kept, stats.rounds_without_turned_down) == (4, 1, 1, 1)
+    # The accepted reflection makes no suggestion and gives no information, so it is not
+    # paired with the drafts decoded to do those (`off_directive`).
+    assert stats.off_directive == 3
+    got = {(p.group, p.chosen[:30], p.rejected[:30], p.request.strategy) for p in pairs}
+    assert got == {("app-demo-1-4", "When you lie awake like that, ", "What do you think about?", "question")}
     edited = next(p for p in pairs if p.rejected == "What do you think about?")
     assert edited.request.client_words == "Mostly I lie awake going over what I didn't finish."
     assert len(edited.request.context) == 2
@@ -107,45 +105,41 @@ def test_pairs_from_all_five_decisions():
     assert row["chosen"] == "That is a lot to carry." + IM_END and row["prompt"].endswith("assistant\n")
 
 
-def test_a_pair_asks_for_the_strategy_of_the_text_that_was_kept():
-    # Each draft of a round was decoded under its own strategy's directive; the pair's
-    # prompt must be the one the kept text answered, not the round's first row's.
+def test_a_pair_is_trained_under_the_directive_its_turned_down_draft_answered():
+    # Each draft of a round was decoded under its own strategy's directive. A kept text is
+    # preferred over a draft only under that draft's directive, and only when it carries
+    # that strategy out too: both then answer the same instruction.
     def draft(decision, strategy, suggestion, reply=None):
         return Example("I quit.", reply, conversation_id="c", strategy=strategy, decision=decision,
                        suggestion=suggestion, source="app")  # fmt: skip
 
-    pairs, _ = pairs_from_decisions(
+    relieved = "It sounds like you feel relieved, and a bit scared too."
+    pairs, stats = pairs_from_decisions(
         [
             draft("rejected", "question", "Why now?"),
-            draft(
-                "edited", "reflection", "You sound relieved.", "It sounds like you feel relieved, and a bit scared too."
-            ),
+            draft("edited", "reflection", "You sound relieved.", relieved),
+            draft("not_chosen", "suggestion", "You could write down your reasons."),
             Example("I quit.", "What made today the day?", conversation_id="c", decision="own", source="app"),
         ]
     )
-    strategies = {(p.chosen, p.rejected): p.request.strategy for p in pairs}
-    assert strategies == {
-        ("It sounds like you feel relieved, and a bit scared too.", "Why now?"): "reflection",
-        ("It sounds like you feel relieved, and a bit scared too.", "You sound relieved."): "reflection",
-        ("What made today the day?", "Why now?"): None,
-        ("What made today the day?", "You sound relieved."): None,
+    assert {(p.chosen, p.rejected): p.request.strategy for p in pairs} == {
+        (relieved, "You sound relieved."): "reflection",  # the edit over its own original
+        ("What made today the day?", "Why now?"): "question",  # the own reply asks, as the draft did
     }
-    assert "Strategy: Reflection" in pairs[0].to_dpo_row()["prompt"]
+    # Neither kept text makes a suggestion, and the question carries out no reflection.
+    assert stats.off_directive == 4
+    assert "Strategy: Reflection" in next(p for p in pairs if p.chosen == relieved).to_dpo_row()["prompt"]
 
 
-def test_an_edit_that_changes_the_move_asks_for_no_strategy():
-    # A reflection edited into a question no longer carries out the reflection's
-    # directive: training it under that directive would teach the model to ignore it.
+def test_an_edit_that_changes_the_move_makes_no_pair_with_its_original():
+    # A reflection edited into a question: preferring it under the reflection's directive
+    # would teach the model that the directive does not matter.
     rows = [
-        Example("I quit.", None, conversation_id="c", strategy="question", decision="rejected",
-                suggestion="Why now?", source="app"),
         Example("I quit.", "What scares you most about it?", conversation_id="c", strategy="reflection",
                 decision="edited", suggestion="You sound relieved.", source="app"),
     ]  # fmt: skip
-    pairs, _ = pairs_from_decisions(rows)
-    assert {p.chosen for p in pairs} == {"What scares you most about it?"}
-    assert {p.request.strategy for p in pairs} == {None}
-    assert "Strategy:" not in pairs[0].to_dpo_row()["prompt"]
+    pairs, stats = pairs_from_decisions(rows)
+    assert pairs == [] and stats.off_directive == 1
 
 
 def test_curriculum_prefers_groups_whose_scores_vary():
