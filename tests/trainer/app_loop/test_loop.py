@@ -20,7 +20,7 @@ pytest.importorskip("trl")
 
 pytestmark = pytest.mark.gui
 
-EDITED = "It sounds like your manager has been on your mind all week."
+EDITED = "It sounds like your manager has left you feeling stressed and anxious all week."
 OWN = "What would a calmer week look like for you?"
 
 
@@ -121,18 +121,23 @@ def test_the_loop_turns_decisions_made_in_the_app_into_a_registered_model(
     ]
     assert "C-017" not in (folder / "export.jsonl").read_text()
 
-    # Pairs per round: accepted over rejected and not chosen (2); the edit over its original and
-    # the two not chosen (3); the own words over the rejected and the two not chosen (3).
+    # Pairs: a kept text over a turned-down draft only under that draft's directive, when it
+    # carries out the same strategy. The accepted question is another move than the rejected
+    # reflection and the unchosen affirmation (no pair); the edited reflection is paired
+    # with its original reflection only; the own question with the unchosen question only.
     pairs = stages["pairs"]
-    assert (pairs["rounds"], pairs["pairs"], pairs["rounds_without_kept"]) == (3, 8, 0)
+    assert (pairs["rounds"], pairs["pairs"], pairs["rounds_without_kept"], pairs["off_directive"]) == (3, 2, 0, 6)
     assert pairs["decisions"] == {"accepted": 1, "edited": 1, "not_chosen": 5, "own": 1, "rejected": 2}
     written = [json.loads(line) for line in (folder / "pairs.jsonl").read_text().splitlines()]
-    assert len(written) == 8
-    assert sum(EDITED in p["chosen"] for p in written) == 3 and sum(OWN in p["chosen"] for p in written) == 3
+    assert sorted((p["chosen"].split("<")[0], p["rejected"].split("<")[0]) for p in written) == [
+        (EDITED, "It sounds like the worry has kept you on edge all week."),
+        (OWN, "What does your manager expect of you at night?"),
+    ]
+    assert "Strategy: Reflection" in next(p["prompt"] for p in written if EDITED in p["chosen"])
 
     # DPO (+NLL) trained from the given model, in the loop folder, on exactly those pairs.
     dpo = stages["dpo"]
-    assert dpo["global_step"] == 3 and dpo["app_pairs"] == 8 and dpo["simulated_pairs"] == 0
+    assert dpo["global_step"] == 3 and dpo["app_pairs"] == 2 and dpo["simulated_pairs"] == 0
     assert dpo["logprob_margin_after"] > dpo["logprob_margin_before"]
     assert "nll_weight = 1.0" in (folder / "dpo" / "config.toml").read_text()
 
@@ -149,7 +154,7 @@ def test_the_loop_turns_decisions_made_in_the_app_into_a_registered_model(
     assert [(m.id, Path(m.path), m.sha256) for m in models] == [
         (stages["register"]["model_id"], gguf.resolve(), verified.manifest.sha256)
     ]
-    for stage in ("export:", "pairs: 8 from 3 rounds", "dpo: 3 steps on 8 app", "gguf:", "register: model"):
+    for stage in ("export:", "pairs: 2 from 3 rounds", "dpo: 3 steps on 2 app", "gguf:", "register: model"):
         assert stage in out
 
 
