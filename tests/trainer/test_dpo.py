@@ -60,7 +60,8 @@ def test_dpo_on_app_decisions_raises_the_preference_margin(tiny_model, tmp_path,
     assert code == 0, capsys.readouterr().err
     info = _results(tmp_path / "app")
     assert tomllib.loads((tmp_path / "app" / "config.toml").read_text(encoding="utf-8"))["ld_alpha"] == 0.5
-    assert info["pairs"] == 4 and info["app_export"]["rounds"] == 4
+    # One pair under the pairing rule: the edit over its own original (trainer/preferences.py).
+    assert info["pairs"] == 1 and info["app_export"]["rounds"] == 4
     results = info["results"]
     assert results["global_step"] == 4
     assert results["logprob_margin_after"] > results["logprob_margin_before"]
