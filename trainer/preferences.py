@@ -3,9 +3,10 @@ simulated sessions scored by the reward pack.
 
 App decisions: within one suggestion round (same conversation, context and client
 words) the text that answered the client (an accepted suggestion, the edited final text,
-or the reply the therapist typed themselves, `own`) is preferred over every suggestion
+or the reply the therapist typed themselves, `own`) is preferred over each suggestion
 they turned down (rejected, or left `not_chosen` when another text answered) and over the
-original of an edit that changed it.
+original of an edit that changed it, when it makes the same move as that suggestion
+(below).
 Identical texts never make a pair; a round with nothing kept or nothing turned down
 gives none (counted in the stats, with how many rows had each decision).
 
